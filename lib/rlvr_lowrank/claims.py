@@ -154,3 +154,35 @@ def verdict_c1(reward_gap: list[float], test_gap: list[float]) -> dict:
     comparable_test = abs(tg["mean"]) <= t["max_test_gap"] and tg["ci"][1] <= t["max_test_gap_ci_hi"]
     out.update(lower_reward=bool(lower_reward), comparable_test=bool(comparable_test))
     return {**out, "verdict": HOLDS if (lower_reward and comparable_test) else FAILS}
+
+
+# ----------------------------------------------------------------------------------------------
+# C1 from run directories
+# ----------------------------------------------------------------------------------------------
+
+def run_curves(run) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(metrics, evals) of a finished run as DataFrames (refuses an unfinished run)."""
+    import pandas as pd
+
+    from . import io
+    from .train import require_done
+
+    run = require_done(run)
+    return pd.DataFrame(io.read_jsonl(run / "metrics.jsonl")), pd.DataFrame(io.read_jsonl(run / "evals.jsonl"))
+
+
+def c1_per_seed(full_run, pr1s_run, last_fraction: float = C1.thresholds["last_fraction"]) -> dict:
+    """Paired numbers of one seed: training reward over the last part of training, final evals."""
+    fm, fe = run_curves(full_run)
+    pm, pe = run_curves(pr1s_run)
+    n = int(min(fm["step"].max(), pm["step"].max()))
+    start = n - max(1, int(round(last_fraction * n)))
+    rf = float(fm.loc[fm["step"] > start, "reward"].mean())
+    rp = float(pm.loc[pm["step"] > start, "reward"].mean())
+    lf, lp = fe.iloc[-1], pe.iloc[-1]
+    return {"reward_full": rf, "reward_pr1s": rp, "reward_gap": rf - rp,
+            "test_full": float(lf["test_acc"]), "test_pr1s": float(lp["test_acc"]),
+            "test_gap": float(lf["test_acc"] - lp["test_acc"]),
+            "train_full": float(lf["train_acc"]), "train_pr1s": float(lp["train_acc"]),
+            "gap_train_test_full": float(lf["train_acc"] - lf["test_acc"]),
+            "gap_train_test_pr1s": float(lp["train_acc"] - lp["test_acc"])}

@@ -3,6 +3,7 @@
 Commands
   world       write the task splits and facts to data/tasks/ (deterministic)
   pretrain    pretrain the tiny base model into data/models/tiny-base/ and measure it
+  train       one GRPO run: --profile P --experiment E --seed S
   notebook    execute one notebook with papermill for a profile
   reproduce   execute every notebook of the pipeline for a profile (cached)
   readme      rewrite the generated blocks of README.md
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from . import io, paths, profiles
 
-PIPELINE = ["00_base_model"]  # notebooks run by `reproduce`, in order
+PIPELINE = ["00_base_model", "02_reward_overfitting"]  # notebooks run by `reproduce`, in order
 
 
 def _params_file(stem: str, profile: str) -> Path:
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--no-probe", action="store_true", help="skip the 100-step GRPO probe")
+    p = sub.add_parser("train", help="one GRPO run (reused when finished, resumed when interrupted)")
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--experiment", default="full")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("notebook", help="execute one notebook with papermill")
     p.add_argument("stem")
     p.add_argument("--profile", default="tiny")
@@ -140,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg.steps = args.steps
         metrics = pretrain.main(cfg, out_dir=args.out, probe=not args.no_probe)
         print(io.json.dumps(metrics["targets_met"], indent=2))
+    elif args.command == "train":
+        from . import train
+        print(train.train(args.profile, args.experiment, args.seed))
     elif args.command == "notebook":
         profiles.load(args.profile)
         run_notebook(args.stem, args.profile, force=args.force)

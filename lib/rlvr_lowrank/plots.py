@@ -65,3 +65,20 @@ def bars(values: Mapping[str, float], errors: Mapping[str, Sequence[float]] | No
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def reward_and_test_curves(curves: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Training reward (left) and greedy test / train-subset accuracy (right) vs step, one colour per arm,
+    seed bands (mean ± min/max over seeds). ``curves`` is long-form: arm, seed, step, metric, value."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metrics, ylabel in ((axes[0], ["reward (EMA 10)"], "training reward"),
+                                (axes[1], ["test_acc", "train_acc"], "greedy accuracy")):
+        data = curves[curves["metric"].isin(metrics)]
+        sns.lineplot(data=data, x="step", y="value", hue="arm", style="metric" if len(metrics) > 1 else None,
+                     errorbar=("pi", 100), estimator="mean", ax=ax)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(frameon=False, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

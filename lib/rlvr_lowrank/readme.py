@@ -46,7 +46,30 @@ def base_metrics_block(metrics: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"base-metrics": base_metrics_block}
+def c1_block() -> str:
+    path = paths.REPORTS / "tiny" / "c1.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 02 writes reports/tiny/c1.json)._"
+    v = io.read_json(path)
+    r, t = v["reward_gap"], v["test_gap"]
+    ps = v["per_seed"]
+    mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
+    return "\n".join([
+        "| C1 quantity (Full RL − PR1S, paired per seed) | mean | 95% bootstrap CI | seeds |",
+        "|---|---|---|---|",
+        f"| Δ training reward, last quarter of steps | {r['mean']:.3f} | [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |",
+        f"| Δ final greedy test accuracy | {t['mean']:.3f} | [{t['ci'][0]:.3f}, {t['ci'][1]:.3f}] | {t['n']} |",
+        "",
+        f"Final greedy accuracy on the RL training problems vs the test set: Full RL {mean('train_full'):.3f} vs "
+        f"{mean('test_full'):.3f}; PR1S ({v['pr1s']}) {mean('train_pr1s'):.3f} vs {mean('test_pr1s'):.3f}. "
+        f"Training reward over the last quarter: Full {mean('reward_full'):.3f}, PR1S {mean('reward_pr1s'):.3f}.",
+        "",
+        f"**Verdict (profile tiny): C1 {v['verdict']}** (thresholds in `claims.C1`: Δreward CI lower bound > 0 and "
+        "mean ≥ 0.02; |Δtest| ≤ 0.05 with CI upper bound ≤ 0.10)." + (f" {v['why']}." if v.get("why") else ""),
+    ])
+
+
+BLOCKS = {"base-metrics": base_metrics_block, "c1": c1_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

@@ -236,6 +236,10 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=train_dataset(cfg),
                           processing_class=tok, peft_config=peft_config,
                           callbacks=_make_callbacks(cfg, run, base_state, _eval_sets(cfg), quiet))
+    if quiet:  # smoke mode: no per-step log dicts on stdout (keeps nbval outputs small and stable)
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     resume = _latest_trainer_checkpoint(run)
     if resume is not None:
         _truncate_logs(run, int(resume.name.split("-")[1]))
