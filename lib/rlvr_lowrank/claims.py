@@ -186,3 +186,38 @@ def c1_per_seed(full_run, pr1s_run, last_fraction: float = C1.thresholds["last_f
             "train_full": float(lf["train_acc"]), "train_pr1s": float(lp["train_acc"]),
             "gap_train_test_full": float(lf["train_acc"] - lf["test_acc"]),
             "gap_train_test_pr1s": float(lp["train_acc"] - lp["test_acc"])}
+
+
+# ----------------------------------------------------------------------------------------------
+# C0 from run directories
+# ----------------------------------------------------------------------------------------------
+
+C0_VARIANTS = [("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("rankk", 2), ("rankk", 4), ("rankk", 8),
+               ("residual", 1), ("random", 1)]
+
+
+def c0_accuracies(run, items, variants=C0_VARIANTS, seed: int = 0) -> list[dict]:
+    """Greedy test accuracy of each substituted model built from a finished run's final weights.
+
+    Models follow AlphaRL's convention (rank1.build_substituted_model): non-target tensors at base;
+    "full" is W0 + ΔW on the target matrices (identical to the trained model here, since GRPO's only
+    other changes -- norms, embeddings -- are reset to base in every variant alike).
+    """
+    import copy
+
+    from . import evaluate, io, models, paths, rank1
+    from .train import _model_dir, require_done
+
+    run = require_done(run)
+    base, tok = models.load_model(_model_dir(io.read_yaml(run / "config.yaml")))
+    trained = copy.deepcopy(base)
+    missing, unexpected = trained.load_state_dict(io.load_tensors(run / "final" / "model.safetensors"), strict=False)
+    if unexpected or [m for m in missing if m != "lm_head.weight"]:
+        raise ValueError(f"{run}/final/model.safetensors does not match the base architecture "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    rows = []
+    for variant, k in variants:
+        m = rank1.build_substituted_model(base, trained, variant, k=k, seed=seed)
+        label = f"rank-{k}" if variant == "rankk" else variant
+        rows.append({"variant": label, "k": k, "test_acc": evaluate.greedy_accuracy(m, tok, items).accuracy})
+    return rows

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import io, paths, profiles
 
-PIPELINE = ["00_base_model", "02_reward_overfitting"]  # notebooks run by `reproduce`, in order
+PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting"]  # notebooks run by `reproduce`, in order
 
 
 def _params_file(stem: str, profile: str) -> Path:

@@ -69,7 +69,26 @@ def c1_block() -> str:
     ])
 
 
-BLOCKS = {"base-metrics": base_metrics_block, "c1": c1_block}
+def c0_block() -> str:
+    path = paths.REPORTS / "tiny" / "c0.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 01 writes reports/tiny/c0.json)._"
+    v = io.read_json(path)
+    lines = ["| substituted model (base + update of ΔW) | recovery of the full-RL gain | 95% bootstrap CI | seeds |",
+             "|---|---|---|---|"]
+    for name in ("normmatch", "trunc", "rank-2", "rank-4", "rank-8", "residual", "random"):
+        x = v["recovery"].get(name)
+        if x:
+            lines.append(f"| {name} | {x['mean']:.3f} | [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}] | {x['n']} |")
+    lines += ["", f"Full-RL gain in greedy test accuracy over the base: {v['gain']['mean']:.3f} "
+              f"[{v['gain']['ci'][0]:.3f}, {v['gain']['ci'][1]:.3f}].", "",
+              f"**Verdict (profile tiny): C0 {v['verdict']}** (thresholds in `claims.C0`: norm-matched rank-1 recovery "
+              "≥ 0.9 with CI lower bound ≥ 0.75; random-direction control CI upper bound < 0.25)."
+              + (f" {v['why']}." if v.get("why") else "")]
+    return "\n".join(lines)
+
+
+BLOCKS = {"base-metrics": base_metrics_block, "c0": c0_block, "c1": c1_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:
