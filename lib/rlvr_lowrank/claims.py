@@ -199,17 +199,18 @@ C0_VARIANTS = [("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("rankk
 def c0_accuracies(run, items, variants=C0_VARIANTS, seed: int = 0) -> list[dict]:
     """Greedy test accuracy of each substituted model built from a finished run's final weights.
 
-    Models follow AlphaRL's convention (rank1.build_substituted_model): non-target tensors at base;
-    "full" is W0 + ΔW on the target matrices (identical to the trained model here, since GRPO's only
-    other changes -- norms, embeddings -- are reset to base in every variant alike).
+    Models follow AlphaRL's convention (rank1.build_substituted_model): non-target tensors (norms,
+    embeddings) stay at base in every variant, including "full" = W0 + ΔW on the target matrices. So
+    "full" can differ slightly from the trained model; it is the denominator of the recovery, which
+    keeps every variant comparable (only the target-matrix update differs between them).
     """
     import copy
 
     from . import evaluate, io, models, paths, rank1
-    from .train import _model_dir, require_done
+    from .train import model_dir, require_done
 
     run = require_done(run)
-    base, tok = models.load_model(_model_dir(io.read_yaml(run / "config.yaml")))
+    base, tok = models.load_model(model_dir(io.read_yaml(run / "config.yaml")))
     trained = copy.deepcopy(base)
     missing, unexpected = trained.load_state_dict(io.load_tensors(run / "final" / "model.safetensors"), strict=False)
     if unexpected or [m for m in missing if m != "lm_head.weight"]:

@@ -77,7 +77,7 @@ def _validate(cfg: dict) -> None:
             raise ValueError(f"pr1s.variant must be 'trunc' or 'normmatch', got {cfg['pr1s'].get('variant')!r}")
 
 
-def _model_dir(cfg: dict) -> Path:
+def model_dir(cfg: dict) -> Path:
     p = Path(cfg["model"])
     return p if p.is_absolute() else paths.ROOT / p
 
@@ -219,7 +219,7 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
 
     torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
     torch.manual_seed(seed)
-    model, tok = models.load_model(_model_dir(cfg))
+    model, tok = models.load_model(model_dir(cfg))
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     peft_config = None
     if cfg.get("lora"):
