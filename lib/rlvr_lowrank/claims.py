@@ -222,3 +222,216 @@ def c0_accuracies(run, items, variants=C0_VARIANTS, seed: int = 0) -> list[dict]
         label = f"rank-{k}" if variant == "rankk" else variant
         rows.append({"variant": label, "k": k, "test_acc": evaluate.greedy_accuracy(m, tok, items).accuracy})
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# C3: heavy-tailed singular-value distributions
+# ----------------------------------------------------------------------------------------------
+
+def heavy_tail_fractions(table: "pd.DataFrame", suffix: str = "") -> dict:
+    """Fractions of matrices called heavy-tailed in an ``spectra.analyze_model`` table.
+
+    ``strict`` is the pre-registered C3 test (spectra.is_heavy_tailed: reliable fit, power law beats an
+    exponential tail with p < 0.05, 1.5 <= alpha <= 6). ``ww_band`` is the weaker reading common in
+    the WeightWatcher literature (a reliable fit with alpha <= 6, no likelihood-ratio test); it is
+    reported for information and never decides the verdict. ``suffix`` selects e.g. "_shuffled" or
+    "_delta" columns.
+    """
+    ht, rel, alpha = table[f"heavy_tailed{suffix}"], table[f"reliable{suffix}"], table[f"alpha{suffix}"]
+    return {"strict": float(ht.mean()), "ww_band": float((rel & (alpha <= 6.0)).mean()),
+            "reliable": float(rel.mean()), "median_alpha": float(alpha.median()), "n": int(len(table))}
+
+
+def verdict_c3(fraction_rl: list[float]) -> dict:
+    """Per-seed strict heavy-tailed fraction of the RL-trained model's target matrices.
+
+    Holds when the mean over seeds is >= min_fraction ("almost all"); the CI is reported.
+    """
+    f = summarize(fraction_rl)
+    out = {"fraction_rl": f}
+    if len(fraction_rl) < MIN_SEEDS:
+        return {**out, "verdict": INCONCLUSIVE, "why": f"{len(fraction_rl)} seed(s) < {MIN_SEEDS}"}
+    return {**out, "verdict": HOLDS if f["mean"] >= C3.thresholds["min_fraction"] else FAILS}
+
+
+# ----------------------------------------------------------------------------------------------
+# C4: alignment of the rank-1 singular vectors over training
+# ----------------------------------------------------------------------------------------------
+
+def trajectory_alignment(run) -> "pd.DataFrame":
+    """``spectra.alignment_table`` of a finished run's trajectory (component 0 = the rank-1 direction).
+
+    Steps where ΔW_t = 0 (step 0, before any update) are dropped: their singular vectors are
+    arbitrary. The final step is kept in the table (cos_final = 1 there by definition) and excluded by
+    :func:`c4_per_seed`.
+    """
+    from . import spectra, trajectory
+
+    traj = trajectory.load_trajectory(run)
+    by_step = {}
+    for t, step in enumerate(traj.steps):
+        factors = {n: (traj.U[n][t], traj.S[n][t], traj.V[n][t]) for n in traj.names if traj.S[n][t][0] > 0}
+        if factors:
+            by_step[int(step)] = factors
+    if len(by_step) < 2:
+        raise ValueError(f"{run}: fewer than two recorded steps with a non-zero update; nothing to align")
+    return spectra.alignment_table(by_step)
+
+
+def c4_per_seed(table: "pd.DataFrame") -> dict:
+    """One seed's C4 numbers: mean |cos(x(t), x(T))| over matrices and recorded steps t < T, for
+    x = u1 (left) and v1 (right), the random-vector baselines, and the pre-registered differences.
+    ``*_excess`` subtracts each side's own chance level (u and v can have different dimensions)."""
+    t = table[table["step"] < table.groupby("name")["step"].transform("max")]
+    u, v = t[t["side"] == "u"], t[t["side"] == "v"]
+    out = {"u_cos_final": float(u["cos_final"].mean()), "v_cos_final": float(v["cos_final"].mean()),
+           "u_baseline": float(u["baseline"].mean()), "v_baseline": float(v["baseline"].mean()),
+           "u_cos_prev": float(u["cos_prev"].mean()), "v_cos_prev": float(v["cos_prev"].mean())}
+    out["u_minus_v"] = out["u_cos_final"] - out["v_cos_final"]
+    out["u_minus_baseline"] = out["u_cos_final"] - out["u_baseline"]
+    out["u_excess_minus_v_excess"] = (out["u_cos_final"] - out["u_baseline"]) - (out["v_cos_final"] - out["v_baseline"])
+    return out
+
+
+def verdict_c4(u_minus_v: list[float], u_minus_baseline: list[float]) -> dict:
+    """Holds when the CIs over seeds of both differences have lower bounds above the thresholds (0)."""
+    t = C4.thresholds
+    a, b = summarize(u_minus_v), summarize(u_minus_baseline)
+    out = {"u_minus_v": a, "u_minus_baseline": b}
+    if len(u_minus_v) < MIN_SEEDS:
+        return {**out, "verdict": INCONCLUSIVE, "why": f"{len(u_minus_v)} seed(s) < {MIN_SEEDS}"}
+    ok = a["ci"][0] > t["min_u_minus_v"] and b["ci"][0] > t["min_u_minus_baseline"]
+    return {**out, "verdict": HOLDS if ok else FAILS}
+
+
+def run_spectra(run, base_state: dict) -> "pd.DataFrame":
+    """``spectra.analyze_model`` of a finished run's final weights with the entry-shuffled control and
+    the fit of ΔW = W − W_base (``*_shuffled`` and ``*_delta`` columns)."""
+    from . import io, spectra
+    from .train import require_done
+
+    run = require_done(run)
+    trained = io.load_tensors(run / "final" / "model.safetensors")
+    unknown = sorted(set(trained) - set(base_state))
+    if unknown:
+        raise ValueError(f"{run}/final/model.safetensors has tensors the base model lacks: {unknown[:3]}; "
+                         "was it trained from another base?")
+    state = {**base_state, **trained}
+    return spectra.analyze_model(state, shuffled_control=True, include_delta_from=base_state)
+
+
+# ----------------------------------------------------------------------------------------------
+# The claims report: reports/<profile>/claims.json and claims.md from the notebooks' c*.json
+# ----------------------------------------------------------------------------------------------
+
+# claim -> (notebook that measures it, figure it rests on, headline quantities as (label, key) in cN.json)
+SOURCES = {
+    "C0": ("01_rank1_dominance", "fig01_rank1_dominance", [("rank-1 norm-matched recovery", ("recovery", "normmatch")),
+                                                          ("random-direction recovery", ("recovery", "random"))]),
+    "C1": ("02_reward_overfitting", "fig02_reward_overfitting", [("Δ training reward (Full − PR1S)", ("reward_gap",)),
+                                                                ("Δ test accuracy (Full − PR1S)", ("test_gap",))]),
+    "C2": ("03_knowledge_loss", "fig03_knowledge_loss", [("knowledge drop (full − rank-1)", ("knowledge_drop",)),
+                                                        ("rank-1 math recovery", ("math_recovery",))]),
+    "C3": ("04_heavy_tails", "fig04_heavy_tailed_fraction", [("heavy-tailed fraction, Full-RL model", ("fraction_rl",))]),
+    "C4": ("05_alignment", "fig05_alignment", [("u-alignment − v-alignment", ("u_minus_v",)),
+                                              ("u-alignment − random baseline", ("u_minus_baseline",))]),
+}
+NOT_RUN = "not run"
+
+
+def profile_hash(profile: str) -> str:
+    """Hash of the profile's configuration; a claims report records it so a stale report is detected."""
+    from . import io, profiles
+
+    return io.config_hash(profiles.load(profile))
+
+
+def _dig(d: dict, keys: tuple) -> dict | None:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d if isinstance(d, dict) and "mean" in d else None
+
+
+def build_report(profile: str) -> dict:
+    """Gather C0–C4 from ``reports/<profile>/c*.json`` into ``claims.json`` and ``claims.md``.
+
+    A claim whose notebook has not written its file is reported as "not run" with the command that
+    produces it; a file written for another profile is an error (never silently mixed).
+    """
+    from . import io, paths
+
+    out_dir = paths.REPORTS / profile
+    claims_out = []
+    for cid, (notebook, figure, quantities) in SOURCES.items():
+        claim = CLAIMS[cid]
+        entry = {"id": cid, "paper": claim.paper, "test": claim.test, "thresholds": claim.thresholds,
+                 "notebook": f"notebooks/{notebook}.ipynb", "figure": f"figures/{profile}/{figure}.png"}
+        path = out_dir / f"{cid.lower()}.json"
+        if not path.exists():
+            entry.update(verdict=NOT_RUN, why=f"reports/{profile}/{path.name} is missing: run "
+                                              f"`python -m rlvr_lowrank notebook {notebook} --profile {profile}`",
+                         measured=[], seeds=0)
+        else:
+            res = io.read_json(path)
+            if res.get("profile") != profile:
+                raise ValueError(f"{path} was written for profile {res.get('profile')!r}, not {profile!r}; "
+                                 f"re-run `python -m rlvr_lowrank notebook {notebook} --profile {profile}`")
+            measured = []
+            for label, keys in quantities:
+                s = _dig(res, keys)
+                if s is not None:
+                    measured.append({"quantity": label, "mean": s["mean"], "ci": list(s["ci"]), "n": s["n"]})
+            entry.update(verdict=res["verdict"], why=res.get("why", ""), measured=measured,
+                         seeds=max((m["n"] for m in measured), default=0))
+        claims_out.append(entry)
+    report = {"profile": profile, "config_hash": profile_hash(profile), "claims": claims_out}
+    io.write_json(out_dir / "claims.json", report)
+    io.write_text(out_dir / "claims.md", report_markdown(report))
+    return report
+
+
+def _fmt_measured(measured: list[dict]) -> str:
+    if not measured:
+        return "—"
+    return "; ".join(f"{m['quantity']}: {m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" for m in measured)
+
+
+def results_table(report: dict) -> str:
+    """The markdown results table (README and claims.md): one row per claim."""
+    lines = ["| claim | measured (mean [95% CI]) | seeds | verdict | notebook → figure |", "|---|---|---|---|---|"]
+    for c in report["claims"]:
+        nb = c["notebook"].split("/")[-1]
+        lines.append(f"| {c['id']} | {_fmt_measured(c['measured'])} | {c['seeds']} | **{c['verdict']}** | "
+                     f"`{nb}` → `{c['figure'].split('/')[-1]}` |")
+    return "\n".join(lines)
+
+
+def report_markdown(report: dict) -> str:
+    lines = [f"# Claims report — profile `{report['profile']}` (config hash {report['config_hash']})", "",
+             "Generated by `python -m rlvr_lowrank claims` from the notebooks' outputs; do not edit.", "",
+             results_table(report), ""]
+    for c in report["claims"]:
+        lines += [f"## {c['id']}: {c['verdict']}", "", f"**Paper.** {c['paper']}", "", f"**Test.** {c['test']}", "",
+                  f"**Thresholds.** {c['thresholds']}", "", f"**Measured.** {_fmt_measured(c['measured'])} "
+                  f"({c['seeds']} seeds)." + (f" {c['why']}" if c.get("why") else ""), "",
+                  f"Notebook `{c['notebook']}`, figure `{c['figure']}`.", ""]
+    return "\n".join(lines)
+
+
+def load_report(profile: str) -> dict:
+    """``reports/<profile>/claims.json``, refusing one from another profile or an outdated config."""
+    from . import io, paths
+
+    path = paths.REPORTS / profile / "claims.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m rlvr_lowrank claims --profile {profile}` "
+                                f"(or `make reproduce PROFILE={profile}`)")
+    report = io.read_json(path)
+    if report.get("profile") != profile:
+        raise ValueError(f"{path} belongs to profile {report.get('profile')!r}, not {profile!r}")
+    if report.get("config_hash") != profile_hash(profile):
+        raise ValueError(f"{path} was made with config hash {report.get('config_hash')}, but configs/{profile}.yaml "
+                         f"now hashes to {profile_hash(profile)}: re-run `make reproduce PROFILE={profile}`")
+    return report

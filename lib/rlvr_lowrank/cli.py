@@ -6,6 +6,7 @@ Commands
   train       one GRPO run: --profile P --experiment E --seed S
   notebook    execute one notebook with papermill for a profile
   reproduce   execute every notebook of the pipeline for a profile (cached)
+  claims      gather C0-C4 into reports/<profile>/claims.json and claims.md
   readme      rewrite the generated blocks of README.md
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import io, paths, profiles
 
-PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting"]  # notebooks run by `reproduce`, in order
+PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting", "04_heavy_tails", "05_alignment"]  # notebooks run by `reproduce`, in order
 
 
 def _params_file(stem: str, profile: str) -> Path:
@@ -107,6 +108,10 @@ def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = N
     t0 = time.time()
     for stem in notebooks or PIPELINE:
         run_notebook(stem, profile, force=force)
+    from . import claims
+
+    report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+    print(claims.results_table(report))
     print(f"[reproduce] profile {profile}: finished in {time.time() - t0:.0f} s")
 
 
@@ -128,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("stem")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--force", action="store_true")
+    p = sub.add_parser("claims", help="write reports/<profile>/claims.json and claims.md")
+    p.add_argument("--profile", default="tiny")
     sub.add_parser("readme", help="rewrite the generated blocks of README.md from pipeline outputs")
     p = sub.add_parser("reproduce", help="execute the whole pipeline for a profile")
     p.add_argument("--profile", default="tiny")
@@ -153,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         run_notebook(args.stem, args.profile, force=args.force)
     elif args.command == "reproduce":
         reproduce(args.profile, force=args.force)
+    elif args.command == "claims":
+        from . import claims
+        report = claims.build_report(args.profile)
+        print(claims.results_table(report))
     elif args.command == "readme":
         from . import readme
         print("README.md updated" if readme.update() else "README.md already up to date")

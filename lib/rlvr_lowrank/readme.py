@@ -88,7 +88,60 @@ def c0_block() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"base-metrics": base_metrics_block, "c0": c0_block, "c1": c1_block}
+def claims_block() -> str:
+    """The results table, from reports/tiny/claims.json (refused if stale: other profile or config)."""
+    from . import claims
+
+    if not (paths.REPORTS / "tiny" / "claims.json").exists():
+        return "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
+    report = claims.load_report("tiny")
+    return claims.results_table(report) + f"\n\nProfile `tiny`, config hash `{report['config_hash']}`; " \
+        "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
+
+
+def c3_block() -> str:
+    path = paths.REPORTS / "tiny" / "c3.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 04 writes reports/tiny/c3.json)._"
+    v = io.read_json(path)
+    lines = ["| model | heavy-tailed fraction (pre-registered test) | weaker WW reading (reliable, α ≤ 6) | "
+             "entry-shuffled control | median α |", "|---|---|---|---|---|"]
+    for model, s in v["models"].items():
+        if model == "smollm2":
+            lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
+                         f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
+        else:
+            ci = lambda x: f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"  # noqa: E731
+            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {ci(s['strict'])} | {ci(s['ww_band'])} | "
+                         f"{ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
+    f = v["fraction_rl"]
+    lines += ["", f"**Verdict (profile tiny): C3 {v['verdict']}**: heavy-tailed fraction of the Full-RL model "
+              f"{f['mean']:.3f} [{f['ci'][0]:.3f}, {f['ci'][1]:.3f}] over {f['n']} seeds (threshold in `claims.C3`: "
+              "mean ≥ 0.9)." + (f" {v['why']}." if v.get("why") else "")]
+    return "\n".join(lines)
+
+
+def c4_block() -> str:
+    path = paths.REPORTS / "tiny" / "c4.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 05 writes reports/tiny/c4.json)._"
+    v = io.read_json(path)
+    lines = ["| arm | mean \\|cos(u1(t), u1(T))\\| | mean \\|cos(v1(t), v1(T))\\| | u − v (95% CI) | "
+             "u − random baseline (95% CI) | verdict |", "|---|---|---|---|---|---|"]
+    for arm, r in v["by_arm"].items():
+        ps = r["per_seed"]
+        mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
+        a, b = r["u_minus_v"], r["u_minus_baseline"]
+        lines.append(f"| {arm} ({len(ps)} seeds) | {mean('u_cos_final'):.3f} | {mean('v_cos_final'):.3f} | "
+                     f"{a['mean']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}] | {b['mean']:.3f} [{b['ci'][0]:.3f}, "
+                     f"{b['ci'][1]:.3f}] | {r['verdict']} |")
+    lines += ["", f"**Verdict (profile tiny, arm {v['arms'][0]}): C4 {v['verdict']}** (thresholds in `claims.C4`: "
+              "both CI lower bounds > 0)."]
+    return "\n".join(lines)
+
+
+BLOCKS = {"base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
+          "c3": c3_block, "c4": c4_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:
