@@ -40,3 +40,23 @@ def test_every_shipped_params_file_names_existing_parameters():
     for f in sorted((paths.NOTEBOOKS / "params").glob("*.yaml")):
         stem, profile = f.name.split(".")[:2]
         cli.notebook_parameters(stem, profile)
+
+
+def test_train_all_trains_missing_runs_once_then_reuses_them(tmp_path, monkeypatch):
+    import subprocess
+
+    from rlvr_lowrank import paths
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    monkeypatch.setenv("RLVR_RUNS_DIR", str(tmp_path))  # the child processes write there too
+    runs = cli.train_all("smoke", jobs=1, experiments=["full"])
+    assert [r.name for r in runs] == ["seed0"] and (runs[0] / "DONE").exists()
+    assert (tmp_path / "smoke" / "logs" / "full-seed0.log").exists()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run must not be trained again")
+
+    monkeypatch.setattr(subprocess, "call", no_training)
+    assert cli.train_all("smoke", jobs=2, experiments=["full"]) == runs
+    with pytest.raises(ValueError, match=r"unknown experiment\(s\) \['nope'\]"):
+        cli.train_all("smoke", experiments=["nope"])

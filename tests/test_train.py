@@ -69,3 +69,18 @@ def test_bad_experiment_settings_are_refused():
         train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 0}})
     with pytest.raises(ValueError, match="variant"):
         train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 2, "variant": "rank3"}})
+
+
+def test_a_run_being_trained_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    run = paths.run_dir("smoke", "full", 0)
+    run.mkdir(parents=True)
+    (run / ".lock").write_text(str(os.getpid()))  # a live process (this one) holds it
+    with pytest.raises(train.RunError, match=f"being trained by another process \\(pid {os.getpid()}\\)"):
+        train.train("smoke", "full", 0)
+    assert not (run / "DONE").exists()
+    (run / ".lock").write_text("999999999")  # no such process: an interrupted run's lock
+    assert train.train("smoke", "full", 0) == run
+    assert (run / "DONE").exists() and not (run / ".lock").exists()

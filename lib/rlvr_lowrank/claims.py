@@ -62,6 +62,10 @@ C2 = Claim(
     "math recovery >= min_math_recovery.",
     {"min_math_recovery": 0.8, "min_knowledge_drop": 0.05, "max_other_recovery": 0.5},
 )
+# How the two readings combine (fixed with the thresholds, before any C2 result existed): the paper's
+# "don't maintain other model knowledge" is about knowledge the model *had*, so reading 1 decides the C2
+# verdict; reading 2 is reported next to it with its own verdict. Reading 2 is "inconclusive" when the
+# multi-task run did not raise the skill (CI of the skill gain includes 0): there is no gain to keep.
 
 C3 = Claim(
     "C3",
@@ -225,6 +229,168 @@ def c0_accuracies(run, items, variants=C0_VARIANTS, seed: int = 0) -> list[dict]
 
 
 # ----------------------------------------------------------------------------------------------
+# C2: knowledge loss of the rank-1 component (issue 5)
+# ----------------------------------------------------------------------------------------------
+
+C2_AXES = ("math", "fact", "skill")  # math test split, knowledge probe, second (non-math) skill
+C2_VARIANTS = (("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("residual", 1))  # reading 1
+C2_MIX_VARIANTS = C2_VARIANTS + (("rankk", 2), ("rankk", 4), ("rankk", 8))  # reading 2: rank-k curves per task
+
+
+def c2_eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 300) -> dict:
+    """The three C2 axes: held-out math problems (spread over difficulties), facts, reversal test words."""
+    from . import tasks
+
+    test = tasks.load_items("math", "test")
+    facts = tasks.load_items("fact")
+    return {"math": test[:: max(1, len(test) // n_math)][:n_math], "fact": facts[: n_fact or len(facts)],
+            "skill": tasks.load_items("skill", "test")[:n_skill]}
+
+
+def c2_scores(model, tokenizer, sets: dict) -> dict:
+    """Per axis: greedy exact-match accuracy and the mean log-likelihood of the correct answer."""
+    from . import evaluate, models, tasks
+
+    out = {}
+    for axis, items in sets.items():
+        # a tokenizer lacking a character of the probe would score <unk> silently: refuse instead
+        models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in items])
+        out[f"{axis}_acc"] = evaluate.greedy_accuracy(model, tokenizer, items).accuracy
+        out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items).mean())
+    return out
+
+
+def load_run_pair(run):
+    """(base model, tokenizer, trained model) of a finished run; the trained model is its final weights."""
+    import copy
+
+    from . import io, models
+    from .train import model_dir, require_done
+
+    run = require_done(run)
+    base, tok = models.load_model(model_dir(io.read_yaml(run / "config.yaml")))
+    trained = copy.deepcopy(base)
+    missing, unexpected = trained.load_state_dict(io.load_tensors(run / "final" / "model.safetensors"), strict=False)
+    if unexpected or [m for m in missing if m != "lm_head.weight"]:
+        raise ValueError(f"{run}/final/model.safetensors does not match the base architecture "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return base, tok, trained
+
+
+def c2_model_scores(run, sets: dict, variants=C2_VARIANTS, include_trained: bool = False) -> list[dict]:
+    """``c2_scores`` of each substituted model built from a finished run (rank1.build_substituted_model),
+    plus, with ``include_trained``, of the run's own final model as trained (label = the experiment)."""
+    from . import io, rank1
+
+    base, tok, trained = load_run_pair(run)
+    rows = []
+    for variant, k in variants:
+        m = rank1.build_substituted_model(base, trained, variant, k=k)
+        rows.append({"model": f"rank-{k}" if variant == "rankk" else variant, **c2_scores(m, tok, sets)})
+    if include_trained:
+        rows.append({"model": io.read_yaml(run / "config.yaml")["experiment"], **c2_scores(trained, tok, sets)})
+    return rows
+
+
+def per_task_recovery(scores: "pd.DataFrame", tasks=("math", "skill"), metric: str = "acc") -> "pd.DataFrame":
+    """Recovery (as in C0) separately per task: one row per (seed, model, task).
+
+    ``scores``: one row per (seed, model) with columns ``<task>_<metric>``; it must hold the models
+    "base" and "full" of every seed. recovery = (x(model) − x(base)) / (x(full) − x(base)); the gain
+    x(full) − x(base) is returned alongside (recovery is NaN where the gain is 0).
+    """
+    import pandas as pd
+
+    rows = []
+    for seed, part in scores.groupby("seed"):
+        by_model = part.set_index("model")
+        missing = {"base", "full"} - set(by_model.index)
+        if missing:
+            raise ValueError(f"seed {seed}: per-task recovery needs the models {sorted(missing)}")
+        for task in tasks:
+            col = f"{task}_{metric}"
+            b, f = by_model.loc["base", col], by_model.loc["full", col]
+            for model, x in by_model[col].items():
+                rows.append({"seed": seed, "model": model, "task": task, "value": float(x), "gain": float(f - b),
+                             "recovery": recovery(x, b, f)})
+    return pd.DataFrame(rows)
+
+
+def paired_deltas(scores: "pd.DataFrame", reference: str = "base") -> "pd.DataFrame":
+    """Per (axis, measure, model): mean over seeds of x(model) − x(reference) of the same seed, with its
+    bootstrap CI. ``scores``: one row per (seed, model), columns ``<axis>_<measure>`` (c2_scores)."""
+    import pandas as pd
+
+    cols = [c for c in scores.columns if c not in ("seed", "model")]
+    ref = scores[scores["model"] == reference].set_index("seed")[cols]
+    if ref.empty:
+        raise ValueError(f"paired_deltas needs the reference model {reference!r} for every seed")
+    rows = []
+    for model, part in scores[scores["model"] != reference].groupby("model", sort=False):
+        diff = part.set_index("seed")[cols] - ref.loc[part["seed"]].values
+        for col in cols:
+            axis, measure = col.rsplit("_", 1)
+            s = summarize(diff[col].tolist())
+            rows.append({"axis": axis, "measure": measure, "model": model, "mean": s["mean"], "ci_lo": s["ci"][0],
+                         "ci_hi": s["ci"][1], "n": s["n"]})
+    return pd.DataFrame(rows)
+
+
+def verdict_c2(math_recovery: list[float], fact_drop: list[float], skill_drop: list[float],
+               mix_math_recovery: list[float] | None = None, mix_skill_recovery: list[float] | None = None,
+               mix_skill_gain: list[float] | None = None) -> dict:
+    """C2 (see ``C2``): reading 1 from the single-task runs, reading 2 from the multi-task runs.
+
+    ``fact_drop`` / ``skill_drop``: per seed, accuracy of the full model minus that of the norm-matched
+    rank-1 model on the knowledge probe / second skill. Reading 1 decides the verdict.
+    """
+    t = C2.thresholds
+    mr, fd, sd = summarize(math_recovery), summarize(fact_drop), summarize(skill_drop)
+    out = {"math_recovery": mr, "fact_drop": fd, "skill_drop": sd}
+    if len(math_recovery) < MIN_SEEDS:
+        out.update(verdict=INCONCLUSIVE, why=f"{len(math_recovery)} seed(s) < {MIN_SEEDS}")
+    else:
+        keeps_math = mr["mean"] >= t["min_math_recovery"]
+        loses = [name for name, d in (("knowledge probe", fd), ("second skill", sd))
+                 if d["mean"] >= t["min_knowledge_drop"] and d["ci"][0] > 0]
+        out.update(keeps_math=bool(keeps_math), loses=loses, verdict=HOLDS if keeps_math and loses else FAILS)
+    if mix_math_recovery is not None:
+        r2 = {"math_recovery": summarize(mix_math_recovery), "skill_recovery": summarize(mix_skill_recovery),
+              "skill_gain": summarize(mix_skill_gain)}
+        if len(mix_math_recovery) < MIN_SEEDS:
+            r2.update(verdict=INCONCLUSIVE, why=f"{len(mix_math_recovery)} seed(s) < {MIN_SEEDS}")
+        elif r2["skill_gain"]["ci"][0] <= 0:
+            r2.update(verdict=INCONCLUSIVE, why="multi-task RL did not raise the skill (gain CI includes 0)")
+        else:
+            ok = (r2["math_recovery"]["mean"] >= t["min_math_recovery"]
+                  and r2["skill_recovery"]["mean"] <= t["max_other_recovery"])
+            r2["verdict"] = HOLDS if ok else FAILS
+        out["reading2"] = r2
+    return out
+
+
+def top_direction_cosines(base_state: dict, a_state: dict, b_state: dict) -> "pd.DataFrame":
+    """Per target matrix, |cos| between the top singular vectors (u1 and v1) of two updates of the same base
+    (e.g. the merged rank-1 LoRA update vs the full-RL update), with the random-vector baseline sqrt(2/(π·dim))."""
+    import pandas as pd
+
+    from . import rank1
+
+    da, db = rank1.deltas(base_state, a_state), rank1.deltas(base_state, b_state)
+    rows = []
+    for name in da:
+        if float(da[name].abs().max()) == 0 or float(db[name].abs().max()) == 0:
+            continue  # a zero update has no direction
+        ua, _, va = rank1.svd_topk(da[name], 1, method="exact")
+        ub, _, vb = rank1.svd_topk(db[name], 1, method="exact")
+        m, n = da[name].shape
+        rows.append({"name": name, "type": rank1.matrix_type(name), "layer": rank1.layer_index(name),
+                     "cos_u": abs(float(ua[:, 0] @ ub[:, 0])), "cos_v": abs(float(va[:, 0] @ vb[:, 0])),
+                     "baseline_u": float(np.sqrt(2 / (np.pi * m))), "baseline_v": float(np.sqrt(2 / (np.pi * n)))})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
 # C3: heavy-tailed singular-value distributions
 # ----------------------------------------------------------------------------------------------
 
@@ -330,8 +496,11 @@ SOURCES = {
                                                           ("random-direction recovery", ("recovery", "random"))]),
     "C1": ("02_reward_overfitting", "fig02_reward_overfitting", [("Δ training reward (Full − PR1S)", ("reward_gap",)),
                                                                 ("Δ test accuracy (Full − PR1S)", ("test_gap",))]),
-    "C2": ("03_knowledge_loss", "fig03_knowledge_loss", [("knowledge drop (full − rank-1)", ("knowledge_drop",)),
-                                                        ("rank-1 math recovery", ("math_recovery",))]),
+    "C2": ("03_knowledge_loss", "fig03_knowledge_loss", [("rank-1 math recovery", ("math_recovery",)),
+                                                        ("fact drop (full − rank-1)", ("fact_drop",)),
+                                                        ("skill drop (full − rank-1)", ("skill_drop",)),
+                                                        ("multi-task RL: rank-1 skill recovery",
+                                                         ("reading2", "skill_recovery"))]),
     "C3": ("04_heavy_tails", "fig04_heavy_tailed_fraction", [("heavy-tailed fraction, Full-RL model", ("fraction_rl",))]),
     "C4": ("05_alignment", "fig05_alignment", [("u-alignment − v-alignment", ("u_minus_v",)),
                                               ("u-alignment − random baseline", ("u_minus_baseline",))]),

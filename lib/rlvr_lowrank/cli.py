@@ -4,6 +4,7 @@ Commands
   world       write the task splits and facts to data/tasks/ (deterministic)
   pretrain    pretrain the tiny base model into data/models/tiny-base/ and measure it
   train       one GRPO run: --profile P --experiment E --seed S
+  train-all   every experiment x seed of a profile, two runs at a time (cached, resumable)
   notebook    execute one notebook with papermill for a profile
   reproduce   execute every notebook of the pipeline for a profile (cached)
   claims      gather C0-C4 into reports/<profile>/claims.json and claims.md
@@ -19,7 +20,11 @@ from pathlib import Path
 
 from . import io, paths, profiles
 
-PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting", "04_heavy_tails", "05_alignment"]  # notebooks run by `reproduce`, in order
+PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting", "03_knowledge_loss", "04_heavy_tails",
+            "05_alignment", "06_linear_dynamics", "07_claims"]  # notebooks run by `reproduce`, in order
+
+
+READS_REPORTS = {"07_claims"}  # notebooks whose inputs are reports/<profile>/*.json rather than runs
 
 
 def _params_file(stem: str, profile: str) -> Path:
@@ -49,7 +54,7 @@ def notebook_parameters(stem: str, profile: str) -> dict:
 
 def _fingerprint(stem: str, profile: str, params: dict) -> str:
     """Hash of everything an executed notebook depends on: the notebook, its parameters, the library,
-    the shipped base model's metrics and the run directories' DONE markers of the profile."""
+    the shipped base model's metrics and the DONE markers of the runs it reads (_experiments_read)."""
     h = hashlib.sha256()
     h.update((paths.NOTEBOOKS / f"{stem}.ipynb").read_bytes())
     h.update(io.config_hash(params).encode())
@@ -58,11 +63,44 @@ def _fingerprint(stem: str, profile: str, params: dict) -> str:
     for f in (paths.TINY_BASE / "metrics.json", paths.CONFIGS / f"{profile}.yaml"):
         if f.exists():
             h.update(f.read_bytes())
+    if stem in READS_REPORTS:  # the claims notebook reads the other notebooks' outputs, not runs
+        for f in sorted((paths.REPORTS / profile).glob("*.json")):
+            if f.name != "claims.json":
+                h.update(f.name.encode() + f.read_bytes())
     runs = paths.RUNS / profile
-    if runs.exists():
-        for done in sorted(runs.glob("**/DONE")):
+    for experiment in sorted(_experiments_read({**_notebook_defaults(stem), **params}, profile)):
+        for done in sorted((runs / experiment).glob("seed*/DONE")):
             h.update(str(done.relative_to(runs)).encode() + done.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _notebook_defaults(stem: str) -> dict:
+    """The parameters cell's default values (literals only; others are skipped)."""
+    import ast
+
+    import papermill
+
+    out = {}
+    for name, spec in papermill.inspect_notebook(str(paths.NOTEBOOKS / f"{stem}.ipynb")).items():
+        try:
+            out[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            pass
+    return out
+
+
+def _experiments_read(params: dict, profile: str) -> set[str]:
+    """The profile's experiments a notebook reads: every experiment name among its parameter values
+    (FULL, PR1S, ARMS, SWEEP, ...), so finishing an unrelated run does not invalidate its cached output."""
+    names = set(profiles.load(profile).get("experiments", {}))
+    found, stack = set(), list(params.values())
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, str) and v in names:
+            found.add(v)
+    return found
 
 
 def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool = False) -> Path:
@@ -103,15 +141,65 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     return out
 
 
-def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = None) -> None:
-    profiles.load(profile)  # unknown profile -> clear error before anything runs
-    t0 = time.time()
-    for stem in notebooks or PIPELINE:
-        run_notebook(stem, profile, force=force)
-    from . import claims
+def train_all(profile: str, jobs: int = 2, experiments: list[str] | None = None) -> list[Path]:
+    """Train every experiment x seed of a profile that has no ``DONE`` yet, ``jobs`` runs at a time.
 
-    report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
-    print(claims.results_table(report))
+    Each run is its own ``python -m rlvr_lowrank train`` process (the profile pins one torch thread
+    per run, so two runs keep both cores of a 2-core machine busy; one process per run also keeps a
+    crash from taking the others down). Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``;
+    finished runs are reused and interrupted ones resume (train.train), so this is safe to re-run.
+    """
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import train
+
+    prof = profiles.load(profile)
+    names = experiments or list(prof.get("experiments", {}))
+    unknown = sorted(set(names) - set(prof.get("experiments", {})))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(prof['experiments'])}")
+    todo = [(e, s) for e in names for s in prof["seeds"] if not train.is_done(paths.run_dir(profile, e, s))]
+    done = len(names) * len(prof["seeds"]) - len(todo)
+    print(f"[train] profile {profile}: {done} run(s) cached, {len(todo)} to train with {jobs} process(es)", flush=True)
+    logs = paths.RUNS / profile / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def one(job):
+        e, s = job
+        t0 = time.time()
+        log = logs / f"{e}-seed{s}.log"
+        with open(log, "w") as fh:
+            rc = subprocess.call([sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
+                                  "--experiment", e, "--seed", str(s)], stdout=fh, stderr=subprocess.STDOUT)
+        status = "done" if rc == 0 else f"FAILED (exit {rc}); see {log.relative_to(paths.ROOT)}"
+        print(f"[train] {e} seed {s}: {status} in {time.time() - t0:.0f} s", flush=True)
+        return rc
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        codes = list(pool.map(one, todo))
+    failed = [f"{e}/seed{s}" for (e, s), rc in zip(todo, codes) if rc != 0]
+    if failed:
+        raise RuntimeError(f"training failed for {failed}; logs in {logs.relative_to(paths.ROOT)}; "
+                           "re-running resumes from the last checkpoint")
+    return [paths.run_dir(profile, e, s) for e in names for s in prof["seeds"]]
+
+
+def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = None, jobs: int = 2) -> None:
+    """Train what the profile needs, execute its notebooks (``pipeline:`` in the profile, default PIPELINE),
+    write the claims report when the pipeline has one, and print the total time."""
+    prof = profiles.load(profile)  # unknown profile -> clear error before anything runs
+    t0 = time.time()
+    stems = notebooks or prof.get("pipeline", PIPELINE)
+    if prof.get("experiments"):
+        train_all(profile, jobs=jobs)  # every run the notebooks read, both cores busy; cached when DONE
+    for stem in stems:
+        run_notebook(stem, profile, force=force)
+    if "07_claims" in stems:
+        from . import claims
+
+        report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+        print(claims.results_table(report))
     print(f"[reproduce] profile {profile}: finished in {time.time() - t0:.0f} s")
 
 
@@ -129,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--experiment", default="full")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dry-run", action="store_true", help="resolve and print the run and its launch command; load nothing")
+    p = sub.add_parser("train-all", help="train every experiment x seed of a profile (cached, resumable)")
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2: one per core)")
+    p.add_argument("--experiments", nargs="*", default=None)
     p = sub.add_parser("notebook", help="execute one notebook with papermill")
     p.add_argument("stem")
     p.add_argument("--profile", default="tiny")
@@ -154,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         print(io.json.dumps(metrics["targets_met"], indent=2))
     elif args.command == "train":
         from . import train
-        print(train.train(args.profile, args.experiment, args.seed))
+        if args.dry_run:
+            print(train.dry_run(args.profile, args.experiment, args.seed))
+        else:
+            print(train.train(args.profile, args.experiment, args.seed))
+    elif args.command == "train-all":
+        train_all(args.profile, jobs=args.jobs, experiments=args.experiments)
     elif args.command == "notebook":
         profiles.load(args.profile)
         run_notebook(args.stem, args.profile, force=args.force)

@@ -1,6 +1,7 @@
 """Repo-anchored paths, so notebooks, papermill, nbval and the CLI agree whatever their cwd."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -11,7 +12,7 @@ MODELS_DIR = DATA / "models"
 TINY_BASE = MODELS_DIR / "tiny-base"
 FIGURES = ROOT / "figures"
 REPORTS = ROOT / "reports"
-RUNS = ROOT / "runs"
+RUNS = Path(os.environ.get("RLVR_RUNS_DIR", ROOT / "runs"))  # override: tests, or runs on a scratch disk
 NOTEBOOKS = ROOT / "notebooks"
 
 

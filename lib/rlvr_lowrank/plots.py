@@ -190,3 +190,79 @@ def sweep_gaps(sweep: "pd.DataFrame", title: str = "") -> "plt.Figure":
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """C2 figure: change relative to the base model per axis (x) and model (hue), with 95% CIs; one panel
+    for exact-match accuracy and one for the answer log-likelihood. ``summary``: axis, measure
+    (acc | logp), model, mean, ci_lo, ci_hi (claims.paired_deltas)."""
+    import numpy as np
+
+    measures = [m for m in ("acc", "logp") if m in set(summary["measure"])]
+    fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 3.6), squeeze=False)
+    models = list(dict.fromkeys(summary["model"]))
+    width = 0.8 / max(1, len(models))
+    for ax, measure in zip(axes.flat, measures):
+        part = summary[summary["measure"] == measure]
+        axes_names = list(dict.fromkeys(part["axis"]))
+        for j, (model, colour) in enumerate(zip(models, sns.color_palette(n_colors=len(models)))):
+            rows = part[part["model"] == model].set_index("axis").reindex(axes_names)
+            x = np.arange(len(axes_names)) + (j - (len(models) - 1) / 2) * width
+            ax.bar(x, rows["mean"], width, color=colour, label=model,
+                   yerr=[rows["mean"] - rows["ci_lo"], rows["ci_hi"] - rows["mean"]], capsize=2)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(np.arange(len(axes_names)), axes_names)
+        ax.set_ylabel("Δ greedy accuracy vs base" if measure == "acc" else "Δ mean log p(answer) vs base")
+    axes.flat[0].legend(frameon=False, fontsize="small", ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def recovery_vs_rank(rec: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Recovery of the full-RL gain vs the rank k of the kept update, one line per task, seed bands.
+    ``rec``: task, k, seed, recovery (claims.per_task_recovery rows with a numeric k)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.lineplot(data=rec, x="k", y="recovery", hue="task", marker="o", errorbar=("pi", 100), ax=ax)
+    ax.axhline(1, color="grey", lw=0.8, ls=":")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("rank k of the kept update (truncated)")
+    ax.set_ylabel("recovery of the full-RL gain")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def extrapolation_curves(extra: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """Extrapolated / trained test accuracy vs the window's last step, one line per method, seed bands.
+    ``extra``: window, method, seed, ratio."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    sns.lineplot(data=extra, x="window", y="ratio", hue="method", marker="o", errorbar=("pi", 100), ax=ax)
+    ax.axhline(1, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("last step of the early window")
+    ax.set_ylabel("test accuracy / trained model's")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def claims_overview(report: dict, title: str = "") -> "plt.Figure":
+    """One row per measured quantity of the claims report: mean with its 95% CI, grouped by claim and
+    labelled with the claim's verdict (quantities have different units; zero is marked)."""
+    rows = [(c["id"], c["verdict"], m) for c in report["claims"] for m in c["measured"]]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1))
+    colours = dict(zip(("holds", "does not hold", "inconclusive"), sns.color_palette(n_colors=3)))
+    for i, (cid, verdict, m) in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.errorbar(m["mean"], y, xerr=[[m["mean"] - m["ci"][0]], [m["ci"][1] - m["mean"]]], fmt="o", capsize=3,
+                    color=colours.get(verdict, "grey"))
+    ax.set_yticks(range(len(rows)), [f"{cid} ({verdict}): {m['quantity']}" for cid, verdict, m in reversed(rows)],
+                  fontsize="small")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("measured value (mean, 95% CI over seeds)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

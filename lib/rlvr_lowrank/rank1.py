@@ -468,6 +468,40 @@ def _summary(diags: list[dict]) -> dict:
     }
 
 
+@torch.no_grad()
+def effective_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights the model computes with, under the plain (base model's) parameter names.
+
+    For a peft LoRA model this merges on the fly, W = W0 + B·A·(lora_alpha / r) for every active
+    adapter (peft's own ``get_delta_weight``), without modifying the model, so the trajectory
+    recorder and the checkpoints see the same matrices as for full fine-tuning. For any other model
+    it is ``model.state_dict()``.
+    """
+    try:
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # peft is a project dependency, but keep the plain path working without it
+        return model.state_dict()
+    if not isinstance(model, PeftModel):
+        return model.state_dict()
+    base = model.get_base_model()
+    out = {}
+    for key, value in base.state_dict().items():
+        if ".lora_" in key:
+            continue
+        out[key.replace(".base_layer.", ".")] = value
+    for name, module in base.named_modules():
+        if isinstance(module, LoraLayer):
+            w = module.base_layer.weight.detach().clone()
+            for adapter in module.active_adapters:
+                # an adapter merged in place (peft merge_adapter) is already inside base_layer.weight:
+                # adding it again would count the update twice
+                if adapter in module.lora_A and adapter not in module.merged_adapters:
+                    w += module.get_delta_weight(adapter).to(w.dtype)
+            out[f"{name}.weight"] = w
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # OP5: Periodic Rank-1 Substitution inside the Trainer
 # ----------------------------------------------------------------------------------------------
@@ -678,6 +712,7 @@ class PeriodicRank1Callback(TrainerCallback):
                   "anchor": self.anchor, "every": self.every, "seconds": time.perf_counter() - t0,
                   **summary, "matrices": diags}
         self.history.append(record)
+        self.seconds = getattr(self, "seconds", 0.0) + record["seconds"]  # total time spent substituting (benchmarks)
         if write_log and self.log_path is not None:
             from .io import append_jsonl
 

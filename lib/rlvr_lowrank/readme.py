@@ -140,8 +140,72 @@ def c4_block() -> str:
     return "\n".join(lines)
 
 
+def _ci(x: dict) -> str:
+    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+
+
+def c2_block() -> str:
+    path = paths.REPORTS / "tiny" / "c2.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 03 writes reports/tiny/c2.json)._"
+    v = io.read_json(path)
+    import pandas as pd
+
+    scores = pd.DataFrame(v["scores"]).drop(columns="seed").groupby("model", sort=False).mean()
+    cols = [f"{a}_{m}" for m in ("acc", "logp") for a in ("math", "fact", "skill")]
+    lines = ["| model (mean over seeds) | math acc | fact acc | skill acc | math log p | fact log p | skill log p |",
+             "|---|---|---|---|---|---|---|"]
+    for model, row in scores.iterrows():
+        lines.append(f"| {model} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    r2 = v.get("reading2", {})
+    lora = v.get("lora", {})
+    cos = lora.get("direction_cosines", {})
+    lines += ["",
+              f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): math recovery "
+              f"{_ci(v['math_recovery'])}, knowledge-probe drop (full − rank-1) {_ci(v['fact_drop'])}, skill drop "
+              f"{_ci(v['skill_drop'])} over {v['math_recovery']['n']} seeds. "
+              f"**Verdict (profile tiny): C2 {v['verdict']}** (thresholds in `claims.C2`: math recovery ≥ 0.8 and a "
+              "drop ≥ 0.05 with CI lower bound > 0 on the probe or the skill)." + (f" {v['why']}." if v.get("why") else ""),
+              ""]
+    if r2:
+        lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain {_ci(r2['skill_gain'])}; "
+                     f"rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, of the skill gain "
+                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}**" + (f" ({r2['why']})" if r2.get("why") else "")
+                     + " (holds if math recovery ≥ 0.8 while skill recovery ≤ 0.5).")
+        lines.append("")
+    if cos:
+        mean = lambda k: sum(c[k] for c in cos.values()) / len(cos)  # noqa: E731
+        lines.append(f"**Rank-1 LoRA arm:** the merged LoRA update has rank 1 (max σ2/σ1 = "
+                     f"{lora['max_sigma2_over_sigma1']:.1e}); |cos| of its direction with the full update's top "
+                     f"singular vectors, mean over matrix types: u1 {mean('cos_u'):.3f}, v1 {mean('cos_v'):.3f} "
+                     f"(random baselines {mean('baseline_u'):.3f}, {mean('baseline_v'):.3f}).")
+    return "\n".join(lines)
+
+
+def dynamics_block() -> str:
+    path = paths.REPORTS / "tiny" / "dynamics.json"
+    if not path.exists():
+        return "_Not produced yet: run `make reproduce` (notebook 06 writes reports/tiny/dynamics.json)._"
+    v = io.read_json(path)
+    lines = ["| extrapolation (window → final step) | test accuracy / trained model's (95% CI) | steps saved |",
+             "|---|---|---|"]
+    for key, r in v["extrapolation"].items():
+        saved = "— (stop-early reference)" if r["steps_saved"] is None else f"{r['steps_saved']:.2f}"
+        lines.append(f"| {key} | {_ci(r['ratio'])} | {saved} |")
+    lines.append("")
+    g = v.get("sigma1_growth")
+    if g:
+        lines.append(f"Mean σ1(ΔW_t) over matrices and seeds: {g['at_window']:.3f} at step {g['window']}, "
+                     f"{g['at_final']:.3f} at step {g['final_step']}; a straight line through the window predicts "
+                     f"{g['linear_at_final']:.3f} at step {g['final_step']}.")
+        lines.append("")
+    lines.append("PLS linear dynamics (median over matrices and seeds): " + "; ".join(
+        f"{signal}: R² {m['r2']:.2f}, leave-one-out R² {m['r2_loo']:.2f}" for signal, m in v["pls_median"].items()) + ".")
+    return "\n".join(lines)
+
+
 BLOCKS = {"base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
-          "c3": c3_block, "c4": c4_block}
+          "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

@@ -322,3 +322,79 @@ def check_task_mix(tasks: Iterable[str]) -> None:
     unknown = sorted(set(tasks) - {"math", "skill", "fact"})
     if unknown:
         raise ValueError(f"no verifier for task(s) {unknown}; tasks with verifiers: {TASKS}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Real math data (paper-* profiles): the answer is the last \boxed{...} of the completion
+# ----------------------------------------------------------------------------------------------
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` in ``text`` (nested braces balanced), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i, depth = start + len("\\boxed{"), 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j]
+    return None
+
+
+def _normalize_boxed(s: str) -> str:
+    s = s.strip().rstrip(".").replace("\\!", "").replace("\\,", "").replace("$", "")
+    s = re.sub(r"\\(?:d|t)?frac", r"\\frac", s)
+    return re.sub(r"\s+", "", s)
+
+
+def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
+    """TRL reward for MATH-style data (paper-* profiles): 1.0 when the last ``\\boxed{}`` of the completion
+    equals the reference after light normalisation (spaces, ``$``, ``\\!``, ``dfrac``/``tfrac``), else 0.0.
+
+    A strict, dependency-free verifier; on a GPU box ``math-verify`` (open-r1's ``accuracy_reward``)
+    accepts more equivalent forms and can be passed instead. Never raises.
+    """
+    out = []
+    for c, a in zip(completions, answer):
+        try:
+            text = _completion_text(c)
+            got = last_boxed(text) if text else None
+            ref = last_boxed(a) or a
+            out.append(1.0 if got is not None and _normalize_boxed(got) == _normalize_boxed(ref) else 0.0)
+        except Exception:
+            out.append(0.0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# An easy task for a real small model (smollm2 profile): two-number addition in plain words
+# ----------------------------------------------------------------------------------------------
+
+def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 99) -> list[Item]:
+    """``Question: What is a + b?\nAnswer:`` with 1-2 digit operands; SmolLM2-135M-Instruct solves part of
+    them (a task it can improve on with GRPO, issue 3 item 7). Deterministic for a seed."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(n):
+        a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
+        items.append(Item("add", "rl_train", f"Question: What is {a} + {b}?\nAnswer:", str(a + b), len(str(max(a, b)))))
+    return items
+
+
+_FIRST_INT = re.compile(r"-?[0-9]+")
+
+
+def first_number_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
+    """1.0 when the first integer of the completion equals the answer (lenient: a chatty model may add
+    words around it), else 0.0. Never raises."""
+    out = []
+    for c, a in zip(completions, answer):
+        text = _completion_text(c) or ""
+        m = _FIRST_INT.search(text[:64])
+        out.append(1.0 if m and m.group(0) == str(a).strip() else 0.0)
+    return out
+
+
+REWARDS = {"math": math_reward, "skill": skill_reward, "task": task_reward, "boxed_math": boxed_math_reward,
+           "first_number": first_number_reward}
+

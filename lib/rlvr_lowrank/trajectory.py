@@ -26,7 +26,7 @@ import torch
 from transformers import TrainerCallback
 
 from . import io
-from .rank1 import target_names
+from .rank1 import effective_state_dict, target_names
 
 _DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -66,7 +66,7 @@ class TrajectoryRecorder(TrainerCallback):
         import time
 
         t0 = time.perf_counter()
-        tensors = snapshot(model.state_dict(), self.base, self.k, self.factor_dtype)
+        tensors = snapshot(effective_state_dict(model), self.base, self.k, self.factor_dtype)
         io.save_tensors(self.out_dir / f"step-{step:05d}.safetensors", tensors, metadata={"step": str(step)})
         self.seconds += time.perf_counter() - t0
 
