@@ -48,3 +48,24 @@ def test_boxed_math_reward():
         [r"\frac{1}{2}", "3", "3", "3", "3", r"\boxed{42}"])
     assert r == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     assert tasks.last_boxed(r"\boxed{x^{2}+\frac{a}{b}}") == r"x^{2}+\frac{a}{b}"
+
+
+def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
+    cfg = train.resolve_config("smollm2", "grpo_add", 0)
+    assert cfg["model"] == train.SMOLLM2_MODEL and train.reward_function(cfg) is tasks.addition_reward
+    ds = train.train_dataset(cfg)
+    assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"].isdigit()
+    assert "grpo_add" not in (profiles.load("smollm2").get("experiments") or {})  # never trained by make reproduce
+    assert train.resolve_config("smollm2", "grpo_add_pr1s_k5", 0)["pr1s"]["every"] == 5
+
+
+def test_addition_items_and_reward():
+    items = tasks.addition_items(n=50)
+    assert items == tasks.addition_items(n=50)  # deterministic
+    for it in items:
+        a, b = [int(x) for x in it.prompt.split("What is ")[1].split("?")[0].split(" + ")]
+        assert 1 <= a <= 9 and 1 <= b <= 9 and it.answer == str(a + b)
+    r = tasks.addition_reward(["12", "7 + 5 = 12, which is", "7 + 5 = 13", "The answer is 12.", "", None,
+                               [{"role": "assistant", "content": "7 + 5 = 12"}], "-12"],
+                              ["12"] * 8)
+    assert r == [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]

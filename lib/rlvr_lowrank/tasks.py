@@ -367,34 +367,37 @@ def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) ->
 
 
 # ----------------------------------------------------------------------------------------------
-# An easy task for a real small model (smollm2 profile): two-number addition in plain words
+# An easy task for a real small model (smollm2 profile): one-digit addition, asked in a chat turn
 # ----------------------------------------------------------------------------------------------
 
-def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 99) -> list[Item]:
-    """``Question: What is a + b?\nAnswer:`` with 1-2 digit operands; SmolLM2-135M-Instruct solves part of
-    them (a task it can improve on with GRPO, issue 3 item 7). Deterministic for a seed."""
+def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 9) -> list[Item]:
+    """``What is a + b? Reply with only the number.`` (sent as a user chat turn) with operands 1..9.
+    SmolLM2-135M-Instruct answers about two thirds of them greedily (measured when this was written),
+    so GRPO has room to improve it (issue 3 item 7). Deterministic for a seed."""
     rng = random.Random(seed)
     items = []
     for _ in range(n):
         a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
-        items.append(Item("add", "rl_train", f"Question: What is {a} + {b}?\nAnswer:", str(a + b), len(str(max(a, b)))))
+        items.append(Item("add", "rl_train", f"What is {a} + {b}? Reply with only the number.", str(a + b), 1))
     return items
 
 
-_FIRST_INT = re.compile(r"-?[0-9]+")
+_INT = re.compile(r"-?[0-9]+")
+_AFTER_EQ = re.compile(r"=\s*(-?[0-9]+)")
 
 
-def first_number_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-    """1.0 when the first integer of the completion equals the answer (lenient: a chatty model may add
-    words around it), else 0.0. Never raises."""
+def addition_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
+    """1.0 when the completion's answer equals the reference, else 0.0. The answer is the integer after the
+    first ``=`` if there is one (the model often restates ``7 + 5 = 12``), else the first integer. Never raises."""
     out = []
     for c, a in zip(completions, answer):
-        text = _completion_text(c) or ""
-        m = _FIRST_INT.search(text[:64])
-        out.append(1.0 if m and m.group(0) == str(a).strip() else 0.0)
+        text = (_completion_text(c) or "")[:MAX_COMPLETION_CHARS]
+        m = _AFTER_EQ.search(text)
+        got = m.group(1) if m else (_INT.findall(text)[:1] or [None])[0]
+        out.append(1.0 if got == str(a).strip() else 0.0)
     return out
 
 
 REWARDS = {"math": math_reward, "skill": skill_reward, "task": task_reward, "boxed_math": boxed_math_reward,
-           "first_number": first_number_reward}
+           "addition": addition_reward}
 

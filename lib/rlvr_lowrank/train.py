@@ -125,7 +125,8 @@ def train_dataset(cfg: dict):
     from datasets import Dataset, load_dataset
 
     if cfg.get("data") == "addition":  # smollm2 profile: a built-in easy task for a real model
-        return Dataset.from_list([{"prompt": it.prompt, "answer": it.answer} for it in tasks.addition_items()])
+        return Dataset.from_list([{"prompt": [{"role": "user", "content": it.prompt}], "answer": it.answer}
+                                  for it in tasks.addition_items()])  # conversational: TRL applies the chat template
     if cfg.get("data"):
         path = Path(cfg["data"]["train"])
         path = path if path.is_absolute() else paths.ROOT / path
