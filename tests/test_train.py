@@ -84,3 +84,21 @@ def test_a_run_being_trained_by_a_live_process_is_refused_and_a_stale_lock_is_ta
     (run / ".lock").write_text("999999999")  # no such process: an interrupted run's lock
     assert train.train("smoke", "full", 0) == run
     assert (run / "DONE").exists() and not (run / ".lock").exists()
+
+
+def test_a_raising_or_nan_reward_is_a_clear_error_and_none_passes():
+    def exploding(completions, **kw):
+        raise KeyError("answer")
+
+    def nan_reward(completions, **kw):
+        return [0.5, float("nan")]
+
+    wrapped = train.guarded_reward(exploding)
+    assert wrapped.__name__ == "exploding"  # TRL's per-reward log key is kept
+    with pytest.raises(train.RewardError, match=r"exploding raised KeyError.*'Q:1\+2='"):
+        wrapped(["Q:1+2="], answer=["3"])
+    with pytest.raises(train.RewardError, match="1 non-finite reward"):
+        train.guarded_reward(nan_reward)(["a", "b"])
+    assert train.guarded_reward(lambda c, **k: [1.0, None])(["a", "b"]) == [1.0, None]
+    from rlvr_lowrank import tasks
+    assert train.guarded_reward(tasks.math_reward)(["1+2=3,A:3."], answer=["3"]) == [1.0]

@@ -273,6 +273,38 @@ def reward_function(cfg: dict):
     return tasks.math_reward if cfg["tasks"] == ["math"] else tasks.task_reward
 
 
+class RewardError(RuntimeError):
+    """A reward function raised or returned a non-finite value; the run stays resumable."""
+
+
+def guarded_reward(fn):
+    """Wrap a TRL reward function so a failure is a clear error instead of a silent wrong reward.
+
+    An exception inside ``fn`` becomes a RewardError naming the function and the first completion;
+    a NaN/Inf reward is refused (it would poison the group's advantages). ``None`` stays allowed: it is
+    TRL's "not applicable to this sample" for multi-reward setups. The run directory is left as it is
+    (no DONE), so re-running the same command after the fix resumes from the last checkpoint.
+    """
+    import functools
+    import math
+
+    @functools.wraps(fn)  # TRL logs rewards/<__name__>/mean
+    def wrapped(completions, *args, **kwargs):
+        try:
+            out = fn(completions, *args, **kwargs)
+        except Exception as e:
+            first = repr(completions[0])[:80] if len(completions) else "<none>"
+            raise RewardError(f"reward function {fn.__name__} raised {type(e).__name__}: {e} "
+                              f"(first completion of the batch: {first}); fix it and re-run: the run resumes") from e
+        bad = [r for r in out if r is not None and not math.isfinite(float(r))]
+        if bad:
+            raise RewardError(f"reward function {fn.__name__} returned {len(bad)} non-finite reward(s) "
+                              f"(e.g. {bad[0]}) for {len(out)} completions; rewards must be finite numbers or None")
+        return out
+
+    return wrapped
+
+
 def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
     """Resolve a run without loading a model or touching the network: the config (with GRPOConfig field
     names checked), the local paths it needs and whether they exist, and the launch command. Returns text."""
@@ -381,7 +413,7 @@ def _train(cfg: dict, h: str, run: Path, main: bool, quiet: bool) -> Path:
         check_lora_targets(model, cfg["lora"])
         peft_config = LoraConfig(**cfg["lora"])
     args = GRPOConfig(**grpo_kwargs(cfg, run, quiet))
-    reward = reward_function(cfg)
+    reward = guarded_reward(reward_function(cfg))
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=train_dataset(cfg),
                           processing_class=tok, peft_config=peft_config,
                           callbacks=_make_callbacks(cfg, run, base_state, _eval_sets(cfg), quiet))
