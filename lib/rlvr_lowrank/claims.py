@@ -208,18 +208,9 @@ def c0_accuracies(run, items, variants=C0_VARIANTS, seed: int = 0) -> list[dict]
     "full" can differ slightly from the trained model; it is the denominator of the recovery, which
     keeps every variant comparable (only the target-matrix update differs between them).
     """
-    import copy
+    from . import evaluate, rank1
 
-    from . import evaluate, io, models, paths, rank1
-    from .train import model_dir, require_done
-
-    run = require_done(run)
-    base, tok = models.load_model(model_dir(io.read_yaml(run / "config.yaml")))
-    trained = copy.deepcopy(base)
-    missing, unexpected = trained.load_state_dict(io.load_tensors(run / "final" / "model.safetensors"), strict=False)
-    if unexpected or [m for m in missing if m != "lm_head.weight"]:
-        raise ValueError(f"{run}/final/model.safetensors does not match the base architecture "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    base, tok, trained = load_run_pair(run)
     rows = []
     for variant, k in variants:
         m = rank1.build_substituted_model(base, trained, variant, k=k, seed=seed)
@@ -241,9 +232,8 @@ def c2_eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 30
     """The three C2 axes: held-out math problems (spread over difficulties), facts, reversal test words."""
     from . import tasks
 
-    test = tasks.load_items("math", "test")
     facts = tasks.load_items("fact")
-    return {"math": test[:: max(1, len(test) // n_math)][:n_math], "fact": facts[: n_fact or len(facts)],
+    return {"math": tasks.spread_subset(tasks.load_items("math", "test"), n_math), "fact": facts[: n_fact or len(facts)],
             "skill": tasks.load_items("skill", "test")[:n_skill]}
 
 

@@ -30,18 +30,16 @@ import torch
 
 
 def sign_align(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AlphaRL's sign alignment (§2.2 step 2): walk from the last vector to the first and flip u(t)
-    whenever cos(u(t), u(t+1)) < 0, so the final vector's sign is the reference.
+    """AlphaRL's sign alignment (spectra.sign_align), plus the sign applied to each step.
 
-    ``vectors``: [T, d]. Returns (aligned [T, d], signs [T] of ±1).
+    ``vectors``: [T, d]. Returns (aligned [T, d], signs [T] of ±1); the extrapolation needs the signs to
+    flip v1 together with u1.
     """
-    v = np.array(vectors, dtype=np.float64, copy=True)
-    signs = np.ones(len(v))
-    for t in range(len(v) - 2, -1, -1):
-        if float(v[t] @ v[t + 1]) < 0:
-            v[t] = -v[t]
-            signs[t] = -1.0
-    return v, signs
+    from .spectra import sign_align as _align
+
+    v = np.asarray(vectors, dtype=np.float64)
+    aligned = _align(v)
+    return aligned, np.where(np.all(aligned == v, axis=1), 1.0, -1.0)
 
 
 def pls_r2(X: np.ndarray, y: Sequence[float]) -> dict:

@@ -69,7 +69,7 @@ class SpectralMonitor(TrainerCallback):
             w = current[name].detach().float().cpu()
             dw = w - w0
             fro2 = float((dw * dw).sum())
-            row = {"name": name, "hill_alpha": spectra.hill_alpha(torch.linalg.svdvals(w).double().numpy() ** 2)}
+            row = {"name": name, "hill_alpha": spectra.hill_alpha(spectra.esd(w, dtype=torch.float32))}
             if fro2 > 0:
                 U, S, _ = rank1.svd_topk(dw, 1)
                 row["rank1_energy"] = float(S[0]) ** 2 / fro2

@@ -46,6 +46,10 @@ def base_metrics_block(metrics: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def _ci(x: dict) -> str:
+    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+
+
 def c1_block() -> str:
     path = paths.REPORTS / "tiny" / "c1.json"
     if not path.exists():
@@ -111,12 +115,11 @@ def c3_block() -> str:
             lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
                          f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
         else:
-            ci = lambda x: f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"  # noqa: E731
-            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {ci(s['strict'])} | {ci(s['ww_band'])} | "
-                         f"{ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
+            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
+                         f"{_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
     f = v["fraction_rl"]
     lines += ["", f"**Verdict (profile tiny): C3 {v['verdict']}**: heavy-tailed fraction of the Full-RL model "
-              f"{f['mean']:.3f} [{f['ci'][0]:.3f}, {f['ci'][1]:.3f}] over {f['n']} seeds (threshold in `claims.C3`: "
+              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.C3`: "
               "mean ≥ 0.9)." + (f" {v['why']}." if v.get("why") else "")]
     return "\n".join(lines)
 
@@ -138,10 +141,6 @@ def c4_block() -> str:
     lines += ["", f"**Verdict (profile tiny, arm {v['arms'][0]}): C4 {v['verdict']}** (thresholds in `claims.C4`: "
               "both CI lower bounds > 0)."]
     return "\n".join(lines)
-
-
-def _ci(x: dict) -> str:
-    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
 
 
 def c2_block() -> str:

@@ -227,6 +227,12 @@ def load_items(task: str, split: str = "test", directory: Path | None = None) ->
     return [Item(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
+def spread_subset(items: Sequence[Item], n: int) -> list[Item]:
+    """``n`` items taken at an even stride (the splits are ordered by difficulty, so every difficulty
+    keeps its share): the evaluation subsets of training runs, C2 and the notebooks."""
+    return list(items[:: max(1, len(items) // n)][:n])
+
+
 def reserved_keys(directory: Path | None = None) -> tuple[set[tuple[int, int]], set[str]]:
     """Operand pairs and words that pretraining must never emit (test and rl_train splits)."""
     math_keys, words = set(), set()

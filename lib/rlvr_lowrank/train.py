@@ -22,6 +22,7 @@ trainer checkpoint; a run whose hash differs is refused (delete it or change the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import time
@@ -80,12 +81,12 @@ def _validate(cfg: dict) -> None:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")
     if cfg.get("reward") is not None and cfg["reward"] not in tasks.REWARDS:
         raise ValueError(f"unknown reward {cfg['reward']!r}; rewards: {sorted(tasks.REWARDS)}")
-    from trl import GRPOConfig  # a misspelled GRPOConfig field must fail here, not after loading a model
+    import trl  # a misspelled GRPOConfig field must fail here, not after loading a model
 
-    known = {f.name for f in __import__("dataclasses").fields(GRPOConfig)} | {"threads"}
+    known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | {"threads"}
     unknown = sorted(set(cfg["train"]) - known)
     if unknown:
-        raise ValueError(f"train: {unknown} are not GRPOConfig fields (trl {__import__('trl').__version__}); "
+        raise ValueError(f"train: {unknown} are not GRPOConfig fields (trl {trl.__version__}); "
                          "check the spelling in configs/<profile>.yaml")
     if cfg["pr1s"]:
         every = cfg["pr1s"].get("every")
@@ -102,12 +103,14 @@ def check_lora_targets(model, lora: dict) -> None:
     """Refuse a LoRA config whose ``target_modules`` name modules the model does not have (issue 5, bad
     input): peft only fails when *none* match, and a partly matching list would silently train fewer
     matrices than asked."""
+    import torch
+
     targets = lora.get("target_modules")
     if not targets:
         raise ValueError("lora.target_modules must list the module names to adapt, e.g. [q_proj, v_proj]")
     if isinstance(targets, str):
         targets = [targets]
-    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, __import__("torch").nn.Linear)})
+    linear = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
     missing = [t for t in targets if t not in linear]
     if missing:
         raise ValueError(f"lora.target_modules {missing} match no Linear module of {type(model).__name__}; "
@@ -145,7 +148,7 @@ def _eval_sets(cfg: dict) -> dict:
     test = tasks.load_items("math", "test")
     n = e.get("n_math_test", len(test))
     return {
-        "math_test": test[:: max(1, len(test) // n)][:n],
+        "math_test": tasks.spread_subset(test, n),
         "math_train": tasks.load_items("math", "rl_train")[: e.get("n_math_train", 100)],
         "facts": tasks.load_items("fact")[: e.get("n_facts", 160)],
         "skill_test": tasks.load_items("skill", "test")[: e.get("n_skill", 300)],
@@ -396,7 +399,7 @@ def _train(cfg: dict, h: str, run: Path, main: bool, quiet: bool) -> Path:
 
     from . import models
 
-    profile, seed = cfg["profile"], cfg["seed"]
+    seed = cfg["seed"]
 
     torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
     torch.manual_seed(seed)
