@@ -378,8 +378,8 @@ def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) ->
 
 def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 9) -> list[Item]:
     """``What is a + b? Reply with only the number.`` (sent as a user chat turn) with operands 1..9.
-    SmolLM2-135M-Instruct answers about two thirds of them greedily (measured when this was written),
-    so GRPO has room to improve it (issue 3 item 7). Deterministic for a seed."""
+    SmolLM2-135M-Instruct answers some but not all of them (the sampled reward a run logs in
+    metrics.jsonl shows how many), so GRPO has room to improve it (issue 3 item 7). Deterministic for a seed."""
     rng = random.Random(seed)
     items = []
     for _ in range(n):
