@@ -1,6 +1,8 @@
 # rlvr-lowrank: `make` lists the targets. Everything runs inside .venv (created on first use).
 PROFILE ?= tiny
 PYTHON_BOOTSTRAP ?= python3
+# when make started (epoch s): the total time that `make reproduce` prints includes creating .venv
+STARTED_AT := $(shell date +%s)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -25,7 +27,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
 
 reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
-	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE)
+	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE) --started-at $(STARTED_AT)
 
 test: $(STAMP) ## the whole test suite: unit tests, then every notebook in smoke mode under nbval
 	$(PY) -m pytest -q -p no:cacheprovider tests

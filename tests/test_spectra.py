@@ -230,6 +230,39 @@ def test_batched_singular_values_equal_scipy():
         np.testing.assert_allclose(sv[k], scipy.linalg.svdvals(W.numpy()), rtol=1e-12)
 
 
+def test_gram_eigenvalues_equal_svd_squares():
+    """The default Gram + eigvalsh route against scipy's float64 SVD, both orientations, threaded or not."""
+    rng = np.random.default_rng(1)
+    mats = {f"m{i}": torch.from_numpy(rng.standard_t(3, s) * 0.05) for i, s in enumerate([(60, 40)] * 3 + [(40, 60), (9, 9)])}
+    lam = S.eigenvalues_batched(mats, workers=2)
+    assert all(np.array_equal(lam[k], v) for k, v in S.eigenvalues_batched(mats, workers=1).items())
+    for k, W in mats.items():
+        ref = np.sort(scipy.linalg.svdvals(W.numpy()) ** 2)
+        assert lam[k].shape == ref.shape and np.all(np.diff(lam[k]) >= 0)
+        np.testing.assert_allclose(lam[k], ref, rtol=0, atol=1e-12 * ref[-1])
+        np.testing.assert_allclose(lam[k][-10:], ref[-10:], rtol=1e-12)     # the tail the fits use
+    svd = S.eigenvalues_batched(mats, method="svd")
+    np.testing.assert_allclose(svd["m3"], np.sort(scipy.linalg.svdvals(mats["m3"].numpy()) ** 2), rtol=1e-12)
+    with pytest.raises(ValueError, match="gram"):
+        S.eigenvalues_batched(mats, method="qr")
+
+
+def test_gram_eigenvalues_of_a_rank_deficient_matrix_are_never_negative():
+    W = torch.ones(50, 30, dtype=torch.float64) * 0.3   # rank 1: 29 exact zeros, which rounding could make < 0
+    lam = S.eigenvalues_batched({"W": W})["W"]
+    assert lam.min() >= 0 and lam[-1] == pytest.approx(0.09 * 50 * 30, rel=1e-12)
+    assert lam[-2] <= 1e-12 * lam[-1]
+
+
+def test_analyze_model_gram_and_svd_routes_agree():
+    sd = {k: torch.from_numpy(v) for k, v in _ww_state_dict().items()}
+    gram = S.analyze_model(sd, mode="ww").set_index("name")
+    svd = S.analyze_model(sd, mode="ww", method="svd").set_index("name")
+    for col in ("alpha", "xmin", "D", "lambda_max", "stable_rank", "effective_rank"):
+        np.testing.assert_allclose(gram[col], svd[col], rtol=1e-9, atol=1e-12, err_msg=col)
+    assert (gram["n_tail"] == svd["n_tail"]).all() and (gram["spikes"] == svd["spikes"]).all()
+
+
 # ----------------------------------------------------------------------------------------------------
 # recovery on planted tails; the heavy-tail decision
 

@@ -13,7 +13,9 @@ Commands
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,7 +67,7 @@ def _fingerprint(stem: str, profile: str, params: dict) -> str:
             h.update(f.read_bytes())
     if stem in READS_REPORTS:  # the claims notebook reads the other notebooks' outputs, not runs
         for f in sorted((paths.REPORTS / profile).glob("*.json")):
-            if f.name != "claims.json":
+            if f.name not in ("claims.json", TIMING):
                 h.update(f.name.encode() + f.read_bytes())
     runs = paths.RUNS / profile
     for experiment in sorted(_experiments_read({**_notebook_defaults(stem), **params}, profile)):
@@ -116,7 +118,7 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     out = out_dir / f"{stem}.ipynb"
     stamp = out_dir / f".{stem}.fingerprint"
     fp = _fingerprint(stem, profile, params)
-    if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == fp:
+    if not force and _is_cached(stem, profile, params):
         print(f"[reproduce] {stem}: up to date (cached)")
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +143,85 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     return out
 
 
+@dataclasses.dataclass
+class Job:
+    """One subprocess of the pipeline: a training run or a notebook, started once its ``deps`` finished."""
+    name: str
+    argv: list
+    log: Path
+    deps: frozenset = frozenset()
+    env: dict | None = None
+
+
+def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
+    """Run ``jobs`` as subprocesses, ``workers`` at a time, each as soon as its dependencies finished, in
+    list order (the caller puts the longest first). After a failure no new job starts; the running ones
+    finish. Returns the names of the failed jobs (their logs say why)."""
+    import subprocess
+
+    pending, running, finished, failed = list(jobs), {}, set(), []
+    names = {j.name for j in jobs}
+    while pending or running:
+        for job in list(pending):
+            if failed or len(running) >= max(1, workers):
+                break
+            if job.deps - names - finished:
+                raise ValueError(f"job {job.name} depends on {sorted(job.deps - names - finished)}, which no job produces")
+            if job.deps <= finished:
+                pending.remove(job)
+                job.log.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(job.log, "w")
+                env = {**os.environ, **(job.env or {})}
+                running[job.name] = (job, subprocess.Popen(job.argv, stdout=fh, stderr=subprocess.STDOUT, env=env),
+                                     fh, time.time())
+        if failed:
+            pending.clear()
+        if not running:
+            if pending:
+                raise ValueError(f"jobs {[j.name for j in pending]} wait on each other")
+            break
+        time.sleep(0.2)
+        for name, (job, proc, fh, t0) in list(running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            fh.close()
+            del running[name]
+            status = "done" if rc == 0 else f"FAILED (exit {rc}); see {_rel(job.log)}"
+            print(f"[{name}] {status} in {time.time() - t0:.0f} s", flush=True)
+            (finished.add(name) if rc == 0 else failed.append(name))
+    return failed
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(paths.ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _training_jobs(profile: str, experiments: list[str] | None = None,
+                   readers: dict[str, float] | None = None) -> tuple[list[Job], int]:
+    """One ``python -m rlvr_lowrank train`` job per experiment x seed without ``DONE``. Order: highest
+    ``readers`` weight first (see reproduce: runs that let notebooks start soonest), then LoRA runs (the
+    slowest: peft wraps every target module), otherwise config order."""
+    from . import train
+
+    prof = profiles.load(profile)
+    names = experiments or list(prof.get("experiments", {}))
+    unknown = sorted(set(names) - set(prof.get("experiments", {})))
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(prof['experiments'])}")
+    readers = readers or {}
+    names = sorted(names, key=lambda e: (-readers.get(e, 0), not (prof["experiments"][e] or {}).get("lora")))  # stable sort
+    todo = [(e, s) for e in names for s in prof["seeds"] if not train.is_done(paths.run_dir(profile, e, s))]
+    logs = paths.RUNS / profile / "logs"
+    jobs = [Job(f"train {e} seed {s}", [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
+                                        "--experiment", e, "--seed", str(s)], logs / f"{e}-seed{s}.log")
+            for e, s in todo]
+    return jobs, len(names) * len(prof["seeds"]) - len(todo)
+
+
 def train_all(profile: str, jobs: int = 2, experiments: list[str] | None = None) -> list[Path]:
     """Train every experiment x seed of a profile that has no ``DONE`` yet, ``jobs`` runs at a time.
 
@@ -149,58 +230,105 @@ def train_all(profile: str, jobs: int = 2, experiments: list[str] | None = None)
     crash from taking the others down). Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``;
     finished runs are reused and interrupted ones resume (train.train), so this is safe to re-run.
     """
-    import subprocess
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import train
-
+    todo, cached = _training_jobs(profile, experiments)
+    print(f"[train] profile {profile}: {cached} run(s) cached, {len(todo)} to train with {jobs} process(es)", flush=True)
+    failed = run_jobs(todo, workers=jobs)
+    if failed:
+        raise RuntimeError(f"training failed for {failed}; logs in {_rel(paths.RUNS / profile / 'logs')}; "
+                           "re-running resumes from the last checkpoint")
     prof = profiles.load(profile)
     names = experiments or list(prof.get("experiments", {}))
-    unknown = sorted(set(names) - set(prof.get("experiments", {})))
-    if unknown:
-        raise ValueError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(prof['experiments'])}")
-    todo = [(e, s) for e in names for s in prof["seeds"] if not train.is_done(paths.run_dir(profile, e, s))]
-    done = len(names) * len(prof["seeds"]) - len(todo)
-    print(f"[train] profile {profile}: {done} run(s) cached, {len(todo)} to train with {jobs} process(es)", flush=True)
-    logs = paths.RUNS / profile / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def one(job):
-        e, s = job
-        t0 = time.time()
-        log = logs / f"{e}-seed{s}.log"
-        with open(log, "w") as fh:
-            rc = subprocess.call([sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
-                                  "--experiment", e, "--seed", str(s)], stdout=fh, stderr=subprocess.STDOUT)
-        status = "done" if rc == 0 else f"FAILED (exit {rc}); see {log.relative_to(paths.ROOT)}"
-        print(f"[train] {e} seed {s}: {status} in {time.time() - t0:.0f} s", flush=True)
-        return rc
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        codes = list(pool.map(one, todo))
-    failed = [f"{e}/seed{s}" for (e, s), rc in zip(todo, codes) if rc != 0]
-    if failed:
-        raise RuntimeError(f"training failed for {failed}; logs in {logs.relative_to(paths.ROOT)}; "
-                           "re-running resumes from the last checkpoint")
     return [paths.run_dir(profile, e, s) for e in names for s in prof["seeds"]]
 
 
-def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = None, jobs: int = 2) -> None:
+def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = None, jobs: int = 2,
+              started_at: float | None = None) -> None:
     """Train what the profile needs, execute its notebooks (``pipeline:`` in the profile, default PIPELINE),
-    write the claims report when the pipeline has one, and print the total time."""
+    write the claims report when the pipeline has one, and print the total time.
+
+    Training runs and notebooks share one queue of ``jobs`` subprocesses: a notebook starts as soon as
+    every seed of the experiments it reads is trained (07_claims after the other notebooks), ahead of the
+    runs still queued, and the runs most notebooks read train first; so notebooks overlap training, both
+    cores stay busy to the end and the last jobs are short ones. Notebook kernels run with one torch thread (OMP_NUM_THREADS=1), whether or not
+    another job runs beside them, so their numbers do not depend on ``jobs``.
+
+    The times go to ``reports/<profile>/timing.json`` (write_timing); ``started_at`` (epoch seconds,
+    passed by ``make reproduce``) makes the total include the set-up of .venv.
+    """
     prof = profiles.load(profile)  # unknown profile -> clear error before anything runs
     t0 = time.time()
     stems = notebooks or prof.get("pipeline", PIPELINE)
-    if prof.get("experiments"):
-        train_all(profile, jobs=jobs)  # every run the notebooks read, both cores busy; cached when DONE
+    params = {stem: notebook_parameters(stem, profile) for stem in stems}  # a bad parameter fails before training
+    reads = {stem: _experiments_read({**_notebook_defaults(stem), **params[stem]}, profile) for stem in stems}
+    # weight of a run: sum over the notebooks reading it of 1 / (experiments that notebook reads), so the
+    # runs that unlock notebooks soonest train first
+    readers = {e: sum(1 / len(r) for r in reads.values() if e in r) for e in prof.get("experiments", {})}
+    todo, cached = _training_jobs(profile, readers=readers) if prof.get("experiments") else ([], 0)
+    print(f"[reproduce] profile {profile}: {cached} run(s) cached, {len(todo)} to train, "
+          f"{len(stems)} notebook(s), {jobs} process(es)", flush=True)
+    pending_runs = {j.name: j for j in todo}
+    nb_jobs, logs = [], paths.RUNS / profile / "logs"
     for stem in stems:
-        run_notebook(stem, profile, force=force)
+        deps = {n for n in pending_runs if n.split()[1] in reads[stem]}
+        if stem in READS_REPORTS:
+            deps |= {j.name for j in nb_jobs}
+        if not force and not deps and _is_cached(stem, profile, params[stem]):
+            print(f"[reproduce] {stem}: up to date (cached)")
+            continue
+        argv = [sys.executable, "-m", "rlvr_lowrank", "notebook", stem, "--profile", profile] + (["--force"] if force else [])
+        nb_jobs.append(Job(f"notebook {stem}", argv, logs / f"notebook-{stem}.log", frozenset(deps),
+                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
+    t_jobs = time.time()
+    failed = run_jobs(nb_jobs + todo, workers=jobs)  # a notebook whose runs are done goes before further training
+    t_jobs = time.time() - t_jobs
+    if failed:
+        raise RuntimeError(f"{failed} failed; logs in {_rel(logs)} (a failed notebook is kept as "
+                           f"reports/{profile}/executed/<stem>.failed.ipynb); re-running resumes training and "
+                           "reuses finished notebooks")
     if "07_claims" in stems:
         from . import claims
 
         report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
         print(claims.results_table(report))
-    print(f"[reproduce] profile {profile}: finished in {time.time() - t0:.0f} s")
+    end = time.time()
+    total = end - (started_at if started_at is not None and started_at <= t0 else t0)
+    write_timing(profile, {"total_s": round(total, 1), "setup_s": round(total - (end - t0), 1),
+                           "pipeline_s": round(end - t0, 1), "jobs_wall_s": round(t_jobs, 1),
+                           "runs_trained": len(todo), "runs_cached": cached, "notebooks_executed": len(nb_jobs),
+                           "notebooks_cached": len(stems) - len(nb_jobs), "processes": jobs,
+                           "cpu_count": os.cpu_count()})
+    if profile == "tiny":  # the README quotes the tiny profile: keep its generated blocks in step
+        from . import readme
+
+        print("[reproduce] README.md " + ("updated" if readme.update() else "already up to date"))
+    print(f"[reproduce] profile {profile}: finished in {total:.0f} s"
+          + (f" ({total - (end - t0):.0f} s of it setting up .venv)" if total - (end - t0) >= 1 else ""))
+
+
+TIMING = "timing.json"   # reports/<profile>/timing.json: not an input of any notebook (see _fingerprint)
+
+
+def write_timing(profile: str, record: dict) -> Path:
+    """Keep the last ``reproduce``'s times under ``last``; also under ``cold`` when it trained every run
+    from nothing (a fresh clone) and under ``warm`` when it found everything cached. The README quotes
+    cold and warm (readme.timing_block)."""
+    path = paths.REPORTS / profile / TIMING
+    data = io.read_json(path) if path.exists() else {}
+    data["last"] = record
+    if record["runs_trained"] and not record["runs_cached"]:
+        data["cold"] = record
+    if not record["runs_trained"] and not record["notebooks_executed"]:
+        data["warm"] = record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.write_json(path, data)
+    return path
+
+
+def _is_cached(stem: str, profile: str, params: dict) -> bool:
+    out_dir = paths.REPORTS / profile / "executed"
+    stamp = out_dir / f".{stem}.fingerprint"
+    return ((out_dir / f"{stem}.ipynb").exists() and stamp.exists()
+            and stamp.read_text().strip() == _fingerprint(stem, profile, params))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("reproduce", help="execute the whole pipeline for a profile")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--jobs", type=int, default=2, help="subprocesses at a time (default 2: one per core)")
+    p.add_argument("--started-at", type=float, default=None,
+                   help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
     args = parser.parse_args(argv)
 
     if args.command == "world":
@@ -257,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles.load(args.profile)
         run_notebook(args.stem, args.profile, force=args.force)
     elif args.command == "reproduce":
-        reproduce(args.profile, force=args.force)
+        reproduce(args.profile, force=args.force, jobs=args.jobs, started_at=args.started_at)
     elif args.command == "claims":
         from . import claims
         report = claims.build_report(args.profile)

@@ -58,7 +58,9 @@ def bars(values: Mapping[str, float], errors: Mapping[str, Sequence[float]] | No
     ys = [values[k] for k in labels]
     yerr = None
     if errors:
-        yerr = [[ys[i] - errors[k][0] for i, k in enumerate(labels)], [errors[k][1] - ys[i] for i, k in enumerate(labels)]]
+        # max(0, .): the mean of equal seeds can exceed their max by one rounding step (matplotlib refuses < 0)
+        yerr = [[max(0.0, ys[i] - errors[k][0]) for i, k in enumerate(labels)],
+                [max(0.0, errors[k][1] - ys[i]) for i, k in enumerate(labels)]]
     ax.bar(labels, ys, yerr=yerr, capsize=3, color=sns.color_palette()[: len(labels)])
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)

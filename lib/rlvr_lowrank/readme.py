@@ -203,7 +203,73 @@ def dynamics_block() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
+def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
+    """Verdicts of the same claims under the tiny profile and its longer variant, side by side."""
+    from . import claims
+
+    present = [p for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
+    missing = [p for p in profiles if p not in present]
+    if len(present) < 2:
+        return ("_Not produced yet: `make reproduce PROFILE=tiny-long` writes reports/tiny-long/claims.json "
+                f"(missing: {', '.join(missing)})._")
+    reports = {p: claims.load_report(p) for p in present}
+    head = "| claim | " + " | ".join(f"{p}: first quantity, mean [95% CI] | {p}: verdict" for p in present) + " |"
+    lines = [head, "|---|" + "---|---|" * len(present)]
+    ids = [c["id"] for c in reports[present[0]]["claims"]]
+    for cid in ids:
+        cells = []
+        for p in present:
+            c = next((c for c in reports[p]["claims"] if c["id"] == cid), None)
+            if c is None or not c.get("measured"):
+                cells += ["—", c["verdict"] if c else "—"]
+                continue
+            m = c["measured"][0]
+            cells += [f"{m['quantity']}: {_ci(m)}", f"**{c['verdict']}**"]
+        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+    for p in present:
+        dyn = paths.REPORTS / p / "dynamics.json"
+        if dyn.exists():
+            d = io.read_json(dyn)
+            g = d["sigma1_growth"]
+            ext = {k: v for k, v in d["extrapolation"].items() if v["steps_saved"] is not None}
+            saved = {k: v for k, v in ext.items() if v["steps_saved"] > 0}
+            lines.append("")
+            text = (f"{p}: mean σ1(ΔW) {g['at_window']:.3f} at step {g['window']}, {g['at_final']:.3f} at step "
+                    f"{g['final_step']} (a line through the window predicts {g['linear_at_final']:.3f}); ")
+            if saved:
+                k, v = max(saved.items(), key=lambda kv: kv[1]["steps_saved"])
+                text += (f"the most steps saved by an extrapolation that kept the accuracy: {v['steps_saved']:.2f} "
+                         f"({k}, accuracy ratio {_ci(v['ratio'])}).")
+            elif ext:
+                k, v = max(ext.items(), key=lambda kv: kv[1]["ratio"]["mean"])
+                text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {_ci(v['ratio'])})."
+            lines.append(text)
+    lines.append("")
+    lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + ".")
+    return "\n".join(lines)
+
+
+def timing_block() -> str:
+    path = paths.REPORTS / "tiny" / "timing.json"
+    if not path.exists():
+        return "_Not measured yet: `make reproduce` writes reports/tiny/timing.json._"
+    t = io.read_json(path)
+    lines = []
+    if "cold" in t:
+        c = t["cold"]
+        lines.append(f"Last `make reproduce` that trained every run from nothing: **{c['total_s'] / 60:.1f} min** in all "
+                     f"({c['setup_s']:.0f} s setting up `.venv`, then {c['runs_trained']} GRPO runs and "
+                     f"{c['notebooks_executed']} notebooks in {c['jobs_wall_s']:.0f} s with {c['processes']} processes "
+                     f"on {c['cpu_count']} cores).")
+    if "warm" in t:
+        lines.append(f"Run again with nothing changed, it reuses all {t['warm']['runs_cached']} runs and "
+                     f"{t['warm']['notebooks_cached']} notebooks in **{t['warm']['total_s']:.0f} s**.")
+    if not lines:
+        return "_No cold or warm `make reproduce` recorded yet in reports/tiny/timing.json._"
+    return " ".join(lines) + " Measured by `make reproduce` itself (`reports/tiny/timing.json`)."
+
+
+BLOCKS = {"timing": timing_block, "robustness": robustness_block, "base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
           "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block}
 
 

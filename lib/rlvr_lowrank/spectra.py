@@ -15,7 +15,7 @@ float64 on CPU (bf16/fp16/fp32 input is upcast first: torch.linalg does not take
 
 Public API
 ----------
-esd, singular_values_batched                      -- eigenvalues of W^T W (batched by shape)
+esd, eigenvalues_batched, singular_values_batched -- eigenvalues of W^T W / singular values
 ks_scan, fit_power_law, hill_alpha, PowerLawFit   -- CSN fit (WW / powerlaw equivalent), fixed-x_min Hill
 compare_exponential, compare_with_powerlaw_package, is_heavy_tailed
 shuffled, marchenko_pastur_edge, count_spikes, stable_rank, effective_rank, spectral_drift
@@ -126,6 +126,47 @@ def singular_values_batched(mats: Mapping[str, "torch.Tensor"], dtype=torch.floa
     return out
 
 
+def eigenvalues_batched(mats: Mapping[str, "torch.Tensor"], method: str = "gram",
+                        workers: int | None = None) -> dict[str, np.ndarray]:
+    """{name: lambda = sigma^2 of W (ascending, float64 numpy, min(m, n) values)}.
+
+    ``method="gram"`` (default): per matrix, the float64 Gram matrix of the smaller side (W^T W or W W^T,
+    one BLAS-3 product) and ``numpy.linalg.eigvalsh`` (LAPACK syevd, values only), which skips the
+    bidiagonalisation a singular-value solver does. Matrices are spread over ``workers`` threads
+    (default torch.get_num_threads()) with single-threaded BLAS in each (threadpoolctl): for matrices of
+    this size that beats one multi-threaded call at a time. Accuracy: the eigenvalues of the float64 Gram
+    carry an absolute error ~ n*eps*lambda_max (~1e-13 relative to lambda_max), far below NOISE_RTOL and
+    WW's 1e-5 threshold; the fitted alpha / x_min / D equal the SVD route's and WeightWatcher's to
+    |delta alpha| <= 1e-6 (tests/test_spectra.py). Rounding can make a numerically-zero eigenvalue slightly
+    negative; those are set to 0. benchmarks/bench_spectra.py times it against the SVD solvers.
+    ``method="svd"``: squares of singular_values_batched (float64 gesdd, WW's svd_method='accurate').
+    """
+    if method not in ("gram", "svd"):
+        raise ValueError(f"method must be 'gram' or 'svd', got {method!r}")
+    checked = {name: _as_matrix(W, name) for name, W in mats.items()}
+    if method == "svd":
+        return {n: np.sort(s.astype(np.float64) ** 2) for n, s in singular_values_batched(checked).items()}
+    return _gram_eigenvalues(checked, workers)
+
+
+def _gram_eigenvalues(checked: Mapping[str, "torch.Tensor"], workers: int | None = None) -> dict[str, np.ndarray]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    def one(W: torch.Tensor) -> np.ndarray:
+        X = W.detach().to(device="cpu", dtype=torch.float64).numpy()
+        G = X.T @ X if X.shape[0] >= X.shape[1] else X @ X.T
+        return np.maximum(np.linalg.eigvalsh(G), 0.0)   # ascending; numerical zeros clipped at 0
+
+    names = list(checked)
+    workers = max(1, workers or torch.get_num_threads())
+    if workers == 1 or len(names) == 1:
+        return {n: one(checked[n]) for n in names}
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(names, pool.map(one, (checked[n] for n in names))))
+
+
 def esd(W, dtype=torch.float64) -> np.ndarray:
     """Eigenvalues of W^T W, lambda = sigma^2, ascending, float64 (WW convention, HT §1.2 / §7 M1)."""
     sv = singular_values_batched({"W": W}, dtype=dtype)["W"]
@@ -194,16 +235,25 @@ def ks_scan(evals, mode: str = "ww"):
     for b in range(0, len(cand), block):
         c = cand[b:b + block]
         j0 = c[0]                                   # candidates are increasing: columns j >= j0 suffice
-        cols = np.arange(j0, N)
-        tail = cols[None, :] >= c[:, None]          # j >= i
-        z = np.where(tail, lx[None, j0:] - lx[c, None], 0.0)      # ln(x_j / x_i) on the tail
+        # Masks are implicit, to save passes over the block: x is sorted, so ln(x_j / x_i) <= 0 for j < i
+        # and clipping it at 0 zeroes exactly the non-tail entries (ties give 0 either way); likewise the
+        # ECDF term e_j - i is < 0 only off the tail (candidates are first indices of their value, so
+        # e_i = i), so clipping it at 0 makes |F - E| = 0 there (F = 0 where z = 0).
+        z = lx[None, j0:] - lx[c, None]
+        np.maximum(z, 0.0, out=z)                   # ln(x_j / x_i) on the tail, 0 elsewhere
         n = (N - c).astype(np.float64)
         with np.errstate(divide="ignore"):
             a = 1.0 + n / z.sum(axis=1)             # sum == 0 (all ties) -> inf, as WW
         with np.errstate(invalid="ignore", over="ignore"):
-            F = np.where(z > 0, -np.expm1((1.0 - a[:, None]) * z), 0.0)   # 1 - (x_j/x_i)^(1-alpha)
-        E = (emp[None, j0:] - c[:, None]) / n[:, None]
-        d = np.where(tail, np.abs(F - E), 0.0).max(axis=1)
+            F = np.multiply(z, (1.0 - a)[:, None], out=z)
+            np.expm1(F, out=F)                      # -(1 - (x_j/x_i)^(1-alpha)); rows with alpha = inf: NaN
+        if not np.isfinite(a).all():
+            F[~np.isfinite(a)] = 0.0                # all ties: F = 0, as the masked formula gives
+        E = np.subtract(emp[None, j0:], c[:, None], dtype=np.float64)
+        np.maximum(E, 0.0, out=E)
+        E /= n[:, None]
+        np.add(F, E, out=F)                         # |F - E| = |-F' - E| with F' = expm1 term
+        d = np.abs(F, out=F).max(axis=1)
         alphas[b:b + block] = a
         Ds[b:b + block] = np.where(a > 1, d, 1.0)
     if mode == "ww":
@@ -615,7 +665,7 @@ def _fit_row(evals: np.ndarray, mode: str, min_tail: int) -> dict:
 
 def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control: bool = False, mode: str = "ww",
                   names: list[str] | None = None, seed: int = 0, dtype=torch.float64,
-                  min_tail: int = MIN_TAIL) -> pd.DataFrame:
+                  min_tail: int = MIN_TAIL, method: str = "gram") -> pd.DataFrame:
     """One row per target matrix (rank1.target_names, or ``names``): heavy-tail fit and spectral metrics.
 
     Columns: name, layer, type, shape, rows, cols, n_evals, alpha, xmin, D, sigma, n_tail, R, p,
@@ -629,7 +679,9 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
       columns, rel_update = ||dW||_F/||W_base||_F, stable/effective rank of dW. The dW eigenvalues are
       divided by their mean before the fit, so WW's absolute 1e-5 threshold cannot swallow a small update
       (alpha, D and ranks are scale-invariant; HT §6.4, §7 M8).
-    SVDs are batched by shape (singular_values_batched).
+    Eigenvalues: ``method="gram"`` (default, float64 Gram + eigvalsh, matrices spread over threads) or
+    ``"svd"`` (float64 gesdd as WW, batched by shape); see eigenvalues_batched. ``dtype=torch.float32`` forces float32 singular values
+    (the SVD route; faster, ~1e-7 relative noise on small eigenvalues).
     """
     sd = _state_dict(model_or_state_dict)
     names = target_names(sd) if names is None else list(names)
@@ -653,13 +705,19 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
                 raise ValueError(f"{n}: shape {tuple(mats[n].shape)} vs base {tuple(Wb.shape)}")
             todo[n + "#delta"] = mats[n].double() - Wb.double()      # float64 before subtracting (HT §6.11)
             base_norms[n] = float(torch.linalg.norm(Wb.double()))
-    sv = singular_values_batched(todo, dtype=dtype)
+    if dtype == torch.float64 and method == "gram":
+        evals = _gram_eigenvalues(todo)   # todo holds checked float tensors already (_as_matrix)
+    elif dtype == torch.float64:
+        evals = eigenvalues_batched(todo, method=method)
+    else:
+        evals = {k: np.sort(v.astype(np.float64) ** 2) for k, v in singular_values_batched(todo, dtype=dtype).items()}
+    sv = {k: np.sqrt(v)[::-1] for k, v in evals.items()}   # descending singular values for the rank metrics
 
     rows = []
     for n in names:
         W = mats[n]
         s = sv[n]
-        lam = np.sort(s ** 2)
+        lam = evals[n]
         m, c = W.shape
         mtype, layer = _type_and_layer(n)
         edge = _mp_edge(float(lam.sum()), max(m, c), min(m, c))
@@ -668,7 +726,7 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
         row.update(lambda_max=float(lam[-1]), stable_rank=_stable_rank_sv(s), effective_rank=_effective_rank_sv(s),
                    mp_edge=edge, spikes=count_spikes(lam, edge))
         if shuffled_control:
-            lam_s = np.sort(sv[n + "#shuffled"] ** 2)
+            lam_s = evals[n + "#shuffled"]
             r = _fit_row(lam_s, mode, min_tail)
             row.update({f"{k}_shuffled": r[k] for k in ("alpha", "xmin", "D", "n_tail", "reliable", "R", "p",
                                                          "heavy_tailed", "alpha_hill")})
@@ -676,7 +734,7 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
                        lambda_max_ratio=float(lam[-1] / lam_s[-1]) if lam_s[-1] > 0 else math.nan)
         if include_delta_from is not None:
             s_delta = sv[n + "#delta"]
-            lam_d = np.sort(s_delta ** 2)
+            lam_d = evals[n + "#delta"]
             mean = lam_d.mean()
             r = _fit_row(lam_d / mean if mean > 0 else lam_d, mode, min_tail)
             row.update({f"{k}_delta": r[k] for k in ("alpha", "xmin", "D", "n_tail", "reliable", "reason", "R",

@@ -54,6 +54,8 @@ def resolve_config(profile: str, experiment: str, seed: int, overrides: dict | N
            "train": copy.deepcopy(prof["train"]), "eval": copy.deepcopy(prof.get("eval", {})),
            "pr1s": None, "trajectory": copy.deepcopy(prof.get("trajectory")),
            "checkpoint_every": prof.get("checkpoint_every", 0), "tasks": ["math"], "lora": None}
+    if prof.get("rl_train_size") is not None:
+        cfg["rl_train_size"] = prof["rl_train_size"]
     for key in ("device", "data", "reward", "launch"):  # scale-out profiles only (paper-*, smollm2)
         if key in prof:
             cfg[key] = copy.deepcopy(prof[key])
@@ -77,6 +79,11 @@ def _validate(cfg: dict) -> None:
         raise ValueError("per_device_train_batch_size counts completions and must be a multiple of num_generations "
                          f"(got {t['per_device_train_batch_size']} and {t['num_generations']})")
     tasks.check_task_mix(cfg["tasks"])
+    n = cfg.get("rl_train_size")
+    if n is not None:
+        stored = min(len(tasks.load_items(t, "rl_train")) for t in cfg["tasks"])
+        if not isinstance(n, int) or not 0 < n <= stored:
+            raise ValueError(f"rl_train_size must be an integer in 1..{stored} (the stored rl_train split), got {n!r}")
     if cfg.get("device", "cpu") not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")
     if cfg.get("reward") is not None and cfg["reward"] not in tasks.REWARDS:
@@ -138,9 +145,19 @@ def train_dataset(cfg: dict):
         return load_dataset("json", data_files=str(path), split="train")
     rows = []
     for task in cfg["tasks"]:
-        for it in tasks.load_items(task, "rl_train"):
+        for it in rl_items(cfg, task):
             rows.append({"prompt": it.prompt, "answer": it.answer, "task": it.task})
     return Dataset.from_list(rows)
+
+
+def rl_items(cfg: dict, task: str) -> list:
+    """The RL training problems of one task: the whole stored ``rl_train`` split, or with ``rl_train_size: n``
+    in the profile an even-stride subset of n (tasks.spread_subset: every difficulty keeps its share). The tiny
+    profile uses 40 so that 60 steps x 4 prompts still revisit each problem ~6 times (design §4.1 (b): a small
+    RL set seen for many epochs, where extra reward can only come from fitting those problems)."""
+    items = tasks.load_items(task, "rl_train")
+    n = cfg.get("rl_train_size")
+    return tasks.spread_subset(items, n) if n else items
 
 
 def _eval_sets(cfg: dict) -> dict:
@@ -149,10 +166,10 @@ def _eval_sets(cfg: dict) -> dict:
     n = e.get("n_math_test", len(test))
     return {
         "math_test": tasks.spread_subset(test, n),
-        "math_train": tasks.load_items("math", "rl_train")[: e.get("n_math_train", 100)],
+        "math_train": rl_items(cfg, "math")[: e.get("n_math_train", 100)],  # greedy accuracy on the RL set itself
         "facts": tasks.load_items("fact")[: e.get("n_facts", 160)],
         "skill_test": tasks.load_items("skill", "test")[: e.get("n_skill", 300)],
-        "skill_train": tasks.load_items("skill", "rl_train")[: e.get("n_skill", 96)],
+        "skill_train": rl_items(cfg, "skill")[: e.get("n_skill", 96)],
     }
 
 
