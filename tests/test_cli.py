@@ -121,3 +121,9 @@ def test_timing_file_is_not_an_input_of_the_claims_notebook(tmp_path, monkeypatc
     assert cli._fingerprint("07_claims", "smoke", params) == before
     io.write_json(tmp_path / "smoke" / "c0.json", {"x": 2})
     assert cli._fingerprint("07_claims", "smoke", params) != before
+
+
+def test_run_jobs_refuses_jobs_that_wait_on_each_other(tmp_path):
+    with pytest.raises(ValueError, match="wait on each other"):
+        cli.run_jobs([_job(tmp_path, "a", "pass", ["b"]), _job(tmp_path, "b", "pass", ["a"])])
+    assert not (tmp_path / "a.log").exists()   # nothing started

@@ -154,42 +154,53 @@ class Job:
 
 
 def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
-    """Run ``jobs`` as subprocesses, ``workers`` at a time, each as soon as its dependencies finished, in
-    list order (the caller puts the longest first). After a failure no new job starts; the running ones
-    finish. Returns the names of the failed jobs (their logs say why)."""
+    """Run ``jobs`` as subprocesses, ``workers`` at a time; whenever a slot is free, the first job in list
+    order whose dependencies finished starts. After a failure no new job starts and the running ones
+    finish; on an interrupt (Ctrl-C) or error the running ones are terminated (training resumes from its
+    last checkpoint next time). Returns the names of the failed jobs (their logs say why)."""
     import subprocess
 
-    pending, running, finished, failed = list(jobs), {}, set(), []
     names = {j.name for j in jobs}
-    while pending or running:
-        for job in list(pending):
-            if failed or len(running) >= max(1, workers):
+    for job in jobs:
+        if job.deps - names:
+            raise ValueError(f"job {job.name} depends on {sorted(job.deps - names)}, which no job produces")
+    pending, running, finished, failed = list(jobs), {}, set(), []
+    try:
+        while pending or running:
+            for job in list(pending):
+                if failed or len(running) >= max(1, workers):
+                    break
+                if job.deps <= finished:
+                    pending.remove(job)
+                    job.log.parent.mkdir(parents=True, exist_ok=True)
+                    fh = open(job.log, "w")
+                    proc = subprocess.Popen(job.argv, stdout=fh, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(job.env or {})})
+                    running[job.name] = (job, proc, fh, time.time())
+            if failed:
+                pending.clear()
+            if not running:
+                if pending:
+                    raise ValueError(f"jobs {[j.name for j in pending]} wait on each other")
                 break
-            if job.deps - names - finished:
-                raise ValueError(f"job {job.name} depends on {sorted(job.deps - names - finished)}, which no job produces")
-            if job.deps <= finished:
-                pending.remove(job)
-                job.log.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(job.log, "w")
-                env = {**os.environ, **(job.env or {})}
-                running[job.name] = (job, subprocess.Popen(job.argv, stdout=fh, stderr=subprocess.STDOUT, env=env),
-                                     fh, time.time())
-        if failed:
-            pending.clear()
-        if not running:
-            if pending:
-                raise ValueError(f"jobs {[j.name for j in pending]} wait on each other")
-            break
-        time.sleep(0.2)
-        for name, (job, proc, fh, t0) in list(running.items()):
-            rc = proc.poll()
-            if rc is None:
-                continue
+            time.sleep(0.2)
+            for name, (job, proc, fh, t0) in list(running.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                fh.close()
+                del running[name]
+                status = "done" if rc == 0 else f"FAILED (exit {rc}); see {_rel(job.log)}"
+                print(f"[{name}] {status} in {time.time() - t0:.0f} s", flush=True)
+                if rc == 0:
+                    finished.add(name)
+                else:
+                    failed.append(name)
+    finally:
+        for job, proc, fh, _ in running.values():   # only left on an exception or interrupt
+            proc.terminate()
+            proc.wait()
             fh.close()
-            del running[name]
-            status = "done" if rc == 0 else f"FAILED (exit {rc}); see {_rel(job.log)}"
-            print(f"[{name}] {status} in {time.time() - t0:.0f} s", flush=True)
-            (finished.add(name) if rc == 0 else failed.append(name))
     return failed
 
 
