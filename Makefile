@@ -12,7 +12,7 @@ PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-ti
 .PHONY: help setup reproduce test test-unit test-notebooks lab bench clean world pretrain
 
 help: ## list the targets
-	@echo "usage: make <target> [PROFILE=tiny|smoke|smollm2]"
+	@echo "usage: make <target> [PROFILE=tiny|tiny-long|smoke|smollm2]"
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml

@@ -127,3 +127,23 @@ def test_run_jobs_refuses_jobs_that_wait_on_each_other(tmp_path):
     with pytest.raises(ValueError, match="wait on each other"):
         cli.run_jobs([_job(tmp_path, "a", "pass", ["b"]), _job(tmp_path, "b", "pass", ["a"])])
     assert not (tmp_path / "a.log").exists()   # nothing started
+
+
+def test_notebook_fingerprint_covers_the_library_modules_notebooks_import():
+    import ast
+
+    imported = set()
+    for nb in paths.NOTEBOOKS.glob("*.ipynb"):
+        for cell in io.read_json(nb)["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            src = "".join(cell["source"])
+            try:
+                tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlvr_lowrank"):
+                    imported |= {a.name for a in node.names} | {node.module.split(".")[-1]}
+    assert not imported & {n.removesuffix(".py") for n in cli.NOT_NOTEBOOK_INPUTS}, imported
+    assert {"claims", "spectra"} <= imported   # the scan sees the notebooks' imports

@@ -27,6 +27,9 @@ PIPELINE = ["00_base_model", "01_rank1_dominance", "02_reward_overfitting", "03_
 
 
 READS_REPORTS = {"07_claims"}  # notebooks whose inputs are reports/<profile>/*.json rather than runs
+# library modules no notebook imports (the command line, the README writer): editing them keeps executed
+# notebooks cached; every other module of lib/rlvr_lowrank is part of each notebook's fingerprint
+NOT_NOTEBOOK_INPUTS = {"cli.py", "readme.py", "__main__.py"}
 
 
 def _params_file(stem: str, profile: str) -> Path:
@@ -61,7 +64,8 @@ def _fingerprint(stem: str, profile: str, params: dict) -> str:
     h.update((paths.NOTEBOOKS / f"{stem}.ipynb").read_bytes())
     h.update(io.config_hash(params).encode())
     for src in sorted((paths.ROOT / "lib" / "rlvr_lowrank").glob("*.py")):
-        h.update(src.read_bytes())
+        if src.name not in NOT_NOTEBOOK_INPUTS:
+            h.update(src.read_bytes())
     for f in (paths.TINY_BASE / "metrics.json", paths.CONFIGS / f"{profile}.yaml"):
         if f.exists():
             h.update(f.read_bytes())

@@ -245,7 +245,14 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
                 text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {_ci(v['ratio'])})."
             lines.append(text)
     lines.append("")
-    lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + ".")
+    times = []
+    for p in present:
+        tfile = paths.REPORTS / p / "timing.json"
+        cold = io.read_json(tfile).get("cold") if tfile.exists() else None
+        if cold:
+            times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, {cold['processes']} processes)")
+    lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + "."
+                 + (" Cold `make reproduce` times: " + "; ".join(times) + "." if times else ""))
     return "\n".join(lines)
 
 
