@@ -122,7 +122,7 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     out = out_dir / f"{stem}.ipynb"
     stamp = out_dir / f".{stem}.fingerprint"
     fp = _fingerprint(stem, profile, params)
-    if not force and _is_cached(stem, profile, params):
+    if not force and _is_cached(stem, profile, fp):
         print(f"[reproduce] {stem}: up to date (cached)")
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +155,7 @@ class Job:
     log: Path
     deps: frozenset = frozenset()
     env: dict | None = None
+    experiment: str | None = None   # training jobs: the experiment it trains (what notebooks depend on)
 
 
 def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
@@ -232,7 +233,8 @@ def _training_jobs(profile: str, experiments: list[str] | None = None,
     todo = [(e, s) for e in names for s in prof["seeds"] if not train.is_done(paths.run_dir(profile, e, s))]
     logs = paths.RUNS / profile / "logs"
     jobs = [Job(f"train {e} seed {s}", [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
-                                        "--experiment", e, "--seed", str(s)], logs / f"{e}-seed{s}.log")
+                                        "--experiment", e, "--seed", str(s)], logs / f"{e}-seed{s}.log",
+                experiment=e)
             for e, s in todo]
     return jobs, len(names) * len(prof["seeds"]) - len(todo)
 
@@ -264,8 +266,9 @@ def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = N
     Training runs and notebooks share one queue of ``jobs`` subprocesses: a notebook starts as soon as
     every seed of the experiments it reads is trained (07_claims after the other notebooks), ahead of the
     runs still queued, and the runs most notebooks read train first; so notebooks overlap training, both
-    cores stay busy to the end and the last jobs are short ones. Notebook kernels run with one torch thread (OMP_NUM_THREADS=1), whether or not
-    another job runs beside them, so their numbers do not depend on ``jobs``.
+    cores stay busy to the end and the last jobs are short ones. Notebook kernels run with one torch
+    thread (OMP_NUM_THREADS=1), whether or not another job runs beside them, so their numbers do not
+    depend on ``jobs``.
 
     The times go to ``reports/<profile>/timing.json`` (write_timing); ``started_at`` (epoch seconds,
     passed by ``make reproduce``) makes the total include the set-up of .venv.
@@ -281,13 +284,12 @@ def reproduce(profile: str, force: bool = False, notebooks: list[str] | None = N
     todo, cached = _training_jobs(profile, readers=readers) if prof.get("experiments") else ([], 0)
     print(f"[reproduce] profile {profile}: {cached} run(s) cached, {len(todo)} to train, "
           f"{len(stems)} notebook(s), {jobs} process(es)", flush=True)
-    pending_runs = {j.name: j for j in todo}
     nb_jobs, logs = [], paths.RUNS / profile / "logs"
     for stem in stems:
-        deps = {n for n in pending_runs if n.split()[1] in reads[stem]}
+        deps = {j.name for j in todo if j.experiment in reads[stem]}
         if stem in READS_REPORTS:
             deps |= {j.name for j in nb_jobs}
-        if not force and not deps and _is_cached(stem, profile, params[stem]):
+        if not force and not deps and _is_cached(stem, profile, _fingerprint(stem, profile, params[stem])):
             print(f"[reproduce] {stem}: up to date (cached)")
             continue
         argv = [sys.executable, "-m", "rlvr_lowrank", "notebook", stem, "--profile", profile] + (["--force"] if force else [])
@@ -339,11 +341,10 @@ def write_timing(profile: str, record: dict) -> Path:
     return path
 
 
-def _is_cached(stem: str, profile: str, params: dict) -> bool:
+def _is_cached(stem: str, profile: str, fingerprint: str) -> bool:
     out_dir = paths.REPORTS / profile / "executed"
     stamp = out_dir / f".{stem}.fingerprint"
-    return ((out_dir / f"{stem}.ipynb").exists() and stamp.exists()
-            and stamp.read_text().strip() == _fingerprint(stem, profile, params))
+    return (out_dir / f"{stem}.ipynb").exists() and stamp.exists() and stamp.read_text().strip() == fingerprint
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,11 +141,16 @@ def eigenvalues_batched(mats: Mapping[str, "torch.Tensor"], method: str = "gram"
     negative; those are set to 0. benchmarks/bench_spectra.py times it against the SVD solvers.
     ``method="svd"``: squares of singular_values_batched (float64 gesdd, WW's svd_method='accurate').
     """
+    return _eigenvalues({name: _as_matrix(W, name) for name, W in mats.items()}, method, workers=workers)
+
+
+def _eigenvalues(checked: Mapping[str, "torch.Tensor"], method: str, dtype=torch.float64,
+                 workers: int | None = None) -> dict[str, np.ndarray]:
+    """eigenvalues_batched for matrices already checked by _as_matrix; float32 always takes the SVD route."""
     if method not in ("gram", "svd"):
         raise ValueError(f"method must be 'gram' or 'svd', got {method!r}")
-    checked = {name: _as_matrix(W, name) for name, W in mats.items()}
-    if method == "svd":
-        return {n: np.sort(s.astype(np.float64) ** 2) for n, s in singular_values_batched(checked).items()}
+    if method == "svd" or dtype != torch.float64:
+        return {n: np.sort(s.astype(np.float64) ** 2) for n, s in singular_values_batched(checked, dtype=dtype).items()}
     return _gram_eigenvalues(checked, workers)
 
 
@@ -680,8 +685,8 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
       divided by their mean before the fit, so WW's absolute 1e-5 threshold cannot swallow a small update
       (alpha, D and ranks are scale-invariant; HT §6.4, §7 M8).
     Eigenvalues: ``method="gram"`` (default, float64 Gram + eigvalsh, matrices spread over threads) or
-    ``"svd"`` (float64 gesdd as WW, batched by shape); see eigenvalues_batched. ``dtype=torch.float32`` forces float32 singular values
-    (the SVD route; faster, ~1e-7 relative noise on small eigenvalues).
+    ``"svd"`` (float64 gesdd as WW, batched by shape); see eigenvalues_batched. ``dtype=torch.float32``
+    forces float32 singular values (the SVD route; faster, ~1e-7 relative noise on small eigenvalues).
     """
     sd = _state_dict(model_or_state_dict)
     names = target_names(sd) if names is None else list(names)
@@ -705,12 +710,7 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
                 raise ValueError(f"{n}: shape {tuple(mats[n].shape)} vs base {tuple(Wb.shape)}")
             todo[n + "#delta"] = mats[n].double() - Wb.double()      # float64 before subtracting (HT §6.11)
             base_norms[n] = float(torch.linalg.norm(Wb.double()))
-    if dtype == torch.float64 and method == "gram":
-        evals = _gram_eigenvalues(todo)   # todo holds checked float tensors already (_as_matrix)
-    elif dtype == torch.float64:
-        evals = eigenvalues_batched(todo, method=method)
-    else:
-        evals = {k: np.sort(v.astype(np.float64) ** 2) for k, v in singular_values_batched(todo, dtype=dtype).items()}
+    evals = _eigenvalues(todo, method, dtype=dtype)   # todo holds matrices checked by _as_matrix already
     sv = {k: np.sqrt(v)[::-1] for k, v in evals.items()}   # descending singular values for the rank metrics
 
     rows = []
