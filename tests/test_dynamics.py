@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlvr_lowrank import dynamics
-from rlvr_lowrank.trajectory import Trajectory
+from rlvr_lowrank.runs import Trajectory
 
 
 def test_sign_align_makes_consecutive_vectors_agree_with_the_last():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rlvr_lowrank import claims, io, models, paths, rank1, tasks, train
+from rlvr_lowrank import claims, config, io, models, paths, rank1, tasks, train
 
 ALL_TARGETS = list(rank1.TARGET_SUFFIXES)
 
@@ -26,7 +26,7 @@ def _lora_model(r=1, alpha=32, seed=0):
 
 def test_lora_update_is_B_A_scale_and_rank_1():
     model, base_state, _ = _lora_model(r=1, alpha=32)
-    eff = rank1.effective_state_dict(model)
+    eff = models.effective_state_dict(model)
     assert set(rank1.target_names(base_state)) <= set(eff)
     n_checked = 0
     for name, module in model.get_base_model().named_modules():
@@ -44,9 +44,9 @@ def test_lora_update_is_B_A_scale_and_rank_1():
 
 def test_effective_state_matches_peft_merge_and_never_counts_an_update_twice():
     model, _, _ = _lora_model(r=1, seed=1)
-    eff = {k: v.clone() for k, v in rank1.effective_state_dict(model).items()}
+    eff = {k: v.clone() for k, v in models.effective_state_dict(model).items()}
     model.merge_adapter()  # merged in place: base_layer.weight now already holds W0 + B·A·scale
-    eff_after_merge = rank1.effective_state_dict(model)
+    eff_after_merge = models.effective_state_dict(model)
     merged = model.merge_and_unload().state_dict()  # peft, the reference implementation
     for name in rank1.target_names(merged):
         torch.testing.assert_close(eff[name], merged[name], rtol=1e-5, atol=1e-6)
@@ -74,13 +74,13 @@ def test_lora_smoke_run_merges_a_rank_1_update_into_every_target_and_nothing_els
 def test_bad_lora_settings_are_refused():
     base, _ = models.load_model(paths.TINY_BASE)
     with pytest.raises(ValueError, match=r"\['qkv_proj'\] match no Linear module.*q_proj"):
-        train.check_lora_targets(base, {"r": 1, "target_modules": ["q_proj", "qkv_proj"]})
+        train.check_lora_targets(base, config.Lora(r=1, lora_alpha=32, target_modules=["q_proj", "qkv_proj"]))
     with pytest.raises(ValueError, match="must list"):
-        train.check_lora_targets(base, {"r": 1})
+        config.resolve("smoke", "lora_r1", 0, {"lora": {"target_modules": []}})
     with pytest.raises(ValueError, match="cannot be combined"):
-        train.resolve_config("smoke", "lora_r1", 0, {"pr1s": {"every": 2}})
+        config.resolve("smoke", "lora_r1", 0, {"pr1s": {"every": 2}})
     with pytest.raises(ValueError, match="no verifier"):
-        train.resolve_config("smoke", "full", 0, {"tasks": ["math", "poetry"]})
+        config.resolve("smoke", "full", 0, {"tasks": ["math", "poetry"]})
 
 
 def _scores(rows):

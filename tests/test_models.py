@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from rlvr_lowrank import evaluate, io, models, paths, profiles, tasks
+from rlvr_lowrank import config, evaluate, io, models, paths, tasks
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,8 @@ def test_tokenizer_that_does_not_fit_the_model_is_refused(tmp_path, base):
 
 def test_unknown_profile_lists_the_available_ones():
     with pytest.raises(ValueError, match="available profiles: .*tiny"):
-        profiles.load("tinyy")
-    assert profiles.load("smoke")["profile"] == "smoke"
+        config.load_profile("tinyy")
+    assert config.load_profile("smoke")["model"] == "data/models/tiny-base"
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):

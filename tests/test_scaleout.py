@@ -2,9 +2,9 @@
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
 
-from rlvr_lowrank import cli, profiles, tasks, train
+from rlvr_lowrank import cli, config, runs, tasks, train
 
-PAPER = [p for p in profiles.available() if p.startswith("paper-")]
+PAPER = [p for p in config.available_profiles() if p.startswith("paper-")]
 
 
 def test_there_is_a_paper_profile():
@@ -19,25 +19,25 @@ def test_paper_profile_dry_run_resolves_every_experiment_without_loading(profile
         raise AssertionError("a dry run must not load a model")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_loading)
-    for experiment in profiles.load(profile)["experiments"]:
+    for experiment in config.load_profile(profile)["experiments"]:
         assert cli.main(["train", "--profile", profile, "--experiment", experiment, "--dry-run"]) == 0
         out = capsys.readouterr().out
         assert "# launch: accelerate launch --config_file configs/accelerate/" in out
         assert f"--profile {profile} --experiment {experiment}" in out
-        kwargs = train.grpo_kwargs(train.resolve_config(profile, experiment, 0), train.paths.run_dir(profile, experiment, 0))
+        kwargs = train.grpo_kwargs(config.resolve(profile, experiment, 0), runs.run_dir(profile, experiment, 0))
         assert kwargs["bf16"] is True and "use_cpu" not in kwargs  # GPU settings are not overridden by CPU_FIXED
         assert kwargs["num_iterations"] == 1  # on-policy: PR1S substitutes at generation boundaries
 
 
 def test_misspelled_grpo_field_fails_before_anything_loads():
     with pytest.raises(ValueError, match=r"\['learnig_rate'\] are not GRPOConfig fields"):
-        train.resolve_config("smoke", "full", 0, {"train": {"learnig_rate": 1e-5}})
+        config.resolve("smoke", "full", 0, {"train": {"learnig_rate": 1e-5}})
     with pytest.raises(ValueError, match="unknown reward"):
-        train.resolve_config("smoke", "full", 0, {"reward": "vibes"})
+        config.resolve("smoke", "full", 0, {"reward": "vibes"})
 
 
 def test_cpu_profiles_keep_the_cpu_settings():
-    kwargs = train.grpo_kwargs(train.resolve_config("smoke", "full", 0), train.paths.run_dir("smoke", "full", 0))
+    kwargs = train.grpo_kwargs(config.resolve("smoke", "full", 0), runs.run_dir("smoke", "full", 0))
     assert kwargs["use_cpu"] is True and kwargs["bf16"] is False and "threads" not in kwargs
 
 
@@ -51,12 +51,12 @@ def test_boxed_math_reward():
 
 
 def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
-    cfg = train.resolve_config("smollm2", "grpo_add", 0)
-    assert cfg["model"] == train.SMOLLM2_MODEL and train.reward_function(cfg) is tasks.addition_reward
+    cfg = config.resolve("smollm2", "grpo_add", 0)
+    assert cfg.model == train.SMOLLM2_MODEL and train.reward_function(cfg) is tasks.addition_reward
     ds = train.train_dataset(cfg)
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"].isdigit()
-    assert "grpo_add" not in (profiles.load("smollm2").get("experiments") or {})  # never trained by make reproduce
-    assert train.resolve_config("smollm2", "grpo_add_pr1s_k5", 0)["pr1s"]["every"] == 5
+    assert "grpo_add" not in (config.load_profile("smollm2").get("experiments") or {})  # never trained by make reproduce
+    assert config.resolve("smollm2", "grpo_add_pr1s_k5", 0).pr1s.every == 5
 
 
 def test_addition_items_and_reward():

@@ -1,7 +1,7 @@
 """A real smoke GRPO run through TRL writes the run directory of design §5, and is reused by hash."""
 import pytest
 
-from rlvr_lowrank import io, paths, train, trajectory
+from rlvr_lowrank import config, io, paths, runs, train
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_run_directory_contract(smoke_run):
     assert [s["step"] for s in subs] == [2, 4, 6]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00003", "step-00006"]
     assert not (run / "trainer").exists()
-    traj = trajectory.load_trajectory(run)
+    traj = runs.load_trajectory(run)
     assert list(traj.steps) == [2, 4, 6]
     name = traj.names[0]
     assert traj.U[name].shape[0] == 3 and traj.U[name].shape[2] == 2
@@ -52,33 +52,33 @@ def test_finished_run_is_reused_and_a_changed_config_is_refused(smoke_run, monke
     before = (smoke_run / "DONE").stat().st_mtime_ns
     assert train.train("smoke", "pr1s_trunc_k10", seed=0) == smoke_run
     assert (smoke_run / "DONE").stat().st_mtime_ns == before
-    with pytest.raises(train.RunError, match="another config"):
+    with pytest.raises(runs.RunError, match="another config"):
         train.train("smoke", "pr1s_trunc_k10", seed=0, overrides={"train": {"learning_rate": 1e-4}})
 
 
 def test_unfinished_run_is_never_read_as_a_result(tmp_path):
     (tmp_path / "config.yaml").write_text("profile: smoke\nexperiment: full\nseed: 1\n")
-    with pytest.raises(train.RunError, match="--experiment full --seed 1"):
-        train.require_done(tmp_path)
+    with pytest.raises(runs.RunError, match="--experiment full --seed 1"):
+        runs.require_done(tmp_path)
 
 
 def test_bad_experiment_settings_are_refused():
     with pytest.raises(ValueError, match="unknown experiment"):
-        train.resolve_config("smoke", "nope", 0)
+        config.resolve("smoke", "nope", 0)
     with pytest.raises(ValueError, match="positive integer"):
-        train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 0}})
+        config.resolve("smoke", "full", 0, {"pr1s": {"every": 0}})
     with pytest.raises(ValueError, match="variant"):
-        train.resolve_config("smoke", "full", 0, {"pr1s": {"every": 2, "variant": "rank3"}})
+        config.resolve("smoke", "full", 0, {"pr1s": {"every": 2, "variant": "rank3"}})
 
 
 def test_a_run_being_trained_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
     import os
 
     monkeypatch.setattr(paths, "RUNS", tmp_path)
-    run = paths.run_dir("smoke", "full", 0)
+    run = runs.run_dir("smoke", "full", 0)
     run.mkdir(parents=True)
     (run / ".lock").write_text(str(os.getpid()))  # a live process (this one) holds it
-    with pytest.raises(train.RunError, match=f"being trained by another process \\(pid {os.getpid()}\\)"):
+    with pytest.raises(runs.RunError, match=f"being trained by another process \\(pid {os.getpid()}\\)"):
         train.train("smoke", "full", 0)
     assert not (run / "DONE").exists()
     (run / ".lock").write_text("999999999")  # no such process: an interrupted run's lock

@@ -2,7 +2,7 @@
 import pytest
 from transformers import TrainerCallback
 
-from rlvr_lowrank import io, paths, train
+from rlvr_lowrank import io, paths, runs, train
 
 
 class Interrupted(RuntimeError):
@@ -20,19 +20,19 @@ class InterruptAt(TrainerCallback):
 
 def test_interrupted_pr1s_run_resumes_to_done(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", tmp_path)
-    original = train._make_callbacks
+    original = train.make_callbacks
     # smoke: 6 steps, TRL checkpoint every 3 steps -> crash at step 4 leaves checkpoint-3 behind
-    monkeypatch.setattr(train, "_make_callbacks", lambda *a, **k: original(*a, **k) + [InterruptAt(4)])
+    monkeypatch.setattr(train, "make_callbacks", lambda *a, **k: original(*a, **k) + [InterruptAt(4)])
     with pytest.raises(Interrupted):
         train.train("smoke", "pr1s_trunc_k10", 0)
-    run = paths.run_dir("smoke", "pr1s_trunc_k10", 0)
+    run = runs.run_dir("smoke", "pr1s_trunc_k10", 0)
     assert not (run / "DONE").exists()
     assert (run / "trainer" / "checkpoint-3").exists()
-    with pytest.raises(train.RunError, match="no DONE marker"):
-        train.require_done(run)
+    with pytest.raises(runs.RunError, match="no DONE marker"):
+        runs.require_done(run)
     before = [r for r in io.read_jsonl(run / "metrics.jsonl") if r["step"] <= 3]
 
-    monkeypatch.setattr(train, "_make_callbacks", original)
+    monkeypatch.setattr(train, "make_callbacks", original)
     assert train.train("smoke", "pr1s_trunc_k10", 0) == run
     assert (run / "DONE").exists() and not (run / "trainer").exists()
     assert io.read_json(run / "DONE")["steps"] == 6

@@ -9,8 +9,9 @@ An *arm* is a role a notebook reads (``full``: Full RL, ``pr1s``: the pre-regist
 ``arms:`` of ``configs/<profile>.yaml``, and lists per notebook the remaining parameters in
 ``notebooks:``. A notebook's papermill parameters are then::
 
-    PROFILE, SEEDS (the profile's seeds), FULL/PR1S/LORA/MIX (one experiment each), SWEEP and ARMS
-    (lists), and the notebook's own entries of ``notebooks:``.
+    PROFILE; for a notebook that reads runs, SEEDS (the profile's seeds) and either one parameter per arm
+    (FULL, PR1S, LORA, MIX: an experiment each; SWEEP: a list) or, with ``arm_list``, ARMS (the list of its
+    arms' experiments); and the notebook's own entries under ``notebooks:`` of the profile.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Notebook:
         writes (tuple[str, ...]): files it writes under ``reports/<profile>/``.
         figures (tuple[str, ...]): figures it writes under ``figures/<profile>/`` (the first is the claim's).
         reads_reports (bool): it reads the other notebooks' reports (it runs after all of them).
+        arm_list (bool): its arms come as one list parameter ``ARMS`` instead of one parameter per arm.
     """
     stem: str
     title: str
@@ -39,6 +41,7 @@ class Notebook:
     writes: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
     reads_reports: bool = False
+    arm_list: bool = False
 
 
 NOTEBOOKS: tuple[Notebook, ...] = (
@@ -51,9 +54,9 @@ NOTEBOOKS: tuple[Notebook, ...] = (
     Notebook("03_knowledge_loss", "what the rank-1 component keeps besides math", "C2", ("full", "pr1s", "lora", "mix"),
              ("c2.json",), ("fig03_knowledge_loss", "fig03_multitask_rank_k")),
     Notebook("04_heavy_tails", "heavy-tailed singular values of the RL-trained weights", "C3", ("full", "pr1s"),
-             ("c3.json",), ("fig04_heavy_tailed_fraction", "fig04_alpha_per_matrix", "fig04_esd_tails")),
+             ("c3.json",), ("fig04_heavy_tailed_fraction", "fig04_alpha_per_matrix", "fig04_esd_tails"), arm_list=True),
     Notebook("05_alignment", "alignment of the rank-1 singular vectors over training", "C4", ("full", "pr1s"),
-             ("c4.json",), ("fig05_alignment",)),
+             ("c4.json",), ("fig05_alignment",), arm_list=True),
     Notebook("06_linear_dynamics", "rank-1 linear dynamics and extrapolation (beyond the paper)", None, ("full",),
              ("dynamics.json",), ("fig06_pls_r2", "fig06_extrapolation")),
     Notebook("07_claims", "all claims side by side", None, (), ("claims.json", "claims.md"),
@@ -62,8 +65,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
              ("smollm2_spectra.json",), ("fig08_smollm2_alpha",)),
 )
 BY_STEM = {nb.stem: nb for nb in NOTEBOOKS}
-ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP"}  # list-valued: sweep
-LIST_ARMS = ("sweep",)
+ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP"}  # sweep: a list
 
 
 def notebook(stem: str) -> Notebook:
@@ -120,10 +122,13 @@ def experiments_read(stem: str, profile: str) -> list[str]:
 def parameters(stem: str, profile: str) -> dict:
     """The papermill parameters of a notebook under a profile (see the module docstring)."""
     nb, prof, table = notebook(stem), config.load_profile(profile), arms(profile)
-    params = {"PROFILE": profile, "SEEDS": list(prof.get("seeds", [0]))}
-    for arm in nb.reads:
-        params[ARM_PARAMETERS[arm]] = table[arm]
-    if "full" in nb.reads and "pr1s" in nb.reads:
-        params["ARMS"] = [table["full"], table["pr1s"]]
+    params = {"PROFILE": profile}
+    if nb.reads:
+        experiments_read(stem, profile)  # every arm it reads is mapped
+        params["SEEDS"] = list(prof["seeds"])
+        if nb.arm_list:
+            params["ARMS"] = [table[arm] for arm in nb.reads]
+        else:
+            params.update((ARM_PARAMETERS[arm], table[arm]) for arm in nb.reads)
     params.update((prof.get("notebooks") or {}).get(stem) or {})
     return params

@@ -27,11 +27,6 @@ from typing import Mapping
 
 import torch
 
-try:  # transformers is a hard dependency of the project, but keep the pure-tensor API importable without it.
-    from transformers import TrainerCallback
-except ImportError:  # pragma: no cover
-    TrainerCallback = object  # type: ignore[misc,assignment]
-
 # Target matrices (design §3, AlphaRL eval/svd.py): the 2-D weights of the attention and MLP blocks.
 # Embeddings, lm_head, norms and biases are never targets.
 TARGET_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -149,7 +144,7 @@ def deltas(base_state, trained_state) -> dict[str, torch.Tensor]:
 # OP2: top-k singular triplets
 # ----------------------------------------------------------------------------------------------
 
-def _canonical_sign(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def canonical_sign(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip (u_j, v_j) so that the largest-|.| entry of u_j is positive.
 
     Singular vectors are defined up to sign; a fixed convention makes the exact and the fast path (and
@@ -295,7 +290,7 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
             info.update(method="fast", iters=int(it))
     if U is None:
         U, S, V = _exact_topk(M, k)
-    U, V = _canonical_sign(U, V)
+    U, V = canonical_sign(U, V)
     return (U, S, V, info) if return_info else (U, S, V)
 
 
@@ -341,7 +336,7 @@ def _random_unit(n: int, gen: torch.Generator) -> torch.Tensor:
     return a / torch.linalg.vector_norm(a)
 
 
-def _substitute(dW: torch.Tensor, variant: str, k=1, normmatch: bool = False, seed: int = 0,
+def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = False, seed: int = 0,
                 method: str = "auto") -> tuple[torch.Tensor, dict]:
     """One ΔW → (update R, diagnostics). variant in VARIANTS or "rankk"/"full"/"base" (internal)."""
     dW = dW.detach().float()
@@ -396,7 +391,7 @@ def rank1_update(dW: torch.Tensor, variant: str = "trunc", seed: int = 0, method
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    return _substitute(dW, variant, seed=seed, method=method)[0]
+    return substitute_update(dW, variant, seed=seed, method=method)[0]
 
 
 def rankk_update(dW: torch.Tensor, k, normmatch: bool = False, method: str = "auto", seed: int = 0) -> torch.Tensor:
@@ -404,14 +399,14 @@ def rankk_update(dW: torch.Tensor, k, normmatch: bool = False, method: str = "au
 
     k = "full" returns ΔW itself. k must be in 1..min(m, n) otherwise (ValueError).
     """
-    return _substitute(dW, "rankk", k=k, normmatch=normmatch, seed=seed, method=method)[0]
+    return substitute_update(dW, "rankk", k=k, normmatch=normmatch, seed=seed, method=method)[0]
 
 
 # ----------------------------------------------------------------------------------------------
 # OP4: substituted models
 # ----------------------------------------------------------------------------------------------
 
-def _matrix_seed(seed: int, name: str) -> int:
+def matrix_seed(seed: int, name: str) -> int:
     # Stable across processes (unlike hash()): every matrix gets its own random direction / start block.
     return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
 
@@ -441,17 +436,17 @@ def build_substituted_model(base_model: torch.nn.Module, trained_model_or_state,
             p = new.get_parameter(name)
             W0 = base[name].detach().float()
             dW = _delta(base[name], trained[name])
-            R, d = _substitute(dW, "rankk" if variant == "rankk" else variant, k=k, normmatch=normmatch,
-                               seed=_matrix_seed(seed, name), method=method)
+            R, d = substitute_update(dW, "rankk" if variant == "rankk" else variant, k=k, normmatch=normmatch,
+                               seed=matrix_seed(seed, name), method=method)
             p.copy_((W0 + R).to(p.dtype))  # in place: keeps tying and parameter identity of the copy
             diags.append({"name": name, "layer": layer_index(name), "type": matrix_type(name),
                           "shape": list(dW.shape), **d})
     new.rank1_diagnostics = diags
-    new.rank1_summary = _summary(diags)
+    new.rank1_summary = summarize_diagnostics(diags)
     return new
 
 
-def _summary(diags: list[dict]) -> dict:
+def summarize_diagnostics(diags: list[dict]) -> dict:
     fro_sum = sum(d["fro"] for d in diags)
     fro2 = sum(d["fro2"] for d in diags)
     s1 = sum(d["sigma1"] for d in diags)
@@ -466,255 +461,3 @@ def _summary(diags: list[dict]) -> dict:
         "energy_removed_total": sum(d.get("energy_removed", 0.0) for d in diags),
         "dist2_total": sum(d.get("dist2", 0.0) for d in diags),
     }
-
-
-@torch.no_grad()
-def effective_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The weights the model computes with, under the plain (base model's) parameter names.
-
-    For a peft LoRA model this merges on the fly, W = W0 + B·A·(lora_alpha / r) for every active
-    adapter (peft's own ``get_delta_weight``), without modifying the model, so the trajectory
-    recorder and the checkpoints see the same matrices as for full fine-tuning. For any other model
-    it is ``model.state_dict()``.
-    """
-    try:
-        from peft import PeftModel
-        from peft.tuners.lora import LoraLayer
-    except ImportError:  # peft is a project dependency, but keep the plain path working without it
-        return model.state_dict()
-    if not isinstance(model, PeftModel):
-        return model.state_dict()
-    base = model.get_base_model()
-    out = {}
-    for key, value in base.state_dict().items():
-        if ".lora_" in key:
-            continue
-        out[key.replace(".base_layer.", ".")] = value
-    for name, module in base.named_modules():
-        if isinstance(module, LoraLayer):
-            w = module.base_layer.weight.detach().clone()
-            for adapter in module.active_adapters:
-                # an adapter merged in place (peft merge_adapter) is already inside base_layer.weight:
-                # adding it again would count the update twice
-                if adapter in module.lora_A and adapter not in module.merged_adapters:
-                    w += module.get_delta_weight(adapter).to(w.dtype)
-            out[f"{name}.weight"] = w
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# OP5: Periodic Rank-1 Substitution inside the Trainer
-# ----------------------------------------------------------------------------------------------
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DDP wraps as .module; the Trainer passes the unwrapped model to callbacks, but be safe.
-    while isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
-    return model
-
-
-def _unsupported_reason(model, optimizer, trainer) -> str | None:
-    """Why in-place substitution would be wrong here (DeepSpeed / FSDP keep their own weight copies)."""
-    if trainer is not None and (getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)):
-        return "the trainer runs DeepSpeed/FSDP"
-    names = {c.__name__ for c in type(model).__mro__}
-    if "DeepSpeedEngine" in names:
-        return "the model is a DeepSpeedEngine"
-    if "FullyShardedDataParallel" in names or "FSDPModule" in names:
-        return "the model is FSDP-wrapped"
-    for p in model.parameters():
-        if hasattr(p, "ds_id") or hasattr(p, "ds_shape"):
-            return "the parameters are DeepSpeed ZeRO-3 partitioned"
-        if type(p.data).__name__ == "DTensor":
-            return "the parameters are DTensors (FSDP2)"
-        break
-    opt = getattr(optimizer, "optimizer", optimizer)
-    if opt is not None and any(s in type(opt).__name__ for s in ("DeepSpeed", "ZeRO", "Zero")):
-        return f"the optimizer is {type(opt).__name__}"
-    return None
-
-
-class PeriodicRank1Callback(TrainerCallback):
-    """Periodic Rank-1 Substitution (PR1S, rank1_methods.md §1.3 and §7 OP5) as a transformers TrainerCallback.
-
-    Every `every` (= K) optimizer steps, for every target parameter W of the model, under torch.no_grad():
-        ΔW = W − W0;   W.copy_(W0 + rank1(ΔW))     (rank1 = "trunc" σ1u1v1ᵀ or "normmatch" ‖ΔW‖_F u1v1ᵀ)
-    in place on the SAME Parameter object (trl_grpo.md §7 rule 1: the optimizer, DDP buckets and any
-    wrapper point at it; a new nn.Parameter would be silently ignored). W0 is the base anchor (§8.1 default,
-    cumulative); anchor="last" moves the anchor to the substituted weights after each substitution (the §8.1
-    ablation; ΔW then has rank <= number of substitutions). Non-target parameters (embeddings, tied lm_head,
-    norms, biases) are never touched.
-
-    Hook: on_step_end (trl_grpo.md §7): it fires only after a real optimizer step, after the scheduler step
-    and zero_grad, with global_step already incremented, and before that step's log/save/eval, so checkpoints
-    and evals see the substituted weights, and vLLM syncs them before the next generation (rule 7).
-
-    Generation boundaries (rule 3): GRPO generates every steps_per_generation × num_iterations micro-steps
-    and reuses the buffered completions and their old log-probs until then. Substituting mid-buffer makes the
-    importance ratio jump. With steps_per_generation = gradient_accumulation_steps and num_iterations = 1 (the
-    defaults) every optimizer step is a boundary. Otherwise pass generation_every = number of optimizer steps
-    per generation (K must be a multiple, checked at construction); when the Trainer's args carry
-    steps_per_generation (GRPOConfig) the boundary condition K·GA ≡ 0 mod (steps_per_generation·num_iterations)
-    is also checked against them at train begin / first substitution and a violation raises ValueError.
-
-    Optimizer state (rule 4): "keep" leaves the Adam moments as they are (§8.5 default); "reset" pops the
-    per-parameter entry (optimizer.state.pop(p, None); AcceleratedOptimizer.state forwards to the inner
-    optimizer), so Adam re-initialises it lazily with step = 0. Moments are never zeroed in place (that would
-    keep a large bias-correction step count and inflate the next update ~3x).
-
-    Multi-process (rule 2): every rank computes the same substitution from the same (DDP-synchronised)
-    weights with a deterministic routine (the exact SVD, or the fast path whose random start is seeded from
-    `seed` and the parameter name). Bitwise equality across ranks is only guaranteed for identical hardware
-    and libraries, so when a `trainer` is given (or set later as `cb.trainer = trainer`) and
-    torch.distributed runs with world size > 1, rank 0's substituted weights are broadcast to all ranks and
-    `accelerator.wait_for_everyone()` is called. Only the world-process-zero writes the JSONL log.
-
-    DeepSpeed / FSDP are NOT supported and raise NotImplementedError: DeepSpeed keeps fp32 master weights
-    and refreshes the module parameters from them after every step (DeepSpeed#2424), so an in-place copy would
-    be undone one step later. Supporting it needs (rule 5), for every substituted param: ZeRO-1/2: copy into
-    the module param on every rank AND deepspeed.utils.safe_set_full_fp32_param(p, value) on every rank
-    (optionally safe_set_full_optimizer_state(p, zeros, "exp_avg"/"exp_avg_sq") for a reset); ZeRO-3: write
-    inside deepspeed.zero.GatheredParameters([p], modifier_rank=0) on rank 0 and call safe_set_full_fp32_param
-    on all ranks. FSDP needs DTensor-aware writes (rule 6). None of this is testable on CPU.
-
-    Log (rule 9: never trainer.log() from a callback): one JSONL line per substitution step with the
-    per-matrix fro2 = ‖ΔW‖², sigma1, e1, energy_removed = ‖ΔW‖² − ‖rank1‖², dist2 = ‖ΔW − rank1‖², and
-    totals; the same records are kept in `self.history`.
-    """
-
-    def __init__(self, base_state: Mapping[str, torch.Tensor], every: int, variant: str = "normmatch",
-                 optimizer_state: str = "keep", log_path: str | Path | None = None, generation_every: int | None = None,
-                 anchor: str = "base", method: str = "auto", seed: int = 0, trainer=None, broadcast: bool = True):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every (K) must be a positive integer, got {every!r}")
-        if variant not in ("trunc", "normmatch"):
-            raise ValueError(f"unknown PR1S variant {variant!r}; valid: trunc, normmatch")
-        if optimizer_state not in ("keep", "reset"):
-            raise ValueError(f"unknown optimizer_state {optimizer_state!r}; valid: keep, reset")
-        if anchor not in ("base", "last"):
-            raise ValueError(f"unknown anchor {anchor!r}; valid: base, last")
-        if method not in SVD_METHODS:
-            raise ValueError(f"unknown svd method {method!r}; valid: {', '.join(SVD_METHODS)}")
-        if generation_every is not None:
-            if isinstance(generation_every, bool) or not isinstance(generation_every, int) or generation_every <= 0:
-                raise ValueError(f"generation_every must be a positive integer, got {generation_every!r}")
-            if every % generation_every != 0:
-                raise ValueError(f"every={every} is not a multiple of generation_every={generation_every}: "
-                                 "substitutions must fall on generation boundaries (trl_grpo.md §7 rule 3)")
-        if isinstance(base_state, torch.nn.Module):
-            base_state = base_state.state_dict()
-        names = target_names(base_state)
-        if not names:
-            raise ValueError("base_state holds no target matrices (q/k/v/o/gate/up/down_proj .weight)")
-        for n in names:
-            if not bool(torch.isfinite(base_state[n]).all()):
-                raise ValueError(f"base weight {n!r} contains NaN or Inf")
-        # CPU float32 copies: the anchor must not alias the live parameters nor lose precision.
-        self.base_state = {n: base_state[n].detach().to("cpu", torch.float32).clone() for n in names}
-        self.every = every
-        self.variant = variant
-        self.optimizer_state = optimizer_state
-        self.log_path = Path(log_path) if log_path is not None else None
-        self.generation_every = generation_every
-        self.anchor = anchor
-        self.method = method
-        self.seed = seed
-        self.trainer = trainer
-        self.broadcast = broadcast
-        self.history: list[dict] = []
-        self._checked_names = False
-
-    # -- checks ------------------------------------------------------------------------------------
-
-    def _check_generation_boundary(self, args) -> None:
-        spg = getattr(args, "steps_per_generation", None)
-        if spg is None:
-            return
-        ga = int(getattr(args, "gradient_accumulation_steps", 1) or 1)
-        period = int(spg) * int(getattr(args, "num_iterations", 1) or 1)  # micro-steps per generation
-        if (self.every * ga) % period != 0:
-            raise ValueError(
-                f"PR1S every={self.every} optimizer steps (= {self.every * ga} micro-steps) does not fall on GRPO "
-                f"generation boundaries (every steps_per_generation x num_iterations = {period} micro-steps); "
-                "choose every as a multiple of the generation period (trl_grpo.md §7 rule 3)")
-
-    def _check_supported(self, model, optimizer) -> None:
-        reason = _unsupported_reason(model, optimizer, self.trainer)
-        if reason is not None:
-            raise NotImplementedError(
-                f"PeriodicRank1Callback: {reason}. In-place substitution would be undone or wrong there; see the "
-                "class docstring for what DeepSpeed needs (safe_set_full_fp32_param, trl_grpo.md §7 rule 5).")
-
-    def _params(self, model) -> dict[str, torch.nn.Parameter]:
-        params = dict(_unwrap(model).named_parameters())
-        if not self._checked_names:
-            for n, W0 in self.base_state.items():
-                if n not in params:
-                    raise ValueError(f"anchor tensor {n!r} is not a parameter of the model (prefix mismatch?)")
-                if tuple(params[n].shape) != tuple(W0.shape):
-                    raise ValueError(f"shape mismatch for {n!r}: model {tuple(params[n].shape)} vs anchor {tuple(W0.shape)}")
-            missing = [n for n, p in params.items() if is_target(n, p.ndim) and n not in self.base_state]
-            if missing:
-                raise ValueError(f"target parameter {missing[0]!r} has no anchor in base_state")
-            self._checked_names = True
-        return params
-
-    # -- callback events ---------------------------------------------------------------------------
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._check_generation_boundary(args)
-        model = kwargs.get("model")
-        if model is not None:
-            self._check_supported(model, kwargs.get("optimizer"))
-            self._params(model)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        step = int(state.global_step)
-        if step <= 0 or step % self.every != 0:
-            return
-        if self.generation_every is not None and step % self.generation_every != 0:
-            return  # unreachable given the constructor check; kept as the documented guard
-        self._check_generation_boundary(args)
-        self.substitute(kwargs["model"], kwargs.get("optimizer"), step=step,
-                        write_log=getattr(state, "is_world_process_zero", True))
-
-    # -- the substitution itself (also usable outside a Trainer) -----------------------------------
-
-    def substitute(self, model: torch.nn.Module, optimizer=None, step: int | None = None, write_log: bool = True) -> dict:
-        """Apply one substitution to `model` in place; returns (and logs) the record."""
-        self._check_supported(model, optimizer)
-        if self.optimizer_state == "reset" and optimizer is None:
-            raise ValueError("optimizer_state='reset' needs the optimizer (kwargs['optimizer'] in a Trainer)")
-        t0 = time.perf_counter()
-        params = self._params(model)
-        world = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
-        diags = []
-        with torch.no_grad():
-            for name, W0_cpu in self.base_state.items():
-                p = params[name]
-                W0 = W0_cpu.to(p.device)
-                dW = p.detach().float() - W0
-                R, d = _substitute(dW, self.variant, seed=_matrix_seed(self.seed, name), method=self.method)
-                p.copy_((W0 + R).to(p.dtype))  # same Parameter object, never reassigned (rule 1)
-                if world > 1 and self.broadcast and self.trainer is not None:
-                    torch.distributed.broadcast(p.data, src=0)  # rank 0's values everywhere (rule 2)
-                if self.anchor == "last":
-                    self.base_state[name] = p.detach().to("cpu", torch.float32).clone()
-                if self.optimizer_state == "reset":
-                    optimizer.state.pop(p, None)  # lazy re-init with step=0 (rule 4)
-                diags.append({"name": name, "layer": layer_index(name), "type": matrix_type(name),
-                              "fro2": d["fro2"], "sigma1": d["sigma1"], "e1": d["e1"],
-                              "energy_removed": d["energy_removed"], "dist2": d["dist2"], "svd": d["svd"]})
-        if world > 1 and self.trainer is not None and hasattr(self.trainer, "accelerator"):
-            self.trainer.accelerator.wait_for_everyone()
-        summary = _summary([{**d, "fro": math.sqrt(d["fro2"])} for d in diags])
-        record = {"step": step, "variant": self.variant, "optimizer_state": self.optimizer_state,
-                  "anchor": self.anchor, "every": self.every, "seconds": time.perf_counter() - t0,
-                  **summary, "matrices": diags}
-        self.history.append(record)
-        self.seconds = getattr(self, "seconds", 0.0) + record["seconds"]  # total time spent substituting (benchmarks)
-        if write_log and self.log_path is not None:
-            from .io import append_jsonl
-
-            append_jsonl(self.log_path, record)
-        return record

@@ -1,0 +1,236 @@
+"""Executing the declared pipeline (pipeline.py): train what the notebooks read, run them, report.
+
+``python -m rlvr_lowrank reproduce --profile tiny`` (what ``make reproduce`` calls). Caching: a run is
+reused when its DONE exists and its config hash is the current one (a run made with another config is
+refused, naming it); an executed notebook is reused when its fingerprint (the notebook, its parameters,
+the library, the profile, the DONE markers of the runs it reads) is unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import papermill
+
+from . import claims, config, io, jobs, paths, readme, runs
+from .pipeline import experiments_read, notebook, parameters, stems
+
+# ----------------------------------------------------------------------------------------------
+
+TIMING = "timing.json"   # reports/<profile>/timing.json: written by reproduce, read by no notebook
+# library modules no notebook imports (the command line, the job queue, the README writer, this module): editing them
+# keeps executed notebooks cached; every other module of lib/rlvr_lowrank is part of each notebook's fingerprint
+NOT_NOTEBOOK_INPUTS = {"cli.py", "jobs.py", "readme.py", "reproduce.py", "__main__.py"}
+
+
+def checked_parameters(stem: str, profile: str) -> dict:
+    """:func:`parameters`, refusing a name the notebook's parameters cell does not define (papermill only warns)."""
+    params = parameters(stem, profile)
+    path = paths.NOTEBOOKS / f"{stem}.ipynb"
+    known = set(papermill.inspect_notebook(str(path)))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise config.ConfigError(f"parameter(s) {unknown} for {path.name} under profile {profile!r} do not exist in its "
+                                 f"parameters cell ({sorted(known)}); fix notebooks: in configs/{profile}.yaml")
+    return params
+
+
+def fingerprint(stem: str, profile: str, params: dict) -> str:
+    """Hash of everything an executed notebook depends on: the notebook, its parameters, the library, the
+    shipped base model's metrics, the profile, and the DONE markers of the runs it reads (declared arms)."""
+    h = hashlib.sha256()
+    h.update((paths.NOTEBOOKS / f"{stem}.ipynb").read_bytes())
+    h.update(io.config_hash(params).encode())
+    for src in sorted((paths.ROOT / "lib" / "rlvr_lowrank").rglob("*.py")):
+        if src.name not in NOT_NOTEBOOK_INPUTS:
+            h.update(str(src.relative_to(paths.ROOT)).encode() + src.read_bytes())
+    for f in (paths.TINY_BASE / "metrics.json", paths.CONFIGS / f"{profile}.yaml"):
+        if f.exists():
+            h.update(f.read_bytes())
+    if notebook(stem).reads_reports:  # the claims notebook reads the other notebooks' outputs, not runs
+        for f in sorted((paths.REPORTS / profile).glob("*.json")):
+            if f.name not in ("claims.json", TIMING):
+                h.update(f.name.encode() + f.read_bytes())
+    for experiment in experiments_read(stem, profile):
+        for seed in config.load_profile(profile)["seeds"]:
+            done = runs.run_dir(profile, experiment, seed) / "DONE"
+            if done.exists():
+                h.update(f"{experiment}/seed{seed}".encode() + done.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _executed(stem: str, profile: str) -> tuple[Path, Path]:
+    out_dir = paths.REPORTS / profile / "executed"
+    return out_dir / f"{stem}.ipynb", out_dir / f".{stem}.fingerprint"
+
+
+def is_cached(stem: str, profile: str, fp: str) -> bool:
+    out, stamp = _executed(stem, profile)
+    return out.exists() and stamp.exists() and stamp.read_text().strip() == fp
+
+
+def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool = False) -> Path:
+    """Execute ``notebooks/<stem>.ipynb`` into ``reports/<profile>/executed/`` (never in place).
+
+    Skipped when the executed copy exists with the same fingerprint. The output is written to a
+    temporary file and renamed only on success; a failed run leaves ``<stem>.failed.ipynb``.
+    The runs it reads must be trained (runs.require_run inside the notebook says which are not).
+    """
+    params = checked_parameters(stem, profile)
+    out, stamp = _executed(stem, profile)
+    fp = fingerprint(stem, profile, params)
+    if not force and is_cached(stem, profile, fp):
+        print(f"[reproduce] {stem}: up to date (cached)")
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    failed = out.with_name(f"{stem}.failed.ipynb")
+    running = out.with_name(f".{stem}.running.ipynb")
+    t0 = time.time()
+    print(f"[reproduce] {stem}: executing with profile {profile} ...", flush=True)
+    try:
+        papermill.execute_notebook(
+            str(paths.NOTEBOOKS / f"{stem}.ipynb"), str(running), parameters=params, kernel_name="python3",
+            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=log_output, execution_timeout=3600,
+        )
+    except BaseException:
+        if running.exists():
+            running.replace(failed)  # keep the failed notebook (error banner) for inspection
+            print(f"[reproduce] {stem}: FAILED; see {jobs._rel(failed)}", file=sys.stderr)
+        raise
+    running.replace(out)
+    failed.unlink(missing_ok=True)
+    io.write_text(stamp, fp + "\n")
+    print(f"[reproduce] {stem}: done in {time.time() - t0:.0f} s -> {jobs._rel(out)}")
+    return out
+
+
+def _stale_runs(profile: str, names: list[str]) -> list[str]:
+    """Runs on disk whose config hash is not the current one for the profile."""
+    stale = []
+    for e in names:
+        for s in config.load_profile(profile)["seeds"]:
+            run = runs.run_dir(profile, e, s)
+            if (run / "config.yaml").exists() and runs.read_config(run).get("config_hash") != config.resolve(profile, e, s).hash:
+                stale.append(str(run))
+    return stale
+
+
+def training_jobs(profile: str, experiments: list[str] | None = None,
+                  readers: dict[str, float] | None = None) -> tuple[list[jobs.Job], int]:
+    """One ``python -m rlvr_lowrank train`` job per experiment x seed without ``DONE``. Order: highest
+    ``readers`` weight first (runs that let notebooks start soonest), then LoRA runs (the slowest: peft
+    wraps every target module), otherwise config order. A run made with another config is refused."""
+    prof = config.load_profile(profile)
+    defined = prof.get("experiments") or {}
+    names = experiments or list(defined)
+    unknown = sorted(set(names) - set(defined))
+    if unknown:
+        raise config.ConfigError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(defined)}")
+    stale = _stale_runs(profile, names)
+    if stale:
+        raise runs.RunError(f"{len(stale)} run(s) were trained with another config than configs/{profile}.yaml now "
+                            f"gives: {stale[:3]}{' ...' if len(stale) > 3 else ''}; delete them (rm -r) and re-run")
+    readers = readers or {}
+    names = sorted(names, key=lambda e: (-readers.get(e, 0), not (defined[e] or {}).get("lora")))  # stable sort
+    todo = [(e, s) for e in names for s in prof["seeds"] if not runs.is_done(runs.run_dir(profile, e, s))]
+    logs = paths.RUNS / profile / "logs"
+    todo_jobs = [jobs.Job(f"train {e} seed {s}", [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
+                                                  "--experiment", e, "--seed", str(s)],
+                          logs / f"{e}-seed{s}.log", experiment=e)
+                 for e, s in todo]
+    return todo_jobs, len(names) * len(prof["seeds"]) - len(todo)
+
+
+def train_all(profile: str, processes: int = 2, experiments: list[str] | None = None) -> list[Path]:
+    """Train every experiment x seed of a profile that has no ``DONE`` yet, ``processes`` runs at a time.
+
+    Each run is its own ``python -m rlvr_lowrank train`` process (the profile pins one torch thread per
+    run, so two runs keep both cores of a 2-core machine busy; one process per run also keeps a crash from
+    taking the others down). Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``; finished
+    runs are reused and interrupted ones resume, so this is safe to re-run.
+    """
+    todo, cached = training_jobs(profile, experiments)
+    print(f"[train] profile {profile}: {cached} run(s) cached, {len(todo)} to train with {processes} process(es)",
+          flush=True)
+    failed = jobs.run_jobs(todo, workers=processes)
+    if failed:
+        raise RuntimeError(f"training failed for {failed}; logs in {jobs._rel(paths.RUNS / profile / 'logs')}; "
+                           "re-running resumes from the last checkpoint")
+    prof = config.load_profile(profile)
+    return [runs.run_dir(profile, e, s) for e in experiments or list(prof.get("experiments") or {}) for s in prof["seeds"]]
+
+
+def reproduce(profile: str, force: bool = False, processes: int = 2, started_at: float | None = None) -> None:
+    """Train what the profile's notebooks read, execute them, write the claims report, print the total time.
+
+    Training runs and notebooks share one queue of ``processes`` subprocesses (jobs.run_jobs): a notebook
+    starts as soon as every seed of the experiments it reads is trained (a notebook that reads reports,
+    after the other notebooks), ahead of the runs still queued, and the runs most notebooks read train
+    first; so notebooks overlap training, both cores stay busy to the end and the last jobs are short ones.
+    Notebook kernels run with one torch thread (OMP_NUM_THREADS=1), whether or not another job runs beside
+    them, so their numbers do not depend on ``processes``.
+
+    The times go to ``reports/<profile>/timing.json`` (write_timing); ``started_at`` (epoch seconds,
+    passed by ``make reproduce``) makes the total include the set-up of .venv.
+    """
+    prof = config.load_profile(profile)  # unknown profile -> clear error before anything runs
+    t0 = time.time()
+    todo_stems = stems(profile)
+    params = {stem: checked_parameters(stem, profile) for stem in todo_stems}  # a bad parameter fails before training
+    reads = {stem: set(experiments_read(stem, profile)) for stem in todo_stems}
+    # weight of a run: sum over the notebooks reading it of 1 / (experiments that notebook reads), so the
+    # runs that unlock notebooks soonest train first
+    readers = {e: sum(1 / len(r) for r in reads.values() if e in r) for e in prof.get("experiments") or {}}
+    todo, cached = training_jobs(profile, readers=readers) if prof.get("experiments") else ([], 0)
+    print(f"[reproduce] profile {profile}: {cached} run(s) cached, {len(todo)} to train, "
+          f"{len(todo_stems)} notebook(s), {processes} process(es)", flush=True)
+    nb_jobs, logs = [], paths.RUNS / profile / "logs"
+    for stem in todo_stems:
+        deps = {j.name for j in todo if j.experiment in reads[stem]}
+        if notebook(stem).reads_reports:
+            deps |= {j.name for j in nb_jobs}
+        if not force and not deps and is_cached(stem, profile, fingerprint(stem, profile, params[stem])):
+            print(f"[reproduce] {stem}: up to date (cached)")
+            continue
+        argv = [sys.executable, "-m", "rlvr_lowrank", "notebook", stem, "--profile", profile] + (["--force"] if force else [])
+        nb_jobs.append(jobs.Job(f"notebook {stem}", argv, logs / f"notebook-{stem}.log", frozenset(deps),
+                                env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
+    t_jobs = time.time()
+    failed = jobs.run_jobs(nb_jobs + todo, workers=processes)  # a notebook whose runs are done goes before training
+    t_jobs = time.time() - t_jobs
+    if failed:
+        raise RuntimeError(f"{failed} failed; logs in {jobs._rel(logs)} (a failed notebook is kept as "
+                           f"reports/{profile}/executed/<stem>.failed.ipynb); re-running resumes training and "
+                           "reuses finished notebooks")
+    if any(notebook(stem).claim for stem in todo_stems):
+        report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+        print(claims.results_table(report))
+    end = time.time()
+    total = end - (started_at if started_at is not None and started_at <= t0 else t0)
+    write_timing(profile, {"total_s": round(total, 1), "setup_s": round(total - (end - t0), 1),
+                           "pipeline_s": round(end - t0, 1), "jobs_wall_s": round(t_jobs, 1),
+                           "runs_trained": len(todo), "runs_cached": cached, "notebooks_executed": len(nb_jobs),
+                           "notebooks_cached": len(todo_stems) - len(nb_jobs), "processes": processes,
+                           "cpu_count": os.cpu_count()})
+    if profile == "tiny":  # the README quotes the tiny profile: keep its generated blocks in step
+        print("[reproduce] README.md " + ("updated" if readme.update() else "already up to date"))
+    print(f"[reproduce] profile {profile}: finished in {total:.0f} s"
+          + (f" ({total - (end - t0):.0f} s of it setting up .venv)" if total - (end - t0) >= 1 else ""))
+
+
+def write_timing(profile: str, record: dict) -> Path:
+    """Keep the last ``reproduce``'s times under ``last``; also under ``cold`` when it trained every run
+    from nothing (a fresh clone) and under ``warm`` when it found everything cached. The README quotes
+    cold and warm."""
+    path = paths.REPORTS / profile / TIMING
+    data = io.read_json(path) if path.exists() else {}
+    data["last"] = record
+    if record["runs_trained"] and not record["runs_cached"]:
+        data["cold"] = record
+    if not record["runs_trained"] and not record["notebooks_executed"]:
+        data["warm"] = record
+    io.write_json(path, data)
+    return path
