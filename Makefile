@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-unit test-notebooks lab bench clean world pretrain
+.PHONY: help setup reproduce test test-fast test-unit test-notebooks smoke-runs lab bench clean world pretrain
 
 help: ## list the targets
 	@echo "usage: make <target> [PROFILE=tiny|tiny-long|smoke|smollm2]"
@@ -29,14 +29,20 @@ setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
 reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
 	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE) --started-at $(STARTED_AT)
 
-test: $(STAMP) ## the whole test suite: unit tests, then every notebook in smoke mode under nbval
+test: $(STAMP) ## the whole test suite: unit tests, then the smoke runs, then every notebook under nbval
 	$(PY) -m pytest -q -p no:cacheprovider tests
-	$(PY) -m pytest -q $(PYTEST_NB) notebooks
+	$(MAKE) --no-print-directory test-notebooks
+
+test-fast: $(STAMP) ## the quick loop: unit tests not marked slow
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
 
 test-unit: $(STAMP) ## unit tests only
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-test-notebooks: $(STAMP) ## notebooks only (smoke defaults, nbval-lax)
+smoke-runs: $(STAMP) ## train the smoke runs the notebooks read (cached: a second call trains nothing)
+	$(PY) -m rlvr_lowrank train-all --profile smoke
+
+test-notebooks: smoke-runs ## notebooks only (smoke defaults, nbval-lax), after the smoke runs they read
 	$(PY) -m pytest -q $(PYTEST_NB) notebooks
 
 lab: $(STAMP) ## open JupyterLab at the repository root

@@ -2,10 +2,8 @@
 monitor on known rank-1 / rank-2 updates, and the trajectory recorder's snapshots."""
 from __future__ import annotations
 
-import copy
 import json
 import math
-import os
 from types import SimpleNamespace
 
 import numpy as np

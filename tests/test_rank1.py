@@ -4,14 +4,12 @@ from __future__ import annotations
 import copy
 import math
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from rlvr_lowrank import rank1 as r1
-from rlvr_lowrank.io import read_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -1,18 +1,17 @@
-"""Rank-1 dynamics beyond the paper (issue 6): AlphaRL's linear dynamics and rank-1 extrapolation.
+"""Rank-1 dynamics beyond the paper: AlphaRL's linear dynamics and rank-1 extrapolation, and RELEX's.
 
-Sources (``../shared/docs/reference/rank1_methods.md``):
-
-* §2.2 / OP10, AlphaRL (arXiv 2510.00553) "rank-1 linear dynamics": per matrix, the sign-aligned
-  u1(t) of ΔW_t = W_t − W_0, regressed on test accuracy with a 1-component PLS (sklearn's
-  ``PLSRegression``, scale=True, as in AlphaRL's AlphaPLS.py), then a linear map score → accuracy;
-  in-sample R² and, because T ≪ d makes the fit easy to overfit, leave-one-out R².
-* §2.3, AlphaRL extrapolation: from an early window, extrapolate a(t) = σ1(t)·u1(t) and rebuild
-  W_pred = W_0 + â v1ᵀ with v1 from the window's last snapshot (the "defensible reading" of §2.3).
-  **Our choice:** AlphaRL inverts the PLS map at a target accuracy y*; our runs evaluate accuracy every
-  25 steps, so a 30% window holds one or two accuracy points and that inversion is ill-posed. We regress
-  a(t) on the *step* instead (ordinary least squares per coordinate) and extrapolate to the target step.
-  If accuracy is linear in step over the window (AlphaRL's premise) the two coincide.
-* §3 / OP11, RELEX (arXiv 2605.21468): per tensor, the time × parameter matrix of flattened updates
+* AlphaRL (arXiv 2510.00553) "rank-1 linear dynamics": per matrix, the sign-aligned u1(t) of
+  ΔW_t = W_t − W_0, regressed on test accuracy with a 1-component PLS (sklearn's ``PLSRegression``,
+  scale=True, as in AlphaRL's AlphaPLS.py), then a linear map score → accuracy; in-sample R² and, because
+  T ≪ d makes the fit easy to overfit, leave-one-out R² (docs/methods.md).
+* AlphaRL extrapolation: from an early window, extrapolate a(t) = σ1(t)·u1(t) and rebuild
+  W_pred = W_0 + â v1ᵀ with v1 from the window's last snapshot.
+  **Our choice:** AlphaRL inverts the PLS map at a target accuracy y*; our runs evaluate accuracy only
+  every ``eval.every`` steps (a handful of points per run), so an early window holds one or two accuracy
+  points and that inversion is ill-posed. We regress a(t) on the *step* instead (ordinary least squares
+  per coordinate) and extrapolate to the target step. If accuracy is linear in step over the window
+  (AlphaRL's premise) the two coincide.
+* RELEX (arXiv 2605.21468): per tensor, the time × parameter matrix of flattened updates
   M = [vec(ΔW_1); …; vec(ΔW_T)] has a rank-1 structure ΔW_t ≈ c_t·v1; v1 and c_t by the Gram trick
   (eigh of M Mᵀ), OLS c_t = a·t + b, then θ̂(t*) = θ_0 + (a t* + b) v1.
   **Our choice:** the trajectory recorder keeps the top-k factors of each ΔW_t (not full checkpoints),
@@ -23,23 +22,15 @@ Sources (``../shared/docs/reference/rank1_methods.md``):
 """
 from __future__ import annotations
 
+import copy
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
-
-def sign_align(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AlphaRL's sign alignment (spectra.sign_align), plus the sign applied to each step.
-
-    ``vectors``: [T, d]. Returns (aligned [T, d], signs [T] of ±1); the extrapolation needs the signs to
-    flip v1 together with u1.
-    """
-    from .spectra import sign_align as _align
-
-    v = np.asarray(vectors, dtype=np.float64)
-    aligned = _align(v)
-    return aligned, np.where(np.all(aligned == v, axis=1), 1.0, -1.0)
+from . import spectra
+from .rank1 import layer_index, matrix_type
 
 
 def pls_r2(X: np.ndarray, y: Sequence[float]) -> dict:
@@ -78,17 +69,13 @@ def pls_r2(X: np.ndarray, y: Sequence[float]) -> dict:
 def linear_dynamics(traj, evals: "pd.DataFrame", metric: str = "test_acc") -> "pd.DataFrame":
     """Per target matrix: PLS R² (in-sample, LOO) of the sign-aligned u1(t) against ``metric`` at the
     steps where both a trajectory snapshot and an evaluation exist (ΔW_0 = 0 has no u1: step 0 dropped)."""
-    import pandas as pd
-
-    from .rank1 import layer_index, matrix_type
-
     acc = evals.set_index("step")[metric]
     steps = [int(s) for s in traj.steps if s > 0 and int(s) in acc.index]
     idx = [int(np.flatnonzero(traj.steps == s)[0]) for s in steps]
     y = acc.loc[steps].to_numpy(dtype=float)
     rows = []
     for name in traj.names:
-        X, _ = sign_align(traj.U[name][idx, :, 0])
+        X, _ = spectra.sign_align(traj.U[name][idx, :, 0], return_signs=True)
         rows.append({"name": name, "type": matrix_type(name), "layer": layer_index(name), **pls_r2(X, y)})
     return pd.DataFrame(rows)
 
@@ -113,7 +100,7 @@ def trajectory_rank1(deltas: np.ndarray) -> dict:
     return {"v1": v1.numpy(), "c": (sigma1 * e1).numpy(), "explained_var": float(lam[-1] / lam.sum())}
 
 
-def _ols(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def linear_fit(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope and intercept of y [T, ...] against t [T] (column-wise)."""
     A = np.stack([t, np.ones_like(t)], axis=1).astype(np.float64)
     coef, *_ = np.linalg.lstsq(A, y.reshape(len(t), -1), rcond=None)
@@ -138,7 +125,7 @@ def extrapolate_relex(traj, window_end: int, target_step: int) -> dict[str, torc
         U, S, V = traj.U[name][idx], traj.S[name][idx], traj.V[name][idx]
         recon = np.einsum("tmk,tk,tnk->tmn", U.astype(np.float64), S.astype(np.float64), V.astype(np.float64))
         r = trajectory_rank1(recon.reshape(len(idx), -1))
-        a, b = _ols(t, r["c"])
+        a, b = linear_fit(t, r["c"])
         out[name] = torch.from_numpy((float(a) * target_step + float(b)) * r["v1"].reshape(recon.shape[1:])).float()
     return out
 
@@ -151,9 +138,9 @@ def extrapolate_alpharl(traj, window_end: int, target_step: int) -> dict[str, to
     t = traj.steps[idx].astype(np.float64)
     out = {}
     for name in traj.names:
-        u, signs = sign_align(traj.U[name][idx, :, 0])
+        u, signs = spectra.sign_align(traj.U[name][idx, :, 0], return_signs=True)
         a_t = u * traj.S[name][idx, 0:1].astype(np.float64)
-        slope, icpt = _ols(t, a_t)
+        slope, icpt = linear_fit(t, a_t)
         a_hat = slope * target_step + icpt
         v1 = traj.V[name][idx[-1], :, 0].astype(np.float64) * signs[-1]
         out[name] = torch.from_numpy(np.outer(a_hat, v1)).float()
@@ -162,8 +149,6 @@ def extrapolate_alpharl(traj, window_end: int, target_step: int) -> dict[str, to
 
 def build_model_from_deltas(base_model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) -> torch.nn.Module:
     """A new model = deepcopy(base) with W = W0 + ΔW for the given target matrices (others stay at base)."""
-    import copy
-
     new = copy.deepcopy(base_model)
     with torch.no_grad():
         for name, d in deltas.items():

@@ -163,17 +163,6 @@ def answer_logprob(model, tokenizer, items: Sequence[Item], batch_size: int = 25
     return np.asarray(scores)
 
 
-def standard_metrics(model, tokenizer, math_test: Sequence[Item], math_train: Sequence[Item],
-                     facts: Sequence[Item], skill_test: Sequence[Item]) -> dict:
-    """The metrics a training run logs at each eval step (design §5 ``evals.jsonl``)."""
-    return {
-        "test_acc": greedy_accuracy(model, tokenizer, math_test).accuracy,
-        "train_acc": greedy_accuracy(model, tokenizer, math_train).accuracy,
-        "fact_acc": greedy_accuracy(model, tokenizer, facts).accuracy,
-        "skill_acc": greedy_accuracy(model, tokenizer, skill_test).accuracy,
-    }
-
-
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval for a binomial proportion (used to size evaluation sets)."""
     if n == 0:

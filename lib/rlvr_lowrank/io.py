@@ -14,7 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import numpy as np
+import torch
 import yaml
+from safetensors.torch import load_file, save_file
 
 
 @contextmanager
@@ -96,16 +99,12 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, "torch.Tensor"], metadata: Mapping[str, str] | None = None) -> None:
     """safetensors, written atomically; tensors are made contiguous (safetensors requires it)."""
-    from safetensors.torch import save_file
-
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata or {}))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     """Load a safetensors file with a clear error for a missing or corrupt file (never pickles)."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
@@ -116,15 +115,10 @@ def load_tensors(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
 
 
 def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
 if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
     matplotlib.use("Agg")  # scripts and CI: no display; notebooks keep their inline backend
@@ -92,8 +94,6 @@ def esd_tails(panels: Sequence[tuple[str, "np.ndarray", object]], ncols: int = 3
     ``panels``: (title, eigenvalues, spectra.PowerLawFit). The fitted tail is drawn as
     (n_tail / n) · (x / x_min)^(1 − α) from x_min to λ_max, the CCDF of the fitted Pareto tail.
     """
-    import numpy as np
-
     n = len(panels)
     rows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(rows, ncols, figsize=(3.4 * ncols, 2.9 * rows), squeeze=False)
@@ -134,8 +134,6 @@ def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
 
 def fraction_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """Grouped bars: ``value`` per ``model`` (x) and ``reading`` (hue) with [ci_lo, ci_hi] error bars."""
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(8, 3.4))
     models_ = list(dict.fromkeys(summary["model"]))
     readings = list(dict.fromkeys(summary["reading"]))
@@ -177,8 +175,6 @@ def alignment_curves(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
 def sweep_gaps(sweep: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """Two panels (Δ training reward, Δ test accuracy; Full − PR1S): one point per PR1S arm with its CI,
     labelled by K and variant. ``sweep``: arm, K, variant, metric (reward_gap | test_gap), mean, ci_lo, ci_hi."""
-    import numpy as np
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, metric, ylabel in ((axes[0], "reward_gap", "Δ training reward (last quarter)"),
                                (axes[1], "test_gap", "Δ final greedy test accuracy")):
@@ -198,8 +194,6 @@ def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """C2 figure: change relative to the base model per axis (x) and model (hue), with 95% CIs; one panel
     for exact-match accuracy and one for the answer log-likelihood. ``summary``: axis, measure
     (acc | logp), model, mean, ci_lo, ci_hi (claims.paired_deltas)."""
-    import numpy as np
-
     measures = [m for m in ("acc", "logp") if m in set(summary["measure"])]
     fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 3.6), squeeze=False)
     models = list(dict.fromkeys(summary["model"]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import platform
 import random
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,8 +183,6 @@ def grpo_probe(model_dir: Path, seed: int = 0, steps: int | None = None, progres
     This only checks that the base sits where RLVR has something to sharpen; the full training
     module (train.py) builds the real experiments.
     """
-    import tempfile
-
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-import time
 import zlib
-from pathlib import Path
 from typing import Mapping
 
 import torch

@@ -432,7 +432,7 @@ def compare_with_powerlaw_package(evals, xmin: float, alternatives=("lognormal",
     """
     import warnings
 
-    import powerlaw
+    import powerlaw  # function-level: the reference package is needed only by this cross-check (slow import)
 
     x = _clean_evals(evals, "powerlaw")
     out = {}
@@ -546,14 +546,19 @@ def _unit_rows(V: np.ndarray, name: str) -> np.ndarray:
     return V / norms
 
 
-def sign_align(vectors) -> np.ndarray:
-    """AlphaRL sign alignment (R1 §2.2 step 2): walk from the last step to the first and flip v(t) when
-    cos(v(t), v(t+1)) < 0, so the final step's sign is the reference. Input [T, d]; returns a copy."""
+def sign_align(vectors, return_signs: bool = False):
+    """AlphaRL's sign alignment of a singular-vector trajectory: walk from the last step to the first and
+    flip v(t) when cos(v(t), v(t+1)) < 0, so the final step's sign is the reference.
+
+    Input [T, d]; returns an aligned copy, and with ``return_signs`` also the sign applied to each step
+    ([T] of ±1: the extrapolation flips the paired v1 together with u1)."""
     V = _np2(vectors, "vectors").copy()
+    signs = np.ones(len(V))
     for t in range(len(V) - 2, -1, -1):
         if V[t] @ V[t + 1] < 0:
             V[t] = -V[t]
-    return V
+            signs[t] = -1.0
+    return (V, signs) if return_signs else V
 
 
 def temporal_alignment(vectors) -> tuple[np.ndarray, np.ndarray]:
