@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from . import evaluate, io, models, paths, tasks
+from . import evaluate, io, models, paths, rewards, tasks
 
 
 @dataclass
@@ -199,7 +199,7 @@ def grpo_probe(model_dir: Path, seed: int = 0, steps: int | None = None, progres
             logging_steps=1, save_strategy="no", report_to="none", disable_dropout=True, seed=seed,
             data_seed=seed, dataloader_num_workers=0, disable_tqdm=not progress, **settings,
         )
-        trainer = GRPOTrainer(model=model, reward_funcs=tasks.math_reward, args=args, train_dataset=ds,
+        trainer = GRPOTrainer(model=model, reward_funcs=rewards.math_reward, args=args, train_dataset=ds,
                               processing_class=tok)
         t0 = time.time()
         trainer.train()
