@@ -339,7 +339,12 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
 def _fro(x: torch.Tensor) -> float:
     # float64 accumulation: a float32 sum of squares overflows to Inf for entries ~1e20 and underflows
     # to 0 for entries ~1e-23, both well inside the float32 range of the entries themselves.
-    return float(torch.linalg.vector_norm(x.detach(), dtype=torch.float64))
+    x = x.detach()
+    if x.device.type != "mps":
+        return float(torch.linalg.vector_norm(x, dtype=torch.float64))
+    # MPS has no float64: scale to max|x| = 1 first, so the float32 sum of squares cannot overflow.
+    amax = float(x.abs().max()) if x.numel() else 0.0
+    return amax * float(torch.linalg.vector_norm(x.float() / amax)) if amax > 0 else 0.0
 
 
 def update_diagnostics(dW: torch.Tensor, update: torch.Tensor | None = None, sigma1: float | None = None,

@@ -24,8 +24,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .tasks import MAX_COMPLETION_CHARS, TASKS
 
