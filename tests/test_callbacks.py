@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlvr_lowrank import callbacks
+from rlvr_lowrank import callbacks, rewards
 from rlvr_lowrank import rank1 as r1
 from rlvr_lowrank.callbacks import SpectralMonitor
 from rlvr_lowrank.io import read_jsonl
@@ -301,7 +301,7 @@ def test_monitor_in_a_plain_trl_grpo_run(tmp_path):
                       max_completion_length=64, learning_rate=5e-5, use_cpu=True, bf16=False, report_to="none",
                       logging_steps=1, save_strategy="no", disable_tqdm=True, beta=0.0, seed=0)
     mon = SpectralMonitor(every=2, log_path=tmp_path / "spectral.jsonl")
-    trainer = GRPOTrainer(model=model, reward_funcs=tasks.math_reward, args=args, train_dataset=ds,
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards.math_reward, args=args, train_dataset=ds,
                           processing_class=tok, callbacks=[mon])
     trainer.train()
     logged = [h for h in trainer.state.log_history if "spectral/rank1_energy" in h]

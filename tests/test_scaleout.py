@@ -2,7 +2,7 @@
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
 
-from rlvr_lowrank import cli, config, runs, tasks, train
+from rlvr_lowrank import cli, config, rewards, runs, tasks, train
 
 PAPER = [p for p in config.available_profiles() if p.startswith("paper-")]
 
@@ -42,17 +42,17 @@ def test_cpu_profiles_keep_the_cpu_settings():
 
 
 def test_boxed_math_reward():
-    r = tasks.boxed_math_reward(
+    r = rewards.boxed_math_reward(
         [r"so the answer is \boxed{\dfrac{1}{2}}.", r"\boxed{2} then \boxed{3}", r"\boxed{3", "3", None,
          [{"role": "assistant", "content": r"\boxed{ 42 }"}]],
         [r"\frac{1}{2}", "3", "3", "3", "3", r"\boxed{42}"])
     assert r == [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    assert tasks.last_boxed(r"\boxed{x^{2}+\frac{a}{b}}") == r"x^{2}+\frac{a}{b}"
+    assert rewards.last_boxed(r"\boxed{x^{2}+\frac{a}{b}}") == r"x^{2}+\frac{a}{b}"
 
 
 def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
     cfg = config.resolve("smollm2", "grpo_add", 0)
-    assert cfg.model == train.SMOLLM2_MODEL and train.reward_function(cfg) is tasks.addition_reward
+    assert cfg.model == train.SMOLLM2_MODEL and train.reward_function(cfg) is rewards.addition_reward
     ds = train.train_dataset(cfg)
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"].isdigit()
     assert "grpo_add" not in (config.load_profile("smollm2").get("experiments") or {})  # never trained by make reproduce
@@ -65,7 +65,7 @@ def test_addition_items_and_reward():
     for it in items:
         a, b = [int(x) for x in it.prompt.split("What is ")[1].split("?")[0].split(" + ")]
         assert 1 <= a <= 9 and 1 <= b <= 9 and it.answer == str(a + b)
-    r = tasks.addition_reward(["12", "7 + 5 = 12, which is", "7 + 5 = 13", "The answer is 12.", "", None,
+    r = rewards.addition_reward(["12", "7 + 5 = 12, which is", "7 + 5 = 13", "The answer is 12.", "", None,
                                [{"role": "assistant", "content": "7 + 5 = 12"}], "-12"],
                               ["12"] * 8)
     assert r == [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from rlvr_lowrank import paths, pretrain, tasks
+from rlvr_lowrank import pretrain, rewards, tasks
 
 
 def test_correct_chain_adds_and_flawed_chain_differs_when_carrying():
@@ -13,10 +13,10 @@ def test_correct_chain_adds_and_flawed_chain_differs_when_carrying():
         text, ans = tasks.math_chain(a, b, carry=True)
         assert ans == a + b
         assert text.endswith(f"A:{a + b}.")
-        assert tasks.score("math", text, str(a + b)) == 1.0
+        assert rewards.score("math", text, str(a + b)) == 1.0
         flawed, wrong = tasks.math_chain(a, b, carry=False)
         assert (wrong != a + b) == tasks.has_carry(a, b)
-        assert tasks.score("math", flawed, str(a + b)) == float(wrong == a + b)
+        assert rewards.score("math", flawed, str(a + b)) == float(wrong == a + b)
         assert len(text) <= tasks.MAX_COMPLETION_CHARS or max(len(str(a)), len(str(b))) > 6
 
 
@@ -68,24 +68,24 @@ def test_splits_are_disjoint_and_pretraining_never_sees_held_out_problems():
     "A:" + "9" * 200 + ".", "A:１２.", "A:1\x002.", "A:13.", "A:12.A:13.",
 ])
 def test_math_verifier_scores_junk_as_zero_and_never_raises(completion):
-    assert tasks.score("math", completion, "12") == 0.0
+    assert rewards.score("math", completion, "12") == 0.0
 
 
 @pytest.mark.parametrize("completion", ["A:12.", "1+1=2,A:12.", " A:12. ", "A:012.",
                                         [{"role": "assistant", "content": "A:12."}]])
 def test_math_verifier_accepts_the_final_answer_after_the_marker(completion):
-    assert tasks.score("math", completion, "12") == 1.0
+    assert rewards.score("math", completion, "12") == 1.0
 
 
 def test_reward_functions_follow_trl_signature():
     comps = ["3+9=12,A:12.", "nonsense", "A:13."]
-    assert tasks.math_reward(prompts=["p"] * 3, completions=comps, answer=["12"] * 3, completion_ids=[[1]] * 3,
+    assert rewards.math_reward(prompts=["p"] * 3, completions=comps, answer=["12"] * 3, completion_ids=[[1]] * 3,
                              trainer_state=None) == [1.0, 0.0, 0.0]
-    assert tasks.skill_reward(completions=["cba.", "abc.", "cba"], answer=["cba"] * 3) == [1.0, 0.0, 0.0]
-    assert tasks.task_reward(completions=["A:5.", "cba."], answer=["5", "cba"], task=["math", "skill"]) == [1.0, 1.0]
-    assert tasks.task_reward(completions=["A:5."], answer=["5"], task=["poetry"]) == [0.0]
+    assert rewards.skill_reward(completions=["cba.", "abc.", "cba"], answer=["cba"] * 3) == [1.0, 0.0, 0.0]
+    assert rewards.task_reward(completions=["A:5.", "cba."], answer=["5", "cba"], task=["math", "skill"]) == [1.0, 1.0]
+    assert rewards.task_reward(completions=["A:5."], answer=["5"], task=["poetry"]) == [0.0]
     with pytest.raises(ValueError, match="no verifier"):
-        tasks.check_task_mix(["math", "poetry"])
+        rewards.check_task_mix(["math", "poetry"])
 
 
 def test_unknown_task_or_missing_split_gives_clear_errors(tmp_path):

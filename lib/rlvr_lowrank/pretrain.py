@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from . import evaluate, io, models, paths, tasks
+from . import evaluate, io, models, paths, rewards, tasks
 
 
 @dataclass
@@ -198,16 +198,16 @@ def grpo_probe(model_dir: Path, seed: int = 0, steps: int | None = None, progres
             logging_steps=1, save_strategy="no", report_to="none", disable_dropout=True, seed=seed,
             data_seed=seed, dataloader_num_workers=0, disable_tqdm=not progress, **settings,
         )
-        trainer = GRPOTrainer(model=model, reward_funcs=tasks.math_reward, args=args, train_dataset=ds,
+        trainer = GRPOTrainer(model=model, reward_funcs=rewards.math_reward, args=args, train_dataset=ds,
                               processing_class=tok)
         t0 = time.time()
         trainer.train()
         seconds = time.time() - t0
-        rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+        reward_curve = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     after = evaluate.greedy_accuracy(trainer.model, tok, tasks.load_items("math", "test"))
     return {"settings": settings, "seed": seed, "seconds": round(seconds, 1),
-            "test_greedy_after": after.summary(), "reward_first10": float(sum(rewards[:10]) / max(1, len(rewards[:10]))),
-            "reward_last10": float(sum(rewards[-10:]) / max(1, len(rewards[-10:])))}
+            "test_greedy_after": after.summary(), "reward_first10": float(sum(reward_curve[:10]) / max(1, len(reward_curve[:10]))),
+            "reward_last10": float(sum(reward_curve[-10:]) / max(1, len(reward_curve[-10:])))}
 
 
 def check_targets(metrics: dict) -> dict[str, bool]:

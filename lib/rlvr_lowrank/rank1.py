@@ -12,8 +12,11 @@ Public API (rank1_methods.md §7):
   build_substituted_model    OP4  a new model W0 + update(ΔW), non-targets at base (AlphaRL).
   PeriodicRank1Callback      OP5  Periodic Rank-1 Substitution (PR1S) inside a transformers Trainer.
 
-All linear algebra runs in float32 (rank1_methods.md §7 "Use fp32 for all linear algebra";
-heavy_tails.md §6 pitfall 11: torch.linalg rejects bf16).
+All linear algebra runs in float32 (torch.linalg rejects bf16). Norms, energies and the scale factors
+of the substitutions are computed in float64, and the SVD runs on the matrix divided by a power of two
+near its largest entry (exact in floating point, so ordinary inputs give bit-identical results): no
+finite ΔW, however large (1e30) or small (1e-30), gives Inf or a spurious zero. A result that does not
+fit in float32 at all raises OverflowError instead of silently becoming Inf.
 """
 from __future__ import annotations
 
@@ -242,6 +245,33 @@ def _fast_topk(M: torch.Tensor, k: int, seed: int):
     return None, None, None, f"not certified after {_FAST_MAX_ITER} iterations"
 
 
+def _check_matrix(M, what: str) -> None:
+    """Shape errors say what was expected (a bare tuple unpack would only say "not enough values")."""
+    if not isinstance(M, torch.Tensor):
+        raise TypeError(f"{what} needs a 2-D torch.Tensor (out x in, like nn.Linear.weight), got {type(M).__name__}")
+    if M.ndim != 2:
+        raise ValueError(f"{what} needs a 2-D tensor (out x in, like nn.Linear.weight), got shape {tuple(M.shape)} "
+                         f"({M.ndim}-D); pass one target matrix ΔW, not a vector or a stack of matrices")
+    if M.numel() == 0:
+        raise ValueError(f"{what} needs a non-empty matrix, got shape {tuple(M.shape)}")
+
+
+def _pow2_near(x: float) -> float:
+    """2**e with 2**e <= x < 2**(e+1) (x > 0 finite): a scale whose division is exact."""
+    return math.ldexp(1.0, math.frexp(x)[1] - 1)
+
+
+_F32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _rescale(x: torch.Tensor, scale: float, what: str) -> torch.Tensor:
+    """x * scale in float32, refusing (instead of returning Inf) a result float32 cannot hold."""
+    if float(x.detach().abs().max().double()) * scale > _F32_MAX:
+        raise OverflowError(f"{what} exceed the float32 range ({_F32_MAX:.3g}); the input is too large to be a "
+                            "weight update (check the checkpoints it was computed from)")
+    return x * scale
+
+
 def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, return_info: bool = False):
     """OP2 (rank1_methods.md §7): top-k singular triplets of a 2-D matrix, float32.
 
@@ -259,8 +289,7 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
     """
     if method not in SVD_METHODS:
         raise ValueError(f"unknown svd method {method!r}; valid: {', '.join(SVD_METHODS)}")
-    if not isinstance(M, torch.Tensor) or M.ndim != 2:
-        raise ValueError(f"svd_topk needs a 2-D tensor, got {getattr(M, 'shape', type(M))}")
+    _check_matrix(M, "svd_topk")
     m, n = M.shape
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k > min(m, n):
         raise ValueError(f"k must be an integer in 1..{min(m, n)} for a {m}x{n} matrix, got {k!r}")
@@ -284,10 +313,14 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
         if U is None:
             info.update(method="exact", fallback=True, reason=str(it))
         else:
-            S = S * amax
+            S = _rescale(S, amax, "svd_topk: singular values")
             info.update(method="fast", iters=int(it))
     if U is None:
-        U, S, V = _exact_topk(M, k)
+        # Dividing by a power of two is exact, so this changes nothing for ordinary matrices and keeps
+        # LAPACK's sums of squares away from float32 overflow/underflow for extreme ones.
+        p2 = _pow2_near(amax)
+        U, S, V = _exact_topk(M / p2 if p2 != 1.0 else M, k)
+        S = _rescale(S, p2, "svd_topk: singular values")
     U, V = canonical_sign(U, V)
     return (U, S, V, info) if return_info else (U, S, V)
 
@@ -297,7 +330,14 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
 # ----------------------------------------------------------------------------------------------
 
 def _fro(x: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(x.float()))
+    # float64 accumulation: a float32 sum of squares overflows to Inf for entries ~1e20 and underflows
+    # to 0 for entries ~1e-23, both well inside the float32 range of the entries themselves.
+    x = x.detach()
+    if x.device.type != "mps":
+        return float(torch.linalg.vector_norm(x, dtype=torch.float64))
+    # MPS has no float64: scale to max|x| = 1 first, so the float32 sum of squares cannot overflow.
+    amax = float(x.abs().max()) if x.numel() else 0.0
+    return amax * float(torch.linalg.vector_norm(x.float() / amax)) if amax > 0 else 0.0
 
 
 def update_diagnostics(dW: torch.Tensor, update: torch.Tensor | None = None, sigma1: float | None = None,
@@ -307,18 +347,26 @@ def update_diagnostics(dW: torch.Tensor, update: torch.Tensor | None = None, sig
     fro = ‖ΔW‖_F, sigma1, e1 = σ1²/Σσ_i² (= σ1²/‖ΔW‖_F²), norm_ratio = σ1/‖ΔW‖_F; with an update R also
     update_fro2 = ‖R‖², energy_removed = ‖ΔW‖² − ‖R‖² (what PR1S logs) and dist2 = ‖ΔW − R‖² (how far the
     substitution moves the weights; equals energy_removed for "trunc", not for "normmatch").
-    A zero ΔW gives e1 = norm_ratio = 0.0 and zero=True (no division by zero).
+    The zero rule is exact, not a threshold: zero=True only when every entry of ΔW is 0 (then
+    e1 = norm_ratio = 0.0, no division by zero). ΔW is the float32 difference of two stored weights, so
+    any non-zero entry, however small in absolute terms (1e-30), is a real update and its e1 and
+    norm_ratio are reported; an absolute cut-off would call a small but genuine update "zero", and
+    whether an update is small *relative to W_base* is a question for the caller, who has W_base.
+    All quantities are Python floats computed in float64 (finite for every finite ΔW).
     """
+    _check_matrix(dW, "update_diagnostics")
     dW = dW.detach().float()
     fro = _fro(dW)
     if sigma1 is None:
         sigma1 = float(svd_topk(dW, 1, method=method, seed=seed)[1][0])
+    sigma1 = float(sigma1)
+    ratio = sigma1 / fro if fro > 0 else 0.0
     d = {
         "fro": fro,
         "fro2": fro * fro,
-        "sigma1": float(sigma1),
-        "e1": (sigma1 * sigma1) / (fro * fro) if fro > 0 else 0.0,
-        "norm_ratio": sigma1 / fro if fro > 0 else 0.0,
+        "sigma1": sigma1,
+        "e1": ratio * ratio,
+        "norm_ratio": ratio,
         "zero": fro == 0.0,
     }
     if update is not None:
@@ -337,6 +385,7 @@ def _random_unit(n: int, gen: torch.Generator) -> torch.Tensor:
 def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = False, seed: int = 0,
                 method: str = "auto") -> tuple[torch.Tensor, dict]:
     """One ΔW → (update R, diagnostics). variant in VARIANTS or "rankk"/"full"/"base" (internal)."""
+    _check_matrix(dW, "rank1_update/rankk_update")
     dW = dW.detach().float()
     m, n = dW.shape
     fro = _fro(dW)
@@ -357,21 +406,21 @@ def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = Fal
             R = (U * S) @ V.T
             if normmatch:
                 # AlphaRL (rank1_methods.md §2.1): α · (‖ΔW‖_F / ‖ΔW_k‖_F) · ΔW_k with α = 1.
-                nk = float(torch.linalg.vector_norm(S))
-                R = R * (fro / nk) if nk > 0 else torch.zeros_like(dW)
+                nk = _fro(S)
+                R = _rescale(R, fro / nk, "normmatch rank-k update") if nk > 0 else torch.zeros_like(dW)
     elif variant in VARIANTS:
         U, S, V, info = svd_topk(dW, 1, method=method, seed=seed, return_info=True)
         s1, u1, v1 = S[0], U[:, 0], V[:, 0]
         if variant == "trunc":  # keep the top triplet as is ("eliminating" the rest, §1.3 c = 1)
             R = s1 * torch.outer(u1, v1)
         elif variant == "normmatch":  # AlphaRL k=1: the rank-1 direction carries all of ‖ΔW‖_F (§2.1)
-            R = fro * torch.outer(u1, v1) if float(s1) > 0 else torch.zeros_like(dW)
+            R = _rescale(torch.outer(u1, v1), fro, "normmatch update") if float(s1) > 0 else torch.zeros_like(dW)
         elif variant == "residual":  # the complement (§7 OP3): what PR1S removes
             R = dW - s1 * torch.outer(u1, v1)
         else:  # "random": control with the same Frobenius norm along an arbitrary rank-1 direction
             gen = torch.Generator(device="cpu").manual_seed(int(seed) % (2**63))
             a, b = _random_unit(m, gen), _random_unit(n, gen)
-            R = fro * torch.outer(a, b).to(dW.device)
+            R = _rescale(torch.outer(a, b).to(dW.device), fro, "random update")
     else:
         raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     diag = update_diagnostics(dW, R, sigma1=float(S[0]))

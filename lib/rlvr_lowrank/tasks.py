@@ -24,17 +24,15 @@ Splits (disjoint by construction and tested): ``test`` (held out from everything
 A math problem is identified by its unordered operand pair, so ``a+b`` and ``b+a`` share a split.
 Facts exist once each and are all in the pretraining corpus; ``split`` is irrelevant for them.
 
-Verifiers follow TRL's reward-function signature (keyword arguments, ``**kwargs``, one float per
-completion) and never raise: junk, empty, over-long or malformed completions score 0.
+The verifiers (reward functions) of these tasks are in :mod:`rlvr_lowrank.rewards`.
 """
 from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from . import io, paths
 
@@ -51,7 +49,7 @@ FACT_ATTRIBUTES = ("red", "blue", "green", "gold", "pink", "teal", "gray", "plum
 SKILL_LENGTHS = (4, 5, 6, 7)  # word lengths for the reversal skill
 N_SKILL_TEST = 300
 N_SKILL_RL_TRAIN = 96
-MAX_COMPLETION_CHARS = 64  # longer completions are scored 0 (the longest correct one is 62)
+MAX_COMPLETION_CHARS = 64  # a longer completion of a synthetic task is scored 0 (the longest correct one is 62)
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 # Every character the world can produce; the tokenizer is built from exactly this set.
@@ -261,118 +259,6 @@ def sample_pretrain_word(rng: random.Random, reserved: set[str], length: int) ->
 
 
 # ----------------------------------------------------------------------------------------------
-# Verifiers (TRL reward-function signature)
-# ----------------------------------------------------------------------------------------------
-
-_MATH_ANSWER = re.compile(r"A:([0-9]{1,8})\.\Z")  # ASCII digits only: \d also matches other scripts
-_WORD_ANSWER = re.compile(r"([a-z]{1,16})\.\Z")
-
-
-def _completion_text(completion) -> str | None:
-    """TRL passes str for plain prompts and [{'role', 'content'}] for conversational ones."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        content = completion[-1].get("content")
-        return content if isinstance(content, str) else None
-    return None
-
-
-def extract_answer(task: str, completion) -> str | None:
-    """The final answer a completion commits to, or None if it is malformed/over-long."""
-    text = _completion_text(completion)
-    if text is None:
-        return None
-    text = text.strip()
-    if not text or len(text) > MAX_COMPLETION_CHARS:
-        return None
-    if task == "math":
-        m = _MATH_ANSWER.search(text)
-        return str(int(m.group(1))) if m else None
-    if task in ("fact", "skill"):
-        m = _WORD_ANSWER.fullmatch(text)
-        return m.group(1) if m else None
-    return None
-
-
-def score(task: str, completion, answer: str) -> float:
-    """1.0 for an exactly correct final answer, else 0.0. Never raises."""
-    try:
-        got = extract_answer(task, completion)
-        return 1.0 if got is not None and got == str(answer).strip() else 0.0
-    except Exception:  # a verifier must never take down a training run
-        return 0.0
-
-
-def math_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-    """TRL reward function for the math task (dataset column ``answer``)."""
-    return [score("math", c, a) for c, a in zip(completions, answer)]
-
-
-def skill_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-    """TRL reward function for the reversal skill."""
-    return [score("skill", c, a) for c, a in zip(completions, answer)]
-
-
-def task_reward(completions: Sequence, answer: Sequence[str], task: Sequence[str], **kwargs) -> list[float]:
-    """Multi-task reward: dispatch on the dataset's ``task`` column.
-
-    A task without a verifier scores 0 for every completion rather than raising, but such a mix is
-    rejected up front by :func:`check_task_mix`.
-    """
-    return [score(t, c, a) for c, a, t in zip(completions, answer, task)]
-
-
-def check_task_mix(tasks: Iterable[str]) -> None:
-    """Raise if a task in an RL mix has no verifier (issue 5, bad input)."""
-    unknown = sorted(set(tasks) - {"math", "skill", "fact"})
-    if unknown:
-        raise ValueError(f"no verifier for task(s) {unknown}; tasks with verifiers: {TASKS}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Real math data (paper-* profiles): the answer is the last \boxed{...} of the completion
-# ----------------------------------------------------------------------------------------------
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` in ``text`` (nested braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i, depth = start + len("\\boxed{"), 1
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i:j]
-    return None
-
-
-def _normalize_boxed(s: str) -> str:
-    s = s.strip().rstrip(".").replace("\\!", "").replace("\\,", "").replace("$", "")
-    s = re.sub(r"\\(?:d|t)?frac", r"\\frac", s)
-    return re.sub(r"\s+", "", s)
-
-
-def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-    """TRL reward for MATH-style data (paper-* profiles): 1.0 when the last ``\\boxed{}`` of the completion
-    equals the reference after light normalisation (spaces, ``$``, ``\\!``, ``dfrac``/``tfrac``), else 0.0.
-
-    A strict, dependency-free verifier; on a GPU box ``math-verify`` (open-r1's ``accuracy_reward``)
-    accepts more equivalent forms and can be passed instead. Never raises.
-    """
-    out = []
-    for c, a in zip(completions, answer):
-        try:
-            text = _completion_text(c)
-            got = last_boxed(text) if text else None
-            ref = last_boxed(a) or a
-            out.append(1.0 if got is not None and _normalize_boxed(got) == _normalize_boxed(ref) else 0.0)
-        except Exception:
-            out.append(0.0)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
 # An easy task for a real small model (smollm2 profile): one-digit addition, asked in a chat turn
 # ----------------------------------------------------------------------------------------------
 
@@ -386,24 +272,3 @@ def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 9) ->
         a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
         items.append(Item("add", "rl_train", f"What is {a} + {b}? Reply with only the number.", str(a + b), 1))
     return items
-
-
-_INT = re.compile(r"-?[0-9]+")
-_AFTER_EQ = re.compile(r"=\s*(-?[0-9]+)")
-
-
-def addition_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-    """1.0 when the completion's answer equals the reference, else 0.0. The answer is the integer after the
-    first ``=`` if there is one (the model often restates ``7 + 5 = 12``), else the first integer. Never raises."""
-    out = []
-    for c, a in zip(completions, answer):
-        text = (_completion_text(c) or "")[:MAX_COMPLETION_CHARS]
-        m = _AFTER_EQ.search(text)
-        got = m.group(1) if m else (_INT.findall(text)[:1] or [None])[0]
-        out.append(1.0 if got == str(a).strip() else 0.0)
-    return out
-
-
-REWARDS = {"math": math_reward, "skill": skill_reward, "task": task_reward, "boxed_math": boxed_math_reward,
-           "addition": addition_reward}
-

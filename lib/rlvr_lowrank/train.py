@@ -9,9 +9,7 @@ change the experiment name). Reading runs is runs.py's job, and nothing there tr
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import math
 import os
 import shutil
 import time
@@ -23,7 +21,8 @@ from datasets import Dataset, load_dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from . import callbacks, config, io, models, paths, runs, tasks
+from . import callbacks, config, io, models, paths, rewards, runs, tasks
+from .rewards import guarded_reward
 from .config import SMOLLM2_MODEL, Experiment
 from .runs import RunError
 
@@ -78,39 +77,10 @@ def eval_sets(cfg: Experiment) -> dict:
 
 
 def reward_function(cfg: Experiment):
-    """``reward:`` of the profile if set (tasks.REWARDS), else math for a math-only run, else the task mix."""
+    """``reward:`` of the profile if set (rewards.REWARDS), else math for a math-only run, else the task mix."""
     if cfg.reward:
-        return tasks.REWARDS[cfg.reward]
-    return tasks.math_reward if cfg.tasks == ["math"] else tasks.task_reward
-
-
-class RewardError(RuntimeError):
-    """A reward function raised or returned a non-finite value; the run stays resumable."""
-
-
-def guarded_reward(fn):
-    """Wrap a TRL reward function so a failure is a clear error instead of a silent wrong reward.
-
-    An exception inside ``fn`` becomes a RewardError naming the function and the first completion;
-    a NaN/Inf reward is refused (it would poison the group's advantages). ``None`` stays allowed: it is
-    TRL's "not applicable to this sample" for multi-reward setups. The run directory is left as it is
-    (no DONE), so re-running the same command after the fix resumes from the last checkpoint.
-    """
-    @functools.wraps(fn)  # TRL logs rewards/<__name__>/mean
-    def wrapped(completions, *args, **kwargs):
-        try:
-            out = fn(completions, *args, **kwargs)
-        except Exception as e:
-            first = repr(completions[0])[:80] if len(completions) else "<none>"
-            raise RewardError(f"reward function {fn.__name__} raised {type(e).__name__}: {e} "
-                              f"(first completion of the batch: {first}); fix it and re-run: the run resumes") from e
-        bad = [r for r in out if r is not None and not math.isfinite(float(r))]
-        if bad:
-            raise RewardError(f"reward function {fn.__name__} returned {len(bad)} non-finite reward(s) "
-                              f"(e.g. {bad[0]}) for {len(out)} completions; rewards must be finite numbers or None")
-        return out
-
-    return wrapped
+        return rewards.REWARDS[cfg.reward]
+    return rewards.math_reward if cfg.tasks == ["math"] else rewards.task_reward
 
 
 def check_lora_targets(model, lora: config.Lora) -> None:
