@@ -1,4 +1,4 @@
-"""Issue 5: the rank-1 LoRA arm (merge = B·A·scale, exactly rank 1, never counted twice), the C2
+"""Claim C2 and the rank-1 LoRA arm: the LoRA merge (B·A·scale, exactly rank 1, never counted twice), the C2
 statistics (per-task recovery, paired deltas, verdicts) and C2's bad inputs."""
 import numpy as np
 import pandas as pd

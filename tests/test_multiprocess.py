@@ -1,4 +1,4 @@
-"""Issue 3 item 6: a smoke PR1S run under `accelerate launch` with two processes (gloo DDP on CPU) trains to
+"""Multi-process training: a smoke PR1S run under `accelerate launch` with two processes (gloo DDP on CPU) trains to
 the end, writes its run directory once (rank 0), and leaves bit-identical weights on both ranks."""
 import os
 import socket

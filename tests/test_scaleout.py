@@ -1,4 +1,4 @@
-"""Issue 3 item 6: the paper-* profile resolves offline (dry run: nothing loaded or downloaded), its
+"""Scale-out: the paper-* profile resolves offline (dry run: nothing loaded or downloaded), its
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
 

@@ -1,4 +1,4 @@
-"""Equivalence and property tests for rlvr_lowrank.spectra (heavy_tails.md §7 validation plan).
+"""Equivalence and property tests for rlvr_lowrank.spectra (docs/methods.md §5.3 equivalences, §6 and §8 properties).
 
 Reference packages: powerlaw 2.0.0 (mode="powerlaw") and WeightWatcher 0.7.7 (mode="ww"), run side by side
 on the same eigenvalues / the same state dict.

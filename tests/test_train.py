@@ -1,4 +1,4 @@
-"""A real smoke GRPO run through TRL writes the run directory of design §5, and is reused by hash."""
+"""A real smoke GRPO run through TRL writes the run directory (layout: runs.py docstring), and is reused by hash."""
 import pytest
 
 from rlvr_lowrank import config, io, paths, rewards, runs, train

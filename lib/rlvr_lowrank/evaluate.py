@@ -136,8 +136,8 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
 def answer_logprob(model, tokenizer, items: Sequence[Item], batch_size: int = 256) -> np.ndarray:
     """Per item, the summed log-probability of the correct completion (+ EOS) given the prompt.
 
-    Finer than exact match (issue 5): a model that still "knows" a fact but no longer ranks it first
-    keeps a high log-likelihood.
+    Finer than exact match, for C2's knowledge probe: a model that still "knows" a fact but no longer
+    ranks it first keeps a high log-likelihood.
     """
     model.eval()
     device = next(model.parameters()).device

@@ -24,5 +24,5 @@ def figure_dir(profile: str) -> Path:
 
 
 def run_dir(profile: str, experiment: str, seed: int) -> Path:
-    """runs/<profile>/<experiment>/seed<k>/ (design §5)."""
+    """runs/<profile>/<experiment>/seed<k>/ (its contents: the runs.py docstring)."""
     return RUNS / profile / experiment / f"seed{seed}"

@@ -1,6 +1,6 @@
 """Supervised pretraining of the tiny base model on the synthetic world, and its measurement.
 
-Design §4.1: the base must *mix a right and a wrong strategy* so that RLVR has something to sharpen.
+The base must *mix a right and a wrong strategy* so that RLVR has something to sharpen (docs/methods.md §9).
 The corpus therefore writes each math problem with the correct column-addition procedure with
 probability ``math_correct_frac`` and with the "forget the carry" procedure otherwise, and each word
 reversal correctly with probability ``skill_correct_frac`` (else rotated). Facts are always correct.
@@ -34,9 +34,9 @@ class PretrainConfig:
     warmup: int = 100  # linear warm-up steps, then cosine decay to 10% of the peak
     weight_decay: float = 0.01
     task_mix: dict = field(default_factory=lambda: {"math": 0.55, "fact": 0.2, "skill": 0.25})
-    # 6-digit problems are rare in the corpus so that the hardest level stays hard after RL (issue 2:
-    # a 100-step GRPO probe must leave greedy test accuracy <= 0.95; with all levels equally frequent
-    # the probe reached 1.00 on every level).
+    # 6-digit problems are rare in the corpus so that the hardest level stays hard after RL: the 100-step
+    # GRPO probe must leave greedy test accuracy <= 0.95 (BASE_TARGETS); with all levels equally frequent
+    # the probe reached 1.00 on every level.
     math_digit_weights: dict = field(default_factory=lambda: {2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0, 6: 0.1})
     math_correct_frac: float = 0.4  # share of chains written by the correct (carrying) procedure
     skill_correct_frac: float = 0.7  # share of words reversed correctly (else rotated)
@@ -136,10 +136,10 @@ def pretrain(cfg: PretrainConfig, tasks_dir: Path | None = None, progress: bool 
 
 
 # ----------------------------------------------------------------------------------------------
-# Measuring the base model (issue 2 targets) and the 100-step GRPO probe
+# Measuring the base model against its targets, and the 100-step GRPO probe
 # ----------------------------------------------------------------------------------------------
 
-# The targets the base must meet (issue 2; design §4.1). Checked and recorded, never tuned away.
+# The targets the base must meet (why: docs/methods.md §9). Checked and recorded, never tuned away.
 BASE_TARGETS = {
     "math_greedy_max": 0.3,
     "math_pass1_min": 0.1,
@@ -170,7 +170,7 @@ def measure_base(model, tokenizer, n_samples: int = 16, seed: int = 0) -> dict:
     }
 
 
-PROBE_SETTINGS = dict(  # the 100-step GRPO probe (trl_grpo.md §6; design §4.1), full fine-tuning
+PROBE_SETTINGS = dict(  # the 100-step GRPO probe: full fine-tuning, 64 completions per step (docs/methods.md §9)
     max_steps=100, learning_rate=5e-5, lr_scheduler_type="constant", per_device_train_batch_size=64,
     num_generations=8, max_completion_length=64, temperature=1.0, top_k=0, top_p=1.0, beta=0.0,
     loss_type="dapo", scale_rewards="group", num_iterations=1, epsilon=0.2,

@@ -1,17 +1,17 @@
 """Spectra of weight matrices: ESDs, power-law fits, heavy-tail decision, MP spikes, alignment (claims C3, C4).
 
-Everything here follows /work/shared/docs/reference/heavy_tails.md (cited as "HT §x") and
-rank1_methods.md (cited as "R1 OPx"). The power-law fit is a vectorised numpy version of the
-Clauset-Shalizi-Newman (CSN) KS scan that reproduces, on the same eigenvalues,
+The methodology (definitions, equivalence with the reference packages, thresholds and their reasons)
+is written up in docs/methods.md §5-§8. The power-law fit is a vectorised numpy version of the
+Clauset-Shalizi-Newman (CSN 2009, §3) KS scan that reproduces, on the same eigenvalues,
 
 * ``mode="ww"``:       WeightWatcher 0.7.7 ``analyze()`` default fit (``pl_package='ww'``, WW_powerlaw.WWFit), and
 * ``mode="powerlaw"``: ``powerlaw.Fit(evals, xmin=None, discrete=False, parameter_ranges={'alpha': [1, None]})``
                        of powerlaw 2.0.0,
 
-to floating-point rounding (the tests check |delta alpha| <= 1e-6 against both packages).
+to floating-point rounding (the tests check |delta alpha| <= 1e-9 against powerlaw and <= 1e-6 against WW).
 
-Conventions (HT §1.2, §7 M1): lambda_i = sigma_i(W)^2, no 1/N normalisation, sorted ascending; SVDs in
-float64 on CPU (bf16/fp16/fp32 input is upcast first: torch.linalg does not take bf16, HT §6.11).
+Conventions (WW's, docs/methods.md §5.1): lambda_i = sigma_i(W)^2, no 1/N normalisation, sorted ascending;
+SVDs in float64 on CPU (bf16/fp16/fp32 input is upcast first: torch.linalg does not take bf16).
 
 Public API
 ----------
@@ -37,39 +37,39 @@ from .rank1 import is_target, layer_index, matrix_type, target_names
 
 # ----------------------------------------------------------------------------------------------------
 # Constants. Reference-package constants first (must not change: they define "equivalent"),
-# then our own decision thresholds (documented choices, HT §1.7, §6, §7).
+# then our own decision thresholds (documented choices, docs/methods.md §5.4, §6).
 
 # WeightWatcher 0.7.7 constants.EVALS_THRESH: eigenvalues <= 1e-5 (absolute!) are dropped before the
-# fit (HT §1.3, §6.4). Only used in mode="ww".
+# fit (so a small-norm matrix can lose all its eigenvalues, docs/methods.md §6). Only used in mode="ww".
 WW_EVALS_THRESH = 1e-5
 # WW_powerlaw.SMALL_N_CUTOFF: with fewer than 20 eigenvalues WW 0.7.7 switches to fit_powerlaw_smallN
-# (bias-corrected alpha, candidates with >= 8 tail points), HT §1.3. We reproduce it and flag it unreliable.
+# (bias-corrected alpha, candidates with >= 8 tail points). We reproduce it and flag it unreliable.
 WW_SMALL_N = 20
 WW_SMALL_N_KMIN = 8
 # powerlaw 2.0.0 Distribution.fit: a fit with alpha - 0.01 < lower bound (1) is "near the boundary"
-# and the x_min candidate is invalid (HT §2.1). Candidates with alpha0 in (1.5, 3] skip that check,
+# and the x_min candidate is invalid. Candidates with alpha0 in (1.5, 3] skip that check,
 # but those are > 1.01 anyway, so the rule is simply alpha - 0.01 >= 1.
 PL_BOUNDARY_EPS = 0.01
 # Eigenvalues below NOISE_RTOL * lambda_max are numerically zero for a float64 SVD (sigma ratio 1e-5,
-# far above the ~N*eps = 1e-13 SVD noise). HT §7 M2 uses the same relative floor for our default mode.
+# far above the ~N*eps = 1e-13 SVD noise). analyze_model drops them before a mode="powerlaw" fit.
 NOISE_RTOL = 1e-10
 
-# Reliability of a fit (HT §6.6, §7 M2). A fit failing any of these has reliable=False and a reason.
+# Reliability of a fit (docs/methods.md §5.4). A fit failing any of these has reliable=False and a reason.
 MIN_EVALS = WW_SMALL_N   # below this WW itself changes estimator; too few points for the CSN scan
 MIN_TAIL = 10            # tail points; sigma_alpha = (alpha-1)/sqrt(n) is ~30% of alpha-1 at n=10.
-#                          HT §6.6 suggests 50 for LLM-sized layers; the tiny model has only 128 evals per
+#                          LLM-sized layers deserve ~50; the tiny model has only 128 evals per
 #                          matrix, so 10 is the floor and n_tail is always reported for stricter filtering.
-ALPHA_FIT_LO = 1.5       # alpha < 1.5 needs Cauchy-like entries (mu < 1, HT §1.7): in practice a fitting
-#                          artefact (x_min at the start of the bulk)
-ALPHA_FIT_HI = 8.0       # WW README: alpha > 8 is "spurious" and should be discarded (HT §1.7)
+ALPHA_FIT_LO = 1.5       # alpha < 1.5 needs Cauchy-like entries (mu < 1, Martin & Mahoney 2021): in practice
+#                          a fitting artefact (x_min at the start of the bulk)
+ALPHA_FIT_HI = 8.0       # WW README: alpha > 8 is "spurious" and should be discarded
 KS_CRIT = 1.36           # D must be <= 1.36/sqrt(n_tail), the 5% one-sample KS critical value. With fitted
 #                          parameters the true critical value is smaller, so failing it rejects the PL.
 
-# Heavy-tailed decision (HT §7 M4, claim C3): reliable fit AND power law beats exponential AND alpha in
+# Heavy-tailed decision (docs/methods.md §6, claim C3): reliable fit AND power law beats exponential AND alpha in
 # the heavy-tailed band.
-P_MAX = 0.05             # significance of the Vuong PL-vs-exponential test (HT §7 M4; CSN use 0.1)
+P_MAX = 0.05             # significance of the Vuong PL-vs-exponential test (CSN 2009 use 0.1)
 ALPHA_HT_LO = ALPHA_FIT_LO   # very heavy tails (1.5 < alpha < 2) are heavy-tailed too (WW: "over-trained")
-ALPHA_HT_HI = 6.0        # WW bands: alpha > 6 is "under-trained / random-like", MP bulk (HT §1.7, #235)
+ALPHA_HT_HI = 6.0        # WW bands: alpha > 6 is "under-trained / random-like", MP bulk (WW issue #235)
 
 # Size of one block of the vectorised KS scan, (candidates x points) float64 temporaries. 64k elements =
 # 512 KB per temporary, which stays in the L2 cache: measured 4x faster at n = 1,000 than 2M-element
@@ -102,11 +102,11 @@ def singular_values_batched(mats: Mapping[str, "torch.Tensor"], dtype=torch.floa
                             max_batch_bytes: int = 1 << 28) -> dict[str, np.ndarray]:
     """{name: singular values (descending, float64 numpy)} with one ``svdvals`` call per shape.
 
-    Same-shape matrices are stacked into (B, m, n) and sent to ``torch.linalg.svdvals`` together (HT §5),
+    Same-shape matrices are stacked into (B, m, n) and sent to ``torch.linalg.svdvals`` together,
     in chunks of at most ``max_batch_bytes``. Input of any float dtype is upcast to ``dtype`` first
     (bf16/fp16 are not accepted by torch.linalg). Default float64: LAPACK gesdd as WW's
     ``svd_method='accurate'`` (scipy gesdd). float32 is ~2x faster; its values are upcast to float64 after
-    the SVD (the small eigenvalues then carry ~1e-7 relative noise, see HT §5).
+    the SVD (the small eigenvalues then carry ~1e-7 relative noise).
     """
     by_shape: dict[tuple, list[str]] = {}
     checked = {}
@@ -173,13 +173,13 @@ def _gram_eigenvalues(checked: Mapping[str, "torch.Tensor"], workers: int | None
 
 
 def esd(W, dtype=torch.float64) -> np.ndarray:
-    """Eigenvalues of W^T W, lambda = sigma^2, ascending, float64 (WW convention, HT §1.2 / §7 M1)."""
+    """Eigenvalues of W^T W, lambda = sigma^2, ascending, float64 (WW convention, docs/methods.md §5.1)."""
     sv = singular_values_batched({"W": W}, dtype=dtype)["W"]
     return np.sort(sv.astype(np.float64) ** 2)
 
 
 # ----------------------------------------------------------------------------------------------------
-# Power-law fit (HT §1.3, §2.1, §7 M2)
+# Power-law fit (docs/methods.md §5.2-§5.4)
 
 class PowerLawFit(NamedTuple):
     alpha: float      # PL exponent of the density tail rho(lambda) ~ lambda^-alpha
@@ -201,7 +201,7 @@ def _clean_evals(evals, mode: str) -> np.ndarray:
     if np.any(x < 0):
         raise ValueError(f"negative eigenvalues (min {x.min():.3g}); pass sigma^2, not a Gram spectrum with noise")
     if mode == "ww":
-        x = x[x > WW_EVALS_THRESH]          # absolute threshold, as WW (HT §1.3)
+        x = x[x > WW_EVALS_THRESH]          # absolute threshold, as WW
     elif mode == "powerlaw":
         x = x[x > 0]                         # powerlaw.Fit drops values <= 0
     else:
@@ -212,7 +212,7 @@ def _clean_evals(evals, mode: str) -> np.ndarray:
 def ks_scan(evals, mode: str = "ww"):
     """The CSN x_min scan: (xmins, alphas, Ds, valid) for every candidate, vectorised.
 
-    For candidate index i (ascending data x, tail = x[i:], n = N - i, x_min counted in n, HT §1.3):
+    For candidate index i (ascending data x, tail = x[i:], n = N - i, x_min counted in n, docs/methods.md §5.2):
         alpha_i = 1 + n / sum_j ln(x_j / x_i)            (continuous MLE)
         D_i     = max_j | 1 - (x_j/x_i)^(1-alpha_i) - e_j/n |
     mode="ww":       candidates = every value except the largest; e_j = j - i; D = 1 if alpha <= 1.
@@ -272,7 +272,7 @@ def _ww_small_n(x: np.ndarray):
     """WW 0.7.7 WWFit.fit_powerlaw_smallN followed by WWFit.__init__'s argmin(Ds), line by line.
 
     Bias-corrected alpha = 1 + (n-1)/sum ln(x/x_min) on candidates with >= 8 tail points; the J objective
-    only matters in WW's fallback branch, because __init__ re-picks argmin D afterwards (HT §1.3).
+    only matters in WW's fallback branch, because __init__ re-picks argmin D afterwards.
     Returns (xmin, alpha, D, n_tail). One deliberate difference: in the fallback (no candidate with >= 8
     tail points, i.e. N < 9) WW computes sigma before setting alpha and reports sigma = -1/sqrt(N); the
     caller reports (alpha-1)/sqrt(n) instead.
@@ -302,7 +302,7 @@ def _ww_small_n(x: np.ndarray):
 
 
 def _judge(alpha, xmin, D, n_tail, n_evals, lam_max, min_tail, extra=()) -> tuple[bool, str]:
-    """Reliability flags (constants at the top of the module, HT §6.6, §7 M2)."""
+    """Reliability flags (constants at the top of the module, docs/methods.md §5.4)."""
     reasons = list(extra)
     if n_evals < MIN_EVALS:
         reasons.append(f"n_evals={n_evals}<{MIN_EVALS}")
@@ -375,11 +375,11 @@ def fit_power_law(evals, mode: str = "ww", xmin: float | None = None, min_tail: 
 
 
 def hill_alpha(evals, k: int | None = None) -> float:
-    """Fixed-x_min Hill alpha for time series (HT §3 item 2, §7 M3; TempBalance/AlphaPruning "xmin_mid").
+    """Fixed-x_min Hill alpha for time series (Hill 1975; TempBalance/AlphaPruning "xmin_mid"; docs/methods.md §6).
 
     Non-zero eigenvalues (> NOISE_RTOL * lambda_max) sorted ascending; x_min = lambda[M - k] with
     k = M - floor(M/2) by default (the median), alpha = 1 + k / sum_{top k} ln(lambda / x_min) (x_min
-    counted in k). No x_min search, so it moves smoothly between checkpoints (no "fingers", HT §6.6).
+    counted in k). No x_min search, so it moves smoothly between checkpoints (no "fingers", docs/methods.md §7).
     """
     x = _clean_evals(evals, "powerlaw")
     x = x[x > NOISE_RTOL * x[-1]] if len(x) else x
@@ -393,16 +393,16 @@ def hill_alpha(evals, k: int | None = None) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Likelihood-ratio tests and the heavy-tail decision (HT §3 item 4, §7 M4)
+# Likelihood-ratio tests and the heavy-tail decision (CSN 2009, §5; docs/methods.md §6)
 
 def compare_exponential(evals, fit: PowerLawFit) -> tuple[float, float]:
     """(R, p): power law vs exponential on the tail x >= fit.xmin, Vuong non-nested test.
 
-    Closed-form MLEs (HT §3.4): l_PL = ln(alpha-1) - ln x_min - alpha ln(x/x_min) with the fit's alpha,
+    Closed-form MLEs: l_PL = ln(alpha-1) - ln x_min - alpha ln(x/x_min) with the fit's alpha,
     l_EXP = ln(lam) - lam (x - x_min), lam = 1/(mean(x) - x_min). R = sum(l_PL - l_EXP) > 0 favours the PL;
     p = erfc(|R| / sqrt(2 n s^2)), s^2 = population variance of the differences (powerlaw's
-    loglikelihood_ratio). powerlaw fits the exponential by Nelder-Mead (tol 1e-4), so its R is lower by
-    up to ~1e-4; ours is the exact MLE.
+    loglikelihood_ratio). powerlaw fits the exponential by Nelder-Mead (tol 1e-4), so its exponential
+    likelihood is slightly below the maximum and its R slightly higher than ours (the exact MLE).
     """
     if not (np.isfinite(fit.alpha) and np.isfinite(fit.xmin)) or fit.alpha <= 1:
         return math.nan, math.nan
@@ -425,10 +425,10 @@ def compare_exponential(evals, fit: PowerLawFit) -> tuple[float, float]:
 def compare_with_powerlaw_package(evals, xmin: float, alternatives=("lognormal", "truncated_power_law")) -> dict:
     """{alt: {"R", "p", "nested"}} from powerlaw 2.0.0 ``Fit(xmin=fixed).distribution_compare('power_law', alt)``.
 
-    For information only (HT §6.8: PL vs lognormal/TPL is usually inconclusive). parameter_ranges
-    {'alpha': [1, None]} avoids powerlaw 2.0.0's default alpha cap at 3 (HT §2.2, §6.1). Quirk: powerlaw
+    For information only (PL vs lognormal/TPL is usually inconclusive on ESD tails). parameter_ranges
+    {'alpha': [1, None]} avoids powerlaw 2.0.0's default alpha cap at 3 (docs/methods.md §7). Quirk: powerlaw
     forces nested=True whenever 'power_law' is a substring of the alternative (TPL), by operator
-    precedence, whatever ``nested`` is passed (HT §2.1); the returned "nested" records what was used.
+    precedence, whatever ``nested`` is passed; the returned "nested" records what was used.
     """
     import warnings
 
@@ -448,19 +448,19 @@ def compare_with_powerlaw_package(evals, xmin: float, alternatives=("lognormal",
 def is_heavy_tailed(fit: PowerLawFit, R: float, p: float) -> bool:
     """Heavy-tailed = reliable fit AND PL beats exponential (R > 0, p < P_MAX) AND ALPHA_HT_LO <= alpha <= ALPHA_HT_HI.
 
-    HT §7 M4: "heavy-tailed" must rest on PL vs exponential (a heavy tail is by definition not
-    exponentially bounded), plus the band where WW/HTSR call a layer heavy-tailed (§1.7).
+    "Heavy-tailed" rests on PL vs exponential (a heavy tail is by definition not exponentially
+    bounded), plus the band where WW/HTSR call a layer heavy-tailed (docs/methods.md §6).
     """
     return bool(fit.reliable and np.isfinite(R) and np.isfinite(p) and R > 0 and p < P_MAX
                 and ALPHA_HT_LO <= fit.alpha <= ALPHA_HT_HI)
 
 
 # ----------------------------------------------------------------------------------------------------
-# Controls and scalar spectral metrics (HT §3 items 6, 7, 10; §7 M5, M6)
+# Controls and scalar spectral metrics (docs/methods.md §6)
 
 def shuffled(W, seed: int = 0) -> torch.Tensor:
     """Entry-shuffled copy of W (same dtype/shape), fixed seed: keeps the entry distribution, destroys
-    correlations (HT §3 item 7). WW's own randomize is unseeded (HT §6.12); this one is reproducible."""
+    correlations (docs/methods.md §6). WW's own randomize is unseeded; this one is reproducible."""
     W = _as_matrix(W)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(W.numel(), generator=g)
@@ -468,7 +468,7 @@ def shuffled(W, seed: int = 0) -> torch.Tensor:
 
 
 def marchenko_pastur_edge(W) -> float:
-    """Upper MP bulk edge lambda+ = N s^2 (1 + Q^-1/2)^2 for unnormalised eigenvalues (HT §3 item 6, §7 M6).
+    """Upper MP bulk edge lambda+ = N s^2 (1 + Q^-1/2)^2 for unnormalised eigenvalues (docs/methods.md §6).
 
     s^2 = ||W||_F^2/(N M), the matrix's own mean squared entry; spikes inflate it, so the edge errs high
     (conservative spike counts). N = max dim, M = min dim, Q = N/M.
@@ -502,17 +502,18 @@ def _effective_rank_sv(sv: np.ndarray) -> float:
 
 
 def stable_rank(W) -> float:
-    """sum(lambda)/lambda_max = ||W||_F^2 / ||W||_2^2 (WW's stable_rank, HT §1.4); nan for W = 0."""
+    """sum(lambda)/lambda_max = ||W||_F^2 / ||W||_2^2 (WW's stable_rank); nan for W = 0."""
     return _stable_rank_sv(singular_values_batched({"W": W})["W"])
 
 
 def effective_rank(W) -> float:
-    """Roy-Vetterli effective rank exp(H(q)), q_i = sigma_i / sum sigma (HT §3 item 10); nan for W = 0."""
+    """Roy-Vetterli effective rank exp(H(q)), q_i = sigma_i / sum sigma (Roy & Vetterli 2007); nan for W = 0."""
     return _effective_rank_sv(singular_values_batched({"W": W})["W"])
 
 
 def spectral_drift(W0, Wt, k: int | None = 8) -> float:
-    """Relative change of the top-k singular values, mean_{i<=k} |s'_i - s_i| / s_i (HT §4, §7 M7; R1 §4.2).
+    """Relative change of the top-k singular values, mean_{i<=k} |s'_i - s_i| / s_i (our operational form of
+    the "spectral drift" of "The Path Not Taken", arXiv 2511.08567).
 
     ``k=None`` gives the whole-spectrum version ||s' - s||_2 / ||s||_2. Zero reference values are skipped.
     """
@@ -528,7 +529,7 @@ def spectral_drift(W0, Wt, k: int | None = 8) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Singular-vector alignment (HT §4, §6.9, §7 M7; R1 OP9, §8 item 10)
+# Singular-vector alignment (claim C4; docs/methods.md §8)
 
 def _np2(x, name: str) -> np.ndarray:
     a = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
@@ -562,9 +563,9 @@ def sign_align(vectors, return_signs: bool = False):
 
 
 def temporal_alignment(vectors) -> tuple[np.ndarray, np.ndarray]:
-    """(cos_final, cos_prev), each [T]: |cos(v(t), v(T))| and |cos(v(t), v(t-1))| (nan at t=0), R1 OP9.
+    """(cos_final, cos_prev), each [T]: |cos(v(t), v(T))| and |cos(v(t), v(t-1))| (nan at t=0), docs/methods.md §8.
 
-    Absolute cosines, so the singular-vector sign ambiguity cannot matter (HT §6.9).
+    Absolute cosines, so the singular-vector sign ambiguity cannot matter.
     """
     V = _unit_rows(_np2(vectors, "vectors"), "vectors")
     cos_final = np.abs(V @ V[-1])
@@ -590,7 +591,7 @@ def _orth(A: np.ndarray) -> np.ndarray:
 
 
 def subspace_overlap(A, B) -> tuple[float, np.ndarray]:
-    """(mean cos^2 theta, theta) for the principal angles between range(A) and range(B) (HT §4, §7 M7).
+    """(mean cos^2 theta, theta) for the principal angles between range(A) and range(B) (docs/methods.md §8).
 
     Columns need not be orthonormal. Overlap = ||Q_A^T Q_B||_F^2 / min(k_A, k_B) in [0, 1]; chance level for
     random k-dim subspaces of R^m is k/m. Angles in radians, largest first, like scipy.linalg.subspace_angles;
@@ -624,8 +625,8 @@ def alignment_table(trajectory: Mapping[int, Mapping[str, tuple]], component: in
     For each matrix and side (u = left vectors, v = right vectors): sign-aligned singular vector
     ``component`` (0 = the rank-1 direction) over the sorted steps at which the matrix was recorded;
     cos_final = |cos(x(t), x(T))|, cos_prev = |cos(x(t), x(t-1))|, baseline = random_baseline(d)
-    (R1 OP9, §8 item 10). The whole recorded k-subspace is compared as well: overlap_final / overlap_prev
-    = mean cos^2 of the principal angles (HT §4), with chance level overlap_baseline = k/d.
+    (docs/methods.md §8). The whole recorded k-subspace is compared as well: overlap_final / overlap_prev
+    = mean cos^2 of the principal angles, with chance level overlap_baseline = k/d.
     """
     rows = []
     names = sorted({n for factors in trajectory.values() for n in factors})
@@ -652,7 +653,7 @@ def alignment_table(trajectory: Mapping[int, Mapping[str, tuple]], component: in
 
 
 # ----------------------------------------------------------------------------------------------------
-# Whole-model analysis (HT §7; R1 OP8)
+# Whole-model analysis (claim C3; docs/methods.md §5-§6)
 
 def _state_dict(model_or_sd) -> dict:
     if isinstance(model_or_sd, torch.nn.Module):
@@ -665,7 +666,7 @@ def _state_dict(model_or_sd) -> dict:
 def _fit_row(evals: np.ndarray, mode: str, min_tail: int) -> dict:
     """alpha, xmin, D, sigma, n_tail, n_evals, reliable, reason, R, p, heavy_tailed, alpha_hill for one ESD."""
     if mode == "powerlaw" and len(evals):
-        evals = evals[evals > NOISE_RTOL * evals.max()]   # drop numerical zeros (HT §7 M2)
+        evals = evals[evals > NOISE_RTOL * evals.max()]   # drop numerical zeros (relative floor, see NOISE_RTOL)
     fit = fit_power_law(evals, mode=mode, min_tail=min_tail)
     R, p = compare_exponential(evals, fit)
     row = dict(fit._asdict())
@@ -684,11 +685,11 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
 
     * ``shuffled_control=True`` adds the same fit for an entry-shuffled copy (seed from ``seed`` and the
       name): ``*_shuffled`` columns, spikes_shuffled and lambda_max_ratio = lambda_max / lambda_max(shuffled)
-      (HT §3 item 7, §7 M4: heavy tails due to correlations when alpha + 1 < alpha_shuffled or ratio > 1.5).
+      (docs/methods.md §6: heavy tails due to correlations when alpha + 1 < alpha_shuffled or ratio > 1.5).
     * ``include_delta_from=base`` adds the fit of dW = W - W_base (computed in float64): ``*_delta``
       columns, rel_update = ||dW||_F/||W_base||_F, stable/effective rank of dW. The dW eigenvalues are
       divided by their mean before the fit, so WW's absolute 1e-5 threshold cannot swallow a small update
-      (alpha, D and ranks are scale-invariant; HT §6.4, §7 M8).
+      (alpha, D and ranks are scale-invariant; docs/methods.md §6).
     Eigenvalues: ``method="gram"`` (default, float64 Gram + eigvalsh, matrices spread over threads) or
     ``"svd"`` (float64 gesdd as WW, batched by shape); see eigenvalues_batched. ``dtype=torch.float32``
     forces float32 singular values (the SVD route; faster, ~1e-7 relative noise on small eigenvalues).
@@ -713,7 +714,7 @@ def analyze_model(model_or_state_dict, include_delta_from=None, shuffled_control
             Wb = _as_matrix(base[n], n + " (base)")
             if Wb.shape != mats[n].shape:
                 raise ValueError(f"{n}: shape {tuple(mats[n].shape)} vs base {tuple(Wb.shape)}")
-            todo[n + "#delta"] = mats[n].double() - Wb.double()      # float64 before subtracting (HT §6.11)
+            todo[n + "#delta"] = mats[n].double() - Wb.double()      # upcast first: bf16 differences round updates away
             base_norms[n] = float(torch.linalg.norm(Wb.double()))
     evals = _eigenvalues(todo, method, dtype=dtype)   # todo holds matrices checked by _as_matrix already
     sv = {k: np.sqrt(v)[::-1] for k, v in evals.items()}   # descending singular values for the rank metrics
