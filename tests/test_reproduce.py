@@ -78,7 +78,9 @@ def test_train_all_refuses_a_run_made_with_another_config(tmp_path, monkeypatch)
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     run = runs.run_dir("smoke", "full", 0)
     run.mkdir(parents=True)
-    io.write_yaml(run / "config.yaml", {**config.resolve("smoke", "full", 0).to_dict(), "config_hash": "0ld"})
-    io.write_json(run / "DONE", {"config_hash": "0ld"})
-    with pytest.raises(runs.RunError, match="trained with another config"):
+    cfg = config.resolve("smoke", "full", 0)
+    ident = {**runs.identity(cfg), "config": "0ld"}
+    io.write_yaml(run / "config.yaml", {**cfg.to_dict(), "config_hash": "0ld", "identity": ident})
+    io.write_json(run / "DONE", {"config_hash": "0ld", "steps": 6, "weights_sha256": "x"})
+    with pytest.raises(runs.RunError, match=r"stale.*resolved config .*changed \(0ld ->"):
         reproduce.train_all("smoke", processes=1, experiments=["full"])

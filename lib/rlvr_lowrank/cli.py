@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2: one per core)")
     p.add_argument("--experiments", nargs="*", default=None)
+    p.add_argument("--replace-stale", action="store_true",
+                   help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
     p = sub.add_parser("notebook", help="execute one notebook with papermill")
     p.add_argument("stem", choices=[nb.stem for nb in pipeline.NOTEBOOKS])
     p.add_argument("--profile", default="tiny")
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--force", action="store_true")
     p.add_argument("--jobs", type=int, default=2, help="subprocesses at a time (default 2: one per core)")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
     p.add_argument("--started-at", type=float, default=None,
                    help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
     return parser
@@ -75,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         print(train.dry_run(args.profile, args.experiment, args.seed) if args.dry_run
               else train.train(args.profile, args.experiment, args.seed))
     elif args.command == "train-all":
-        reproduce.train_all(args.profile, processes=args.jobs, experiments=args.experiments)
+        reproduce.train_all(args.profile, processes=args.jobs, experiments=args.experiments,
+                            replace_stale=args.replace_stale)
     elif args.command == "notebook":
         reproduce.run_notebook(args.stem, args.profile, force=args.force)
     elif args.command == "reproduce":
-        reproduce.reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at)
+        reproduce.reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
+                            replace_stale=args.replace_stale)
     elif args.command == "claims":
         print(claims.results_table(claims.build_report(args.profile)))
     elif args.command == "readme":

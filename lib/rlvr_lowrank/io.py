@@ -132,7 +132,10 @@ def read_yaml(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    return yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML ({e}); fix it or re-create it") from e
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

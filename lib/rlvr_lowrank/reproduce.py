@@ -107,32 +107,45 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     return out
 
 
-def _stale_runs(profile: str, names: list[str]) -> list[str]:
-    """Runs on disk whose config hash is not the current one for the profile."""
-    stale = []
+def stale_runs(profile: str, names: list[str]) -> dict[Path, str]:
+    """Runs on disk made from other inputs than the profile would use now, with what changed."""
+    stale = {}
     for e in names:
         for s in config.load_profile(profile)["seeds"]:
             run = runs.run_dir(profile, e, s)
-            if (run / "config.yaml").exists() and runs.read_config(run).get("config_hash") != config.resolve(profile, e, s).hash:
-                stale.append(str(run))
+            if (run / "config.yaml").exists():
+                problem = runs.identity_problem(run, config.resolve(profile, e, s))
+                if problem:
+                    stale[run] = problem
     return stale
 
 
-def training_jobs(profile: str, experiments: list[str] | None = None,
-                  readers: dict[str, float] | None = None) -> tuple[list[jobs.Job], int]:
-    """One ``python -m rlvr_lowrank train`` job per experiment x seed without ``DONE``. Order: highest
+def move_aside(run: Path) -> Path:
+    """Rename a stale run to ``<run>.stale-<UTC time>`` (kept for inspection, never deleted)."""
+    target = run.with_name(f"{run.name}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    os.replace(run, target)
+    return target
+
+
+def training_jobs(profile: str, experiments: list[str] | None = None, readers: dict[str, float] | None = None,
+                  replace_stale: bool = False) -> tuple[list[jobs.Job], int]:
+    """One ``python -m rlvr_lowrank train`` job per experiment x seed that is not done. Order: highest
     ``readers`` weight first (runs that let notebooks start soonest), then LoRA runs (the slowest: peft
-    wraps every target module), otherwise config order. A run made with another config is refused."""
+    wraps every target module), otherwise config order. A run made from other inputs (config, base model,
+    data, training code) is refused, naming what changed, or with ``replace_stale`` moved aside and retrained."""
     prof = config.load_profile(profile)
     defined = prof.get("experiments") or {}
     names = experiments or list(defined)
     unknown = sorted(set(names) - set(defined))
     if unknown:
         raise config.ConfigError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(defined)}")
-    stale = _stale_runs(profile, names)
-    if stale:
-        raise runs.RunError(f"{len(stale)} run(s) were trained with another config than configs/{profile}.yaml now "
-                            f"gives: {stale[:3]}{' ...' if len(stale) > 3 else ''}; delete them (rm -r) and re-run")
+    stale = stale_runs(profile, names)
+    if stale and not replace_stale:
+        first = next(iter(stale.values()))
+        raise runs.RunError(f"{len(stale)} run(s) of profile {profile} are stale; the first: {first}. Re-run with "
+                            "--replace-stale to move them aside and retrain them")
+    for run, problem in stale.items():
+        print(f"[train] {problem}; moved aside to {move_aside(run).name}", flush=True)
     readers = readers or {}
     names = sorted(names, key=lambda e: (-readers.get(e, 0), not (defined[e] or {}).get("lora")))  # stable sort
     todo = [(e, s) for e in names for s in prof["seeds"] if not runs.is_done(runs.run_dir(profile, e, s))]
@@ -144,7 +157,8 @@ def training_jobs(profile: str, experiments: list[str] | None = None,
     return todo_jobs, len(names) * len(prof["seeds"]) - len(todo)
 
 
-def train_all(profile: str, processes: int = 2, experiments: list[str] | None = None) -> list[Path]:
+def train_all(profile: str, processes: int = 2, experiments: list[str] | None = None,
+              replace_stale: bool = False) -> list[Path]:
     """Train every experiment x seed of a profile that has no ``DONE`` yet, ``processes`` runs at a time.
 
     Each run is its own ``python -m rlvr_lowrank train`` process (the profile pins one torch thread per
@@ -152,7 +166,7 @@ def train_all(profile: str, processes: int = 2, experiments: list[str] | None = 
     taking the others down). Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``; finished
     runs are reused and interrupted ones resume, so this is safe to re-run.
     """
-    todo, cached = training_jobs(profile, experiments)
+    todo, cached = training_jobs(profile, experiments, replace_stale=replace_stale)
     print(f"[train] profile {profile}: {cached} run(s) cached, {len(todo)} to train with {processes} process(es)",
           flush=True)
     failed = jobs.run_jobs(todo, workers=processes)
@@ -163,7 +177,8 @@ def train_all(profile: str, processes: int = 2, experiments: list[str] | None = 
     return [runs.run_dir(profile, e, s) for e in experiments or list(prof.get("experiments") or {}) for s in prof["seeds"]]
 
 
-def reproduce(profile: str, force: bool = False, processes: int = 2, started_at: float | None = None) -> None:
+def reproduce(profile: str, force: bool = False, processes: int = 2, started_at: float | None = None,
+              replace_stale: bool = False) -> None:
     """Train what the profile's notebooks read, execute them, write the claims report, print the total time.
 
     Training runs and notebooks share one queue of ``processes`` subprocesses (jobs.run_jobs): a notebook
@@ -184,7 +199,8 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
     # weight of a run: sum over the notebooks reading it of 1 / (experiments that notebook reads), so the
     # runs that unlock notebooks soonest train first
     readers = {e: sum(1 / len(r) for r in reads.values() if e in r) for e in prof.get("experiments") or {}}
-    todo, cached = training_jobs(profile, readers=readers) if prof.get("experiments") else ([], 0)
+    todo, cached = (training_jobs(profile, readers=readers, replace_stale=replace_stale)
+                    if prof.get("experiments") else ([], 0))
     print(f"[reproduce] profile {profile}: {cached} run(s) cached, {len(todo)} to train, "
           f"{len(todo_stems)} notebook(s), {processes} process(es)", flush=True)
     nb_jobs, logs = [], paths.RUNS / profile / "logs"

@@ -5,7 +5,8 @@ names the command that makes it (training is ``train.py``'s job, and the pipelin
 notebooks read before they run). A run directory::
 
     runs/<profile>/<experiment>/seed<k>/
-        config.yaml            the resolved config (config.Experiment.to_dict()) with its ``config_hash``
+        config.yaml            the resolved config (config.Experiment.to_dict()) with its ``config_hash``, and the
+                               run's ``identity`` (see :func:`identity`) and ``run_hash``
         metrics.jsonl          one line per optimizer step: reward, reward_std, step_time, ...
         evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy
         substitutions.jsonl    PR1S only: what each substitution removed
@@ -13,12 +14,13 @@ notebooks read before they run). A run directory::
         checkpoints/step-XXXXX/model.safetensors
         trainer/               TRL's resumable checkpoints (optimizer, RNG); deleted once the run is done
         final/model.safetensors
-        DONE                   written last: the config hash, steps, seconds, checksum of the final weights
+        DONE                   written last: the run hash, config hash, steps, seconds, checksum of the final weights
         .lock                  pid of the process training it (while it trains)
 """
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import shlex
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, io, models, paths
+from . import config, integrity, io, models, paths
 
 
 class RunError(RuntimeError):
@@ -62,7 +64,8 @@ def read_config(run: Path) -> dict:
 
 
 def is_done(run: Path) -> bool:
-    return (Path(run) / "DONE").exists()
+    """A run is done when its DONE marker is a complete JSON object (an empty or torn one is not)."""
+    return integrity.read_done(Path(run) / "DONE") is not None
 
 
 def require_done(run: Path) -> Path:
@@ -73,15 +76,95 @@ def require_done(run: Path) -> Path:
         cfg = cfg if isinstance(cfg, dict) else {}
         cmd = train_command(cfg.get("profile", "<profile>"), cfg.get("experiment", "<experiment>"),
                             cfg.get("seed", "<seed>"))
-        raise RunError(f"{run} has no DONE marker (missing or interrupted run); run `{cmd}` to finish it")
+        why = "" if not (run / "DONE").exists() else f" ({integrity.done_problem(run / 'DONE')})"
+        raise RunError(f"{run} has no DONE marker{why} (missing or interrupted run); run `{cmd}` to finish it")
     return run
 
 
-def require_run(profile: str, experiment: str, seed: int) -> Path:
-    """The directory of a finished run made with the profile's current config; never trains.
+# ----------------------------------------------------------------------------------------------
+# Identity: what determines a run's result
+# ----------------------------------------------------------------------------------------------
 
-    A missing or unfinished run, or one trained with another config, is a RunError naming the command
-    that (re)makes it.
+def _stat_key(files) -> tuple:
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(files))
+
+
+@functools.lru_cache(maxsize=32)
+def _model_fingerprint(directory: str, stat_key: tuple) -> str:  # stat_key: recomputed when a file changes
+    path = Path(directory)
+    return integrity.files_fingerprint([path]) if path.is_file() else integrity.directory_fingerprint(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _data_fingerprint(stat_key: tuple) -> str:
+    return integrity.files_fingerprint([Path(f) for f, _, _ in stat_key])
+
+
+@functools.lru_cache(maxsize=8)
+def _code_fingerprint(stat_key: tuple) -> str:
+    return integrity.code_fingerprint(integrity.RESULT_MODULES)
+
+
+def base_model_path(cfg: config.Experiment) -> Path:
+    """The file or directory holding the base weights (the GGUF file for ``smollm2-gguf``)."""
+    return models.smollm2_gguf_path() if cfg.model == config.SMOLLM2_MODEL else model_dir(cfg)
+
+
+def identity(cfg: config.Experiment) -> dict:
+    """What determines a run's result, each as a hash: the resolved config, the content of the base model
+    (weights, config, tokenizer), the task data files, and the source of the library modules whose change
+    alters training (integrity.RESULT_MODULES; not, say, plots.py). Cached per process while no file changes."""
+    base = base_model_path(cfg)
+    base_files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file()]
+    data_files = sorted(paths.TASKS_DIR.glob("*.jsonl"))
+    code_files = [Path(paths.ROOT / "lib" / Path(*m.split("."))).with_suffix(".py") for m in integrity.RESULT_MODULES]
+    return {"config": cfg.hash,
+            "base_model": _model_fingerprint(str(base), _stat_key(base_files))[:16],
+            "data": _data_fingerprint(_stat_key(data_files))[:16],
+            "code": _code_fingerprint(_stat_key(code_files))[:16]}
+
+
+IDENTITY_MEANING = {"config": "the resolved config (configs/<profile>.yaml)", "base_model": "the base model's files",
+                    "data": "the task data (data/tasks/)", "code": "the training code (integrity.RESULT_MODULES)"}
+
+
+HEADER_KEYS = ("config_hash", "identity", "run_hash")  # what config.yaml holds besides the resolved config
+
+
+def run_hash(ident: dict) -> str:
+    return io.config_hash(ident)
+
+
+def write_header(run: Path, cfg: config.Experiment) -> dict:
+    """config.yaml of a new run: the resolved config, its hash, the run's identity and its hash."""
+    ident = identity(cfg)
+    io.write_yaml(Path(run) / "config.yaml", {**cfg.to_dict(), "config_hash": cfg.hash, "identity": ident,
+                                              "run_hash": run_hash(ident)})
+    return ident
+
+
+def identity_problem(run: Path, cfg: config.Experiment) -> str | None:
+    """None when the run on disk was made from exactly what ``cfg`` would train now; else what changed."""
+    stored = read_config(run)
+    current = identity(cfg)
+    old = stored.get("identity")
+    if not isinstance(old, dict):
+        return (f"{run} has no recorded identity (config hash {stored.get('config_hash')}): it was made by an "
+                "older version of this project")
+    changed = [k for k in current if old.get(k) != current[k]]
+    written = {k: v for k, v in stored.items() if k not in HEADER_KEYS}
+    if not changed and written != cfg.to_dict():
+        edited = sorted(k for k in set(written) | set(cfg.to_dict()) if written.get(k) != cfg.to_dict().get(k))
+        return f"{run}/config.yaml was edited after the run was made (keys {edited} differ from its recorded identity)"
+    if not changed:
+        return None
+    return f"{run} was made from other inputs: " + "; ".join(
+        f"{IDENTITY_MEANING[k]} changed ({old.get(k)} -> {current[k]})" for k in changed)
+
+
+def require_run(profile: str, experiment: str, seed: int) -> Path:
+    """The directory of a finished run made from the current config, base model, data and training code;
+    never trains. Otherwise a RunError says what is missing or what changed, and the command that remakes it.
     """
     cfg = config.resolve(profile, experiment, seed)
     run = run_dir(profile, experiment, seed)
@@ -89,10 +172,10 @@ def require_run(profile: str, experiment: str, seed: int) -> Path:
     if not (run / "config.yaml").exists():
         raise RunError(f"run {run} does not exist; train it with `{cmd}` "
                        f"(or the whole profile: `python -m rlvr_lowrank train-all --profile {profile}`)")
-    stored = read_config(run).get("config_hash")
-    if stored != cfg.hash:
-        raise RunError(f"{run} was trained with another config (hash {stored} != {cfg.hash}, the current "
-                       f"configs/{profile}.yaml); delete that directory and run `{cmd}`")
+    problem = identity_problem(run, cfg)
+    if problem:
+        raise RunError(f"{problem}; move it aside or delete it and run `{cmd}` "
+                       f"(or `python -m rlvr_lowrank train-all --profile {profile} --replace-stale`)")
     return require_done(run)
 
 

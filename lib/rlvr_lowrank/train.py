@@ -2,10 +2,11 @@
 
 ``python -m rlvr_lowrank train --profile tiny --experiment full --seed 0``
 
-A run is fully described by its resolved config (config.resolve: profile defaults + experiment overrides +
-seed); its hash is stored in ``config.yaml`` and ``DONE``. A finished run with the same hash is reused; an
-unfinished one resumes from its last trainer checkpoint; a run whose hash differs is refused (delete it or
-change the experiment name). Reading runs is runs.py's job, and nothing there trains.
+A run is identified by what determines its result (runs.identity: the resolved config, the content of the
+base model, the task data and the training code); that identity and its hash are stored in ``config.yaml``
+and ``DONE``. A finished run with the same identity is reused; an unfinished one resumes from its newest
+*complete* trainer checkpoint (an incomplete one is moved aside); a run whose identity differs is refused,
+naming what changed. Reading runs is runs.py's job, and nothing there trains.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from datasets import Dataset, load_dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from . import callbacks, config, io, models, paths, rewards, runs, tasks
+from . import callbacks, config, integrity, io, models, paths, rewards, runs, tasks
 from .rewards import guarded_reward
 from .config import SMOLLM2_MODEL, Experiment
 from .runs import RunError
@@ -170,11 +171,6 @@ def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
-def latest_trainer_checkpoint(run: Path) -> Path | None:
-    ckpts = sorted((run / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return ckpts[-1] if ckpts else None
-
-
 def truncate_logs(run: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint we resume from (they will be redone)."""
     for name in LOGS:
@@ -188,19 +184,20 @@ def train(profile: str, experiment: str, seed: int, overrides: dict | None = Non
     cfg = config.resolve(profile, experiment, seed, overrides)
     run = runs.run_dir(profile, experiment, seed)
     quiet = (profile == "smoke") if quiet is None else quiet
+    ident = runs.identity(cfg)
     if (run / "config.yaml").exists():
-        stored = runs.read_config(run).get("config_hash")
-        if stored != cfg.hash:
-            raise RunError(f"{run} holds a run with another config (hash {stored} != {cfg.hash}); "
-                           "delete that directory or use another experiment name")
+        problem = runs.identity_problem(run, cfg)
+        if problem:
+            raise RunError(f"{problem}; move that directory aside (or delete it) to retrain, or use another "
+                           "experiment name")
         if runs.is_done(run):
             return run
     run.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
-        return _train(cfg, run, main=False, quiet=quiet)
+        return _train(cfg, run, ident, main=False, quiet=quiet)
     with runs.lock(run):
-        io.write_yaml(run / "config.yaml", {**cfg.to_dict(), "config_hash": cfg.hash})
-        return _train(cfg, run, main=True, quiet=quiet)
+        runs.write_header(run, cfg)
+        return _train(cfg, run, ident, main=True, quiet=quiet)
 
 
 def _load_base(cfg: Experiment):
@@ -211,7 +208,7 @@ def _load_base(cfg: Experiment):
     return models.load_model(runs.model_dir(cfg))
 
 
-def _train(cfg: Experiment, run: Path, main: bool, quiet: bool) -> Path:
+def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> Path:
     torch.set_num_threads(cfg.train.get("threads", torch.get_num_threads()))
     torch.manual_seed(cfg.seed)
     model, tok = _load_base(cfg)
@@ -231,7 +228,11 @@ def _train(cfg: Experiment, run: Path, main: bool, quiet: bool) -> Path:
             cb.trainer = trainer  # multi-process: rank 0's substitution is broadcast
     if quiet:  # smoke mode: no per-step log dicts on stdout (keeps nbval outputs small and stable)
         trainer.remove_callback(PrinterCallback)
-    resume = latest_trainer_checkpoint(run)
+    # the main process validates the checkpoints (and moves incomplete ones aside) before the others look
+    resume = integrity.newest_complete_checkpoint(run / "trainer") if main else None
+    trainer.accelerator.wait_for_everyone()
+    if not main:
+        resume = integrity.newest_complete_checkpoint(run / "trainer")
     if main:
         if resume is not None:
             truncate_logs(run, int(resume.name.split("-")[1]))
@@ -255,7 +256,8 @@ def _train(cfg: Experiment, run: Path, main: bool, quiet: bool) -> Path:
                        "the run is not marked DONE")
     io.save_tensors(run / "final" / "model.safetensors", tensors)
     shutil.rmtree(run / "trainer", ignore_errors=True)  # resumable state is no longer needed
-    io.write_json(run / "DONE", {"config_hash": cfg.hash, "seconds": round(time.time() - t0, 1),
+    io.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "identity": ident,
+                                 "config_hash": cfg.hash, "seconds": round(time.time() - t0, 1),
                                  "steps": trainer.state.global_step, "processes": world,
                                  "weights_sha256": sums[0]})
     return run
