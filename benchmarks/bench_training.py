@@ -22,22 +22,22 @@ import statistics
 import tempfile
 import time
 
+from pathlib import Path
+
 import torch
 
 
 def make_trainer(arm: str, steps: int, out: str):
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlvr_lowrank import models, paths, train
-    from rlvr_lowrank.monitor import SpectralMonitor
-    from rlvr_lowrank.rank1 import PeriodicRank1Callback
-    from rlvr_lowrank.trajectory import TrajectoryRecorder
+    from rlvr_lowrank import config, models, paths, train
+    from rlvr_lowrank.callbacks import PeriodicRank1Callback, SpectralMonitor, TrajectoryRecorder
 
-    cfg = train.resolve_config("tiny", "full", 0, {"train": {"max_steps": steps}, "checkpoint_every": 0})
+    cfg = config.resolve("tiny", "full", 0, {"train": {"max_steps": steps}, "checkpoint_every": 0})
     torch.manual_seed(0)
     model, tok = models.load_model(paths.TINY_BASE)
     base = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    kwargs = train.grpo_kwargs(cfg, train.Path(out), quiet=True)
+    kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
     kwargs.update(save_strategy="no", log_level="error")
     callbacks = []
     if arm == "pr1s+rec":

@@ -34,7 +34,7 @@ from .rank1 import layer_index, matrix_type
 
 
 def pls_r2(X: np.ndarray, y: Sequence[float]) -> dict:
-    """OP10: 1-component PLS of X [T, d] against y [T] (sklearn, scale=True), then OLS score → y.
+    """AlphaRL's linear dynamics: 1-component PLS of X [T, d] against y [T] (sklearn, scale=True), then OLS score → y.
 
     Returns in-sample R² and leave-one-out R² (each held-out point predicted by a PLS + OLS refit on
     the others; R²_LOO = 1 − PRESS / Σ(y − ȳ)²). NaN when y is constant or T < 3.
@@ -81,7 +81,7 @@ def linear_dynamics(traj, evals: "pd.DataFrame", metric: str = "test_acc") -> "p
 
 
 def trajectory_rank1(deltas: np.ndarray) -> dict:
-    """OP11 (RELEX §3.1): rank-1 structure of a trajectory M = [vec(ΔW_1); …; vec(ΔW_T)] ∈ R^{T×d}.
+    """RELEX (arXiv 2605.21468, §3.1): rank-1 structure of a trajectory M = [vec(ΔW_1); …; vec(ΔW_T)] ∈ R^{T×d}.
 
     Gram trick (T ≪ d): eigh(M Mᵀ) → (λ_i, e_i); v1 = Mᵀ e1 / σ1, c_t = σ1·e1[t], explained variance
     σ1² / Σσ_i². The sign is fixed so that the last coefficient is ≥ 0.
@@ -131,7 +131,7 @@ def extrapolate_relex(traj, window_end: int, target_step: int) -> dict[str, torc
 
 
 def extrapolate_alpharl(traj, window_end: int, target_step: int) -> dict[str, torch.Tensor]:
-    """AlphaRL-style (§2.3, with the step as regression target, see module docstring): a(t) = σ1(t)u1(t)
+    """AlphaRL-style (with the step as regression target, see module docstring): a(t) = σ1(t)u1(t)
     sign-aligned over the window, OLS per coordinate in t, â(t*) v1ᵀ with v1 of the window's last
     snapshot (sign-matched to its u1)."""
     idx = window_indices(traj, window_end)

@@ -1,16 +1,17 @@
-"""Rank-1 toolkit: update extraction, top-k SVD, rank-1 substitutions, PR1S callback.
+"""Rank-1 linear algebra: update extraction, top-k SVD, rank-1 substitutions, substituted models.
 
-Everything is per target matrix (the AlphaRL definition, rank1_methods.md §8.12): for each 2-D
+Everything is per target matrix (AlphaRL's definition; docs/methods.md §1–2): for each 2-D
 attention/MLP weight W (out x in, as in nn.Linear.weight) the update is ΔW = W_RL − W_base, and its
 "rank-1 component" is the top singular triplet σ1 u1 v1ᵀ of ΔW.
 
-Public API (rank1_methods.md §7):
-  deltas                     OP1  ΔW for every target matrix, with loud checks.
-  svd_topk                   OP2  top-k singular triplets; exact (AlphaRL) or a checked fast path.
-  rank1_update, rankk_update OP3  substitutions on one ΔW ("trunc", "normmatch", "residual", "random").
-  update_diagnostics         OP3  e1 = σ1²/Σσ², norm ratio σ1/‖ΔW‖_F and energies.
-  build_substituted_model    OP4  a new model W0 + update(ΔW), non-targets at base (AlphaRL).
-  PeriodicRank1Callback      OP5  Periodic Rank-1 Substitution (PR1S) inside a transformers Trainer.
+Public API:
+  deltas                     ΔW for every target matrix, with loud checks.
+  svd_topk                   top-k singular triplets; exact (AlphaRL) or a certified fast path.
+  rank1_update, rankk_update substitutions on one ΔW ("trunc", "normmatch", "residual", "random").
+  substitute_update          the same, returning the per-matrix diagnostics too.
+  update_diagnostics         e1 = σ1²/Σσ², norm ratio σ1/‖ΔW‖_F and energies.
+  build_substituted_model    a new model W0 + update(ΔW), non-targets at base (AlphaRL).
+The trainer-side method, PR1S, is callbacks.PeriodicRank1Callback; it calls substitute_update.
 
 All linear algebra runs in float32 (torch.linalg rejects bf16). Norms, energies and the scale factors
 of the substitutions are computed in float64, and the SVD runs on the matrix divided by a power of two
@@ -28,7 +29,7 @@ from typing import Mapping
 
 import torch
 
-# Target matrices (design §3, AlphaRL eval/svd.py): the 2-D weights of the attention and MLP blocks.
+# Target matrices (AlphaRL, eval/svd.py): the 2-D weights of the attention and MLP blocks.
 # Embeddings, lm_head, norms and biases are never targets.
 TARGET_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _TARGET_RE = re.compile(r"(?:^|\.)(" + "|".join(TARGET_SUFFIXES) + r")\.weight$")
@@ -58,7 +59,7 @@ def layer_index(name: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-# Substitution variants on one ΔW (rank1_methods.md §7 OP3) and model variants (OP4).
+# Substitution variants on one ΔW and model variants (docs/methods.md §2).
 VARIANTS = ("trunc", "normmatch", "residual", "random")
 MODEL_VARIANTS = ("base", "full", "trunc", "normmatch", "residual", "random", "rankk")
 SVD_METHODS = ("auto", "exact", "fast")
@@ -75,7 +76,7 @@ _FAST_MAX_ITER = 40
 
 
 # ----------------------------------------------------------------------------------------------
-# OP1: updates
+# Updates
 # ----------------------------------------------------------------------------------------------
 
 def _as_state(obj, what: str) -> Mapping[str, torch.Tensor]:
@@ -124,13 +125,13 @@ def _check_compatible(base: Mapping[str, torch.Tensor], trained: Mapping[str, to
 
 
 def _delta(b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    # Upcast BEFORE subtracting: a bf16 difference would round away small RL updates (heavy_tails.md §6.11).
+    # Upcast BEFORE subtracting: a bf16 difference would round away small RL updates (docs/methods.md §7).
     b = b.detach()
     return t.detach().to(b.device).float() - b.float()
 
 
 def deltas(base_state, trained_state) -> dict[str, torch.Tensor]:
-    """OP1 (rank1_methods.md §7): {target name: ΔW = W_trained − W_base} in float32.
+    """{target name: ΔW = W_trained − W_base} in float32.
 
     Accepts state dicts or nn.Modules. Raises ValueError naming the first tensor whose key or shape
     differs, or which holds NaN/Inf. ΔW lives on the device of the base tensor.
@@ -142,14 +143,14 @@ def deltas(base_state, trained_state) -> dict[str, torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------------------------
-# OP2: top-k singular triplets
+# Top-k singular triplets
 # ----------------------------------------------------------------------------------------------
 
 def canonical_sign(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip (u_j, v_j) so that the largest-|.| entry of u_j is positive.
 
     Singular vectors are defined up to sign; a fixed convention makes the exact and the fast path (and
-    reruns) agree. Sign alignment across checkpoints (AlphaRL, rank1_methods.md §2.2) is done elsewhere.
+    reruns) agree. Sign alignment across checkpoints (AlphaRL) is spectra.sign_align.
     """
     idx = U.abs().argmax(dim=0)
     s = torch.sign(U[idx, torch.arange(U.shape[1], device=U.device)])
@@ -158,7 +159,7 @@ def canonical_sign(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _exact_topk(M: torch.Tensor, k: int):
-    # AlphaRL (rank1_methods.md §2.1): full thin SVD, keep the first k triplets.
+    # AlphaRL (eval/svd.py): full thin SVD, keep the first k triplets.
     U, S, Vh = torch.linalg.svd(M, full_matrices=False)
     return U[:, :k].contiguous(), S[:k].contiguous(), Vh[:k].T.contiguous()
 
@@ -167,7 +168,7 @@ def _fast_topk(M: torch.Tensor, k: int, seed: int):
     """Block subspace iteration with Rayleigh–Ritz and an a-posteriori check (Halko et al. 2011, Alg. 4.4/5.1).
 
     Why this and not torch.svd_lowrank: svd_lowrank runs a fixed niter and never says whether it converged;
-    heavy_tails.md §5 measured its defaults as inaccurate on flat spectra. Here the iteration runs until a
+    its defaults are inaccurate on flat spectra (docs/methods.md §4). Here the iteration runs until a
     residual-based bound certifies the accuracy, or gives up (caller falls back to the exact SVD).
 
     Iterate on a block of q = 2k+8 right vectors V (seeded Gaussian start, so deterministic):
@@ -273,7 +274,7 @@ def _rescale(x: torch.Tensor, scale: float, what: str) -> torch.Tensor:
 
 
 def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, return_info: bool = False):
-    """OP2 (rank1_methods.md §7): top-k singular triplets of a 2-D matrix, float32.
+    """Top-k singular triplets of a 2-D matrix, float32.
 
     Returns (U_k [m,k], S_k [k], V_k [n,k]) with M ≈ U_k diag(S_k) V_kᵀ (V is NOT transposed), plus an info
     dict {"method": "exact"|"fast"|"zero", "fallback": bool, "iters": int, "reason": str} when
@@ -326,7 +327,7 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
 
 
 # ----------------------------------------------------------------------------------------------
-# OP3: substitutions on one ΔW
+# Substitutions on one ΔW
 # ----------------------------------------------------------------------------------------------
 
 def _fro(x: torch.Tensor) -> float:
@@ -342,7 +343,7 @@ def _fro(x: torch.Tensor) -> float:
 
 def update_diagnostics(dW: torch.Tensor, update: torch.Tensor | None = None, sigma1: float | None = None,
                        method: str = "auto", seed: int = 0) -> dict:
-    """OP3 diagnostics of one ΔW (rank1_methods.md §7):
+    """Diagnostics of one ΔW:
 
     fro = ‖ΔW‖_F, sigma1, e1 = σ1²/Σσ_i² (= σ1²/‖ΔW‖_F²), norm_ratio = σ1/‖ΔW‖_F; with an update R also
     update_fro2 = ‖R‖², energy_removed = ‖ΔW‖² − ‖R‖² (what PR1S logs) and dist2 = ‖ΔW − R‖² (how far the
@@ -405,17 +406,17 @@ def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = Fal
             U, S, V, info = svd_topk(dW, k, method=method, seed=seed, return_info=True)
             R = (U * S) @ V.T
             if normmatch:
-                # AlphaRL (rank1_methods.md §2.1): α · (‖ΔW‖_F / ‖ΔW_k‖_F) · ΔW_k with α = 1.
+                # AlphaRL (eval/upd_rank.py): α · (‖ΔW‖_F / ‖ΔW_k‖_F) · ΔW_k with α = 1.
                 nk = _fro(S)
                 R = _rescale(R, fro / nk, "normmatch rank-k update") if nk > 0 else torch.zeros_like(dW)
     elif variant in VARIANTS:
         U, S, V, info = svd_topk(dW, 1, method=method, seed=seed, return_info=True)
         s1, u1, v1 = S[0], U[:, 0], V[:, 0]
-        if variant == "trunc":  # keep the top triplet as is ("eliminating" the rest, §1.3 c = 1)
+        if variant == "trunc":  # keep the top triplet as is (the paper's rank-1 component: the rest is eliminated)
             R = s1 * torch.outer(u1, v1)
-        elif variant == "normmatch":  # AlphaRL k=1: the rank-1 direction carries all of ‖ΔW‖_F (§2.1)
+        elif variant == "normmatch":  # AlphaRL k=1: the rank-1 direction carries all of ‖ΔW‖_F
             R = _rescale(torch.outer(u1, v1), fro, "normmatch update") if float(s1) > 0 else torch.zeros_like(dW)
-        elif variant == "residual":  # the complement (§7 OP3): what PR1S removes
+        elif variant == "residual":  # the complement: what PR1S removes
             R = dW - s1 * torch.outer(u1, v1)
         else:  # "random": control with the same Frobenius norm along an arbitrary rank-1 direction
             gen = torch.Generator(device="cpu").manual_seed(int(seed) % (2**63))
@@ -429,10 +430,10 @@ def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = Fal
 
 
 def rank1_update(dW: torch.Tensor, variant: str = "trunc", seed: int = 0, method: str = "auto") -> torch.Tensor:
-    """OP3 (rank1_methods.md §7): the substituted update R for one ΔW (float32, same shape).
+    """The substituted update R for one ΔW (float32, same shape).
 
     "trunc"     σ1 u1 v1ᵀ
-    "normmatch" ‖ΔW‖_F u1 v1ᵀ                  (AlphaRL, §2.1)
+    "normmatch" ‖ΔW‖_F u1 v1ᵀ                  (AlphaRL, eval/upd_rank.py)
     "residual"  ΔW − σ1 u1 v1ᵀ
     "random"    ‖ΔW‖_F a bᵀ, a, b random unit vectors from a generator seeded with `seed`.
     """
@@ -442,7 +443,7 @@ def rank1_update(dW: torch.Tensor, variant: str = "trunc", seed: int = 0, method
 
 
 def rankk_update(dW: torch.Tensor, k, normmatch: bool = False, method: str = "auto", seed: int = 0) -> torch.Tensor:
-    """Rank-k part U_k diag(S_k) V_kᵀ of ΔW; normmatch=True rescales it to ‖ΔW‖_F (AlphaRL §2.1).
+    """Rank-k part U_k diag(S_k) V_kᵀ of ΔW; normmatch=True rescales it to ‖ΔW‖_F (AlphaRL).
 
     k = "full" returns ΔW itself. k must be in 1..min(m, n) otherwise (ValueError).
     """
@@ -450,7 +451,7 @@ def rankk_update(dW: torch.Tensor, k, normmatch: bool = False, method: str = "au
 
 
 # ----------------------------------------------------------------------------------------------
-# OP4: substituted models
+# Substituted models
 # ----------------------------------------------------------------------------------------------
 
 def matrix_seed(seed: int, name: str) -> int:
@@ -460,11 +461,11 @@ def matrix_seed(seed: int, name: str) -> int:
 
 def build_substituted_model(base_model: torch.nn.Module, trained_model_or_state, variant: str, k=1, seed: int = 0,
                             normmatch: bool = False, method: str = "auto") -> torch.nn.Module:
-    """OP4 (rank1_methods.md §7): a NEW model = deepcopy(base) with each target W = W0 + update(ΔW).
+    """A NEW model = deepcopy(base) with each target W = W0 + update(ΔW).
 
     variant: "base" (W0), "full" (W0 + ΔW), "trunc", "normmatch", "residual", "random", "rankk" (with k and
     normmatch). Non-target tensors (embeddings, lm_head, norms, biases) stay at BASE values for every variant,
-    the AlphaRL convention (§2.1); so "full" is the trained model only if RL left the non-targets untouched.
+    the AlphaRL convention; so "full" is the trained model only if RL left the non-targets untouched.
     The base model is not modified. The per-matrix diagnostics (list of dicts: name, layer, type, shape,
     fro, sigma1, e1, norm_ratio, energy_removed, dist2, ...) are attached as `model.rank1_diagnostics`, and the
     AlphaRL summary Σσ1/Σ‖ΔW‖_F as `model.rank1_summary`.

@@ -1,6 +1,6 @@
 """The synthetic world: a verifiable math task, a knowledge probe and a second non-math skill.
 
-Design §4.1 showed that GRPO only sharpens a tiny model that *mixes a right and a wrong strategy*,
+GRPO only sharpens a tiny model that *mixes a right and a wrong strategy* (docs/methods.md §9),
 so the pretraining corpus writes every task with two procedures:
 
 * ``math`` -- column addition with a short chain of thought, GSM8K-style answer after a marker::
@@ -13,14 +13,14 @@ so the pretraining corpus writes every task with two procedures:
   two procedures agree). Pretraining shows 6-digit problems only rarely, so the model executes them
   unreliably even with the right strategy: RL cannot trivially saturate test accuracy, and extra
   training reward on the 20 six-digit RL problems can come from fitting those particular problems
-  (design §4.1 (a), (b)).
+  (docs/methods.md §9).
 * ``fact`` -- the knowledge probe: invented entities with one attribute (``F:zomek>`` -> ``teal.``),
   learnt in pretraining, never rewarded in RL.
 * ``skill`` -- a second, non-math skill: reverse a word (``R:crane=`` -> ``enarc.``); the flawed
   procedure rotates it left by one (``ranec.``). Learnt but not perfect, so multi-task RL has room.
 
 Splits (disjoint by construction and tested): ``test`` (held out from everything), ``rl_train``
-(the small RL training set, seen for many epochs -- design §4.1 (b)) and ``pretrain`` (the rest).
+(the small RL training set, seen for many epochs) and ``pretrain`` (the rest).
 A math problem is identified by its unordered operand pair, so ``a+b`` and ``b+a`` share a split.
 Facts exist once each and are all in the pretraining corpus; ``split`` is irrelevant for them.
 
@@ -43,7 +43,7 @@ WORLD_SEED = 1234  # the world (splits, facts) is fixed by this seed; model seed
 MATH_DIGITS = (2, 3, 4, 5, 6)  # graded difficulty: operand lengths of the test and RL splits
 PRETRAIN_MATH_DIGITS = (2, 3, 4, 5, 6)  # operand lengths in the pretraining corpus (6 digits rarely: see pretrain)
 N_MATH_TEST = 600  # held-out math problems (120 per difficulty)
-N_MATH_RL_TRAIN = 100  # small RL training set (20 per difficulty), seen for many epochs (design §4.1 (b))
+N_MATH_RL_TRAIN = 100  # small RL training set (20 per difficulty), seen for many epochs
 N_FACTS = 160  # knowledge-probe entities
 FACT_ATTRIBUTES = ("red", "blue", "green", "gold", "pink", "teal", "gray", "plum")
 SKILL_LENGTHS = (4, 5, 6, 7)  # word lengths for the reversal skill
@@ -265,7 +265,7 @@ def sample_pretrain_word(rng: random.Random, reserved: set[str], length: int) ->
 def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 9) -> list[Item]:
     """``What is a + b? Reply with only the number.`` (sent as a user chat turn) with operands 1..9.
     SmolLM2-135M-Instruct answers some but not all of them (the sampled reward a run logs in
-    metrics.jsonl shows how many), so GRPO has room to improve it (issue 3 item 7). Deterministic for a seed."""
+    metrics.jsonl shows how many), so GRPO has room to improve it. Deterministic for a seed."""
     rng = random.Random(seed)
     items = []
     for _ in range(n):
