@@ -66,3 +66,10 @@ def test_an_empty_or_bad_run_config_is_a_clear_error(tmp_path, text):
     (tmp_path / "config.yaml").write_text(text)
     with pytest.raises((runs.RunError, ValueError), match="config.yaml"):
         runs.read_config(tmp_path)
+
+
+def test_an_experiment_may_have_its_own_seeds_without_changing_its_config(tmp_path, monkeypatch):
+    before = config.resolve("smoke", "mix_full", 0)
+    _profile(tmp_path, monkeypatch, lambda p: p["experiments"]["mix_full"].update(seeds=[0, 7]))
+    assert config.seeds_of("smoke", "mix_full") == [0, 7] and config.seeds_of("smoke", "full") == [0]
+    assert config.resolve("smoke", "mix_full", 0).hash == before.hash

@@ -200,7 +200,7 @@ def load_profile(name: str) -> dict:
         raise ConfigError(f"configs/{name}.yaml: unknown key(s) {unknown}; valid keys: {', '.join(PROFILE_KEYS)}")
     for group in ("experiments", "manual_experiments"):
         for exp, over in (prof.get(group) or {}).items():
-            bad = sorted(set(over or {}) - set(EXPERIMENT_KEYS))
+            bad = sorted(set(over or {}) - set(EXPERIMENT_KEYS) - {"seeds"})
             if bad:
                 raise ConfigError(f"configs/{name}.yaml: {group}.{exp}: unknown key(s) {bad}; "
                                   f"an experiment may set: {', '.join(EXPERIMENT_KEYS)}")
@@ -209,6 +209,18 @@ def load_profile(name: str) -> dict:
 
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.CONFIGS.glob("*.yaml"))
+
+
+def seeds_of(profile: str, experiment: str) -> list[int]:
+    """The seeds an experiment is trained with: its own ``seeds:`` if it sets them (e.g. fewer seeds for the
+    arms that decide no claim), else the profile's ``seeds:``."""
+    prof = load_profile(profile)
+    experiments = {**(prof.get("experiments") or {}), **(prof.get("manual_experiments") or {})}
+    if experiment not in experiments:
+        raise ConfigError(f"unknown experiment {experiment!r} for profile {profile!r}; "
+                          f"defined in configs/{profile}.yaml: {sorted(experiments)}")
+    seeds = (experiments[experiment] or {}).get("seeds", prof.get("seeds", [0]))
+    return [check_seed(s) for s in seeds]
 
 
 def check_seed(seed) -> int:
@@ -227,7 +239,8 @@ def resolve(profile: str, experiment: str, seed: int, overrides: dict | None = N
         raise ConfigError(f"unknown experiment {experiment!r} for profile {profile!r}; "
                           f"defined in configs/{profile}.yaml: {sorted(experiments)}")
     raw = {k: copy.deepcopy(prof[k]) for k in EXPERIMENT_KEYS if k in prof}
-    _deep_update(raw, copy.deepcopy(experiments[experiment] or {}))
+    # ``seeds`` says which runs of the experiment exist, not how one of them trains
+    _deep_update(raw, {k: v for k, v in copy.deepcopy(experiments[experiment] or {}).items() if k != "seeds"})
     _deep_update(raw, copy.deepcopy(overrides or {}))
     unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
     if unknown:

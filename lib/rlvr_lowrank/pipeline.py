@@ -9,7 +9,8 @@ An *arm* is a role a notebook reads (``full``: Full RL, ``pr1s``: the pre-regist
 ``arms:`` of ``configs/<profile>.yaml``, and lists per notebook the remaining parameters in
 ``notebooks:``. A notebook's papermill parameters are then::
 
-    PROFILE; for a notebook that reads runs, SEEDS (the profile's seeds) and either one parameter per arm
+    PROFILE; for a notebook that reads runs, SEEDS (the profile's seeds: those of the arms that decide the
+    claims; an arm with fewer seeds, config.seeds_of, is read on the seeds it has) and either one parameter per arm
     (FULL, PR1S, LORA, MIX: an experiment each; SWEEP: a list) or, with ``arm_list``, ARMS (the list of its
     arms' experiments); and the notebook's own entries under ``notebooks:`` of the profile.
 """

@@ -55,7 +55,7 @@ def fingerprint(stem: str, profile: str, params: dict) -> str:
             if f.name not in ("claims.json", TIMING):
                 h.update(f.name.encode() + f.read_bytes())
     for experiment in experiments_read(stem, profile):
-        for seed in config.load_profile(profile)["seeds"]:
+        for seed in config.seeds_of(profile, experiment):
             done = runs.run_dir(profile, experiment, seed) / "DONE"
             if done.exists():
                 h.update(f"{experiment}/seed{seed}".encode() + done.read_bytes())
@@ -111,7 +111,7 @@ def stale_runs(profile: str, names: list[str]) -> dict[Path, str]:
     """Runs on disk made from other inputs than the profile would use now, with what changed."""
     stale = {}
     for e in names:
-        for s in config.load_profile(profile)["seeds"]:
+        for s in config.seeds_of(profile, e):
             run = runs.run_dir(profile, e, s)
             if (run / "config.yaml").exists():
                 problem = runs.identity_problem(run, config.resolve(profile, e, s))
@@ -148,13 +148,14 @@ def training_jobs(profile: str, experiments: list[str] | None = None, readers: d
         print(f"[train] {problem}; moved aside to {move_aside(run).name}", flush=True)
     readers = readers or {}
     names = sorted(names, key=lambda e: (-readers.get(e, 0), not (defined[e] or {}).get("lora")))  # stable sort
-    todo = [(e, s) for e in names for s in prof["seeds"] if not runs.is_done(runs.run_dir(profile, e, s))]
+    every = [(e, s) for e in names for s in config.seeds_of(profile, e)]
+    todo = [(e, s) for e, s in every if not runs.is_done(runs.run_dir(profile, e, s))]
     logs = paths.RUNS / profile / "logs"
     todo_jobs = [jobs.Job(f"train {e} seed {s}", [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
                                                   "--experiment", e, "--seed", str(s)],
                           logs / f"{e}-seed{s}.log", experiment=e)
                  for e, s in todo]
-    return todo_jobs, len(names) * len(prof["seeds"]) - len(todo)
+    return todo_jobs, len(every) - len(todo)
 
 
 def train_all(profile: str, processes: int = 2, experiments: list[str] | None = None,
@@ -173,8 +174,8 @@ def train_all(profile: str, processes: int = 2, experiments: list[str] | None = 
     if failed:
         raise RuntimeError(f"training failed for {failed}; logs in {jobs._rel(paths.RUNS / profile / 'logs')}; "
                            "re-running resumes from the last checkpoint")
-    prof = config.load_profile(profile)
-    return [runs.run_dir(profile, e, s) for e in experiments or list(prof.get("experiments") or {}) for s in prof["seeds"]]
+    names = experiments or list(config.load_profile(profile).get("experiments") or {})
+    return [runs.run_dir(profile, e, s) for e in names for s in config.seeds_of(profile, e)]
 
 
 def reproduce(profile: str, force: bool = False, processes: int = 2, started_at: float | None = None,
