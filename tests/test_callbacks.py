@@ -170,17 +170,25 @@ def test_callback_direct_calls_anchor_last_and_guards(tmp_path):
         wrong.substitute(model, opt, step=1)
 
 
-def test_callback_refuses_deepspeed():
+def test_callback_never_silently_skips_deepspeed_params():
+    """A ZeRO-partitioned parameter goes through DeepSpeed's fp32-master API (rlvr_lowrank.sharding); without
+    an importable deepspeed that is an error naming the fix, never a silent in-place edit or a no-op."""
+    try:
+        import deepspeed  # noqa: F401
+        pytest.skip("deepspeed is importable here; this checks the error without it")
+    except ImportError:
+        pass
+    from rlvr_lowrank import sharding
+
     model = tiny_llama(seed=0)
-    base_state = model.state_dict()
+    base_state = {k: v.clone() for k, v in model.state_dict().items()}
     cb = callbacks.PeriodicRank1Callback(base_state, every=1)
-    next(model.parameters()).ds_id = 0  # what ZeRO-3 attaches to partitioned parameters
-    with pytest.raises(NotImplementedError, match="safe_set_full_fp32_param"):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for p in model.parameters():
+        p.ds_id = 0  # what ZeRO-3 attaches to partitioned parameters
+    with pytest.raises(sharding.ShardingError, match="deepspeed"):
         cb.substitute(model, None, step=1)
-    model2 = tiny_llama(seed=0)
-    cb2 = callbacks.PeriodicRank1Callback(base_state, every=1, trainer=SimpleNamespace(is_deepspeed_enabled=True))
-    with pytest.raises(NotImplementedError, match="DeepSpeed"):
-        cb2.substitute(model2, None, step=1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def _char_tokenizer():

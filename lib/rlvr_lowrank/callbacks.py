@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from . import evaluate, io, models, rank1, spectra
+from . import evaluate, io, models, rank1, sharding, spectra
 
 
 # ----------------------------------------------------------------------------------------------
@@ -40,23 +40,15 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def unsupported_reason(model, optimizer, trainer) -> str | None:
-    """Why in-place substitution would be wrong here (DeepSpeed / FSDP keep their own weight copies)."""
-    if trainer is not None and (getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)):
-        return "the trainer runs DeepSpeed/FSDP"
-    names = {c.__name__ for c in type(model).__mro__}
-    if "DeepSpeedEngine" in names:
-        return "the model is a DeepSpeedEngine"
-    if "FullyShardedDataParallel" in names or "FSDPModule" in names:
-        return "the model is FSDP-wrapped"
-    for p in model.parameters():
-        if hasattr(p, "ds_id") or hasattr(p, "ds_shape"):
-            return "the parameters are DeepSpeed ZeRO-3 partitioned"
-        if type(p.data).__name__ == "DTensor":
-            return "the parameters are DTensors (FSDP2)"
-        break
-    opt = getattr(optimizer, "optimizer", optimizer)
-    if opt is not None and any(s in type(opt).__name__ for s in ("DeepSpeed", "ZeRO", "Zero")):
-        return f"the optimizer is {type(opt).__name__}"
+    """Why in-place substitution cannot be done here, or None. Plain, DDP, FSDP2 and DeepSpeed ZeRO are
+    handled through rlvr_lowrank.sharding (full-weight gather / write-back, one matrix at a time)."""
+    if "PeftModel" in {c.__name__ for c in type(model).__mro__}:
+        return ("the model is a peft (LoRA) model: PR1S substitutes full weight matrices, and a rank-r LoRA update "
+                "is already low-rank; combine PR1S with full fine-tuning only")
+    try:
+        sharding.detect(model, trainer)  # raises for FSDP1 (flat parameters)
+    except sharding.ShardingError as e:
+        return str(e)
     return None
 
 
@@ -102,8 +94,13 @@ class PeriodicRank1Callback(TrainerCallback):
     boundary; otherwise the condition K·GA ≡ 0 (mod steps_per_generation·num_iterations) is checked at
     train begin and a violation raises ValueError.
 
-    DeepSpeed and FSDP are refused (NotImplementedError): they keep their own (fp32 master or sharded)
-    copies of the weights, so an in-place copy into the module would be undone or partial.
+    Sharded training (rlvr_lowrank.sharding, docs/sharded_training.md): under FSDP2 (DTensor parameters on
+    a 1-D mesh, Shard(0) or Replicate) each target matrix is all-gathered, substituted as above and cut back
+    into the local shard, one matrix at a time; the ranks must compute bitwise-identical substitutes, which is
+    checked per matrix (RankDisagreementError otherwise). Under DeepSpeed ZeRO the substitute goes into the
+    fp32 master weights (safe_set_full_fp32_param) and the module copy, because DeepSpeed refreshes the
+    module parameters from the master after every step. FSDP1 (flat parameters), multi-dimensional meshes,
+    other placements and peft (LoRA) models are refused with an error naming the reason.
 
     Example::
 
@@ -174,10 +171,7 @@ class PeriodicRank1Callback(TrainerCallback):
     def _check_supported(self, model, optimizer) -> None:
         reason = unsupported_reason(model, optimizer, self.trainer)
         if reason is not None:
-            raise NotImplementedError(
-                f"PeriodicRank1Callback: {reason}. An in-place substitution would be undone there (DeepSpeed "
-                "refreshes the module weights from its fp32 master copy: the write must go through "
-                "deepspeed.utils.safe_set_full_fp32_param) or see only a shard (FSDP: a DTensor-aware write).")
+            raise NotImplementedError(f"PeriodicRank1Callback: {reason}")
 
     def _params(self, model) -> dict[str, torch.nn.Parameter]:
         params = dict(_unwrap(model).named_parameters())
@@ -190,6 +184,8 @@ class PeriodicRank1Callback(TrainerCallback):
             missing = [n for n, p in params.items() if rank1.is_target(n, p.ndim) and n not in self.base_state]
             if missing:
                 raise ValueError(f"target parameter {missing[0]!r} has no anchor in base_state")
+            for n in self.base_state:  # a sharded layout the write-back cannot handle is refused, by name
+                sharding.check_layout(n, params[n])
             self._checked_names = True
         return params
 
@@ -219,24 +215,37 @@ class PeriodicRank1Callback(TrainerCallback):
             raise ValueError("optimizer_state='reset' needs the optimizer (kwargs['optimizer'] in a Trainer)")
         t0 = time.perf_counter()
         params = self._params(model)
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        world = torch.distributed.get_world_size() if distributed else 1
+        world = sharding.world_size()
+        # FSDP2 / DeepSpeed (docs/sharded_training.md): every rank gathers the full matrix (a collective, same
+        # order on all ranks), computes the substitute and writes its own shard / fp32 master; the ranks must
+        # agree on the substitute, which is checked (a digest per matrix) rather than assumed.
+        sharded = sharding.detect(model, self.trainer) in ("fsdp2", "deepspeed")
         diags = []
         with torch.no_grad():
             for name, W0_cpu in self.base_state.items():
                 p = params[name]
-                W0 = W0_cpu.to(p.device)
-                R, d = rank1.substitute_update(p.detach().float() - W0, self.variant,
-                                               seed=rank1.matrix_seed(self.seed, name), method=self.method)
-                p.copy_((W0 + R).to(p.dtype))
-                if world > 1 and self.broadcast and self.trainer is not None:
+                W = sharding.full_weight(p)  # one full matrix at a time
+                W0 = W0_cpu.to(W.device)
+                dW = W.float() - W0
+                del W
+                R, d = rank1.substitute_update(dW, self.variant, seed=rank1.matrix_seed(self.seed, name),
+                                               method=self.method)
+                del dW
+                new = W0 + R
+                del R
+                if sharded and world > 1:
+                    sharding.assert_ranks_agree(name, new, "substituted weight")
+                sharding.write_full_weight(p, new)  # in place: the same Parameter object
+                del new
+                if world > 1 and self.broadcast and self.trainer is not None and not sharded:
                     # every rank computed the same substitution, but bitwise equality is only certain on
                     # identical hardware and libraries: rank 0's values win
                     torch.distributed.broadcast(p.data, src=0)
-                if self.anchor == "last":
-                    self.base_state[name] = p.detach().to("cpu", torch.float32).clone()
+                if self.anchor == "last":  # what the parameter now holds (after the cast to its dtype)
+                    self.base_state[name] = sharding.full_weight(p).to("cpu", torch.float32).clone()
                 if self.optimizer_state == "reset":
-                    optimizer.state.pop(p, None)  # AcceleratedOptimizer.state forwards to the inner optimizer
+                    # AcceleratedOptimizer.state forwards to the inner optimizer; refused under DeepSpeed
+                    sharding.reset_optimizer_state(optimizer, p)
                 diags.append({"name": name, "layer": rank1.layer_index(name), "type": rank1.matrix_type(name),
                               "fro2": d["fro2"], "sigma1": d["sigma1"], "e1": d["e1"],
                               "energy_removed": d["energy_removed"], "dist2": d["dist2"], "svd": d["svd"]})
@@ -318,7 +327,17 @@ class TrajectoryRecorder(TrainerCallback):
 
     def record(self, model, step: int) -> None:
         t0 = time.perf_counter()
-        tensors = snapshot(models.effective_state_dict(model), self.base, self.k, self.factor_dtype)
+        state = models.effective_state_dict(model)
+        if sharding.rank() != 0:
+            # Rank 0 writes. Under FSDP2 every gather is a collective, so the other ranks take part in
+            # them (same matrices, same order as snapshot) and drop the result; under DDP they do nothing.
+            if sharding.is_sharded(state):
+                for name in self.base:
+                    sharding.full_weight(state[name])
+            self.seconds += time.perf_counter() - t0
+            return
+        # FullView gathers one matrix at a time as snapshot reads it (plain tensors pass through).
+        tensors = snapshot(sharding.FullView(state), self.base, self.k, self.factor_dtype)
         io.save_tensors(self.out_dir / f"step-{step:05d}.safetensors", tensors, metadata={"step": str(step)})
         self.seconds += time.perf_counter() - t0
 
@@ -374,7 +393,8 @@ class SpectralMonitor(TrainerCallback):
         if not names:
             raise ValueError("SpectralMonitor found no target matrices (q/k/v/o/gate/up/down_proj weights) in the "
                              f"model; its parameters start with {list(state)[:3]}")
-        return {n: state[n].detach().float().cpu().clone() for n in names}
+        # sharding.full_weight: a gathered copy under FSDP2, one matrix at a time (every rank calls this)
+        return {n: sharding.full_weight(state[n]).float().cpu().clone() for n in names}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.base is None:
@@ -383,7 +403,7 @@ class SpectralMonitor(TrainerCallback):
     @torch.no_grad()
     def measure(self, model, step: int) -> dict:
         t0 = time.perf_counter()
-        current = models.effective_state_dict(model)
+        current = sharding.FullView(models.effective_state_dict(model))  # gathers per matrix under FSDP2
         per_matrix = []
         for name, w0 in self.base.items():
             w = current[name].detach().float().cpu()
@@ -420,7 +440,7 @@ class SpectralMonitor(TrainerCallback):
         summary = {k: v for k, v in rec.items() if k != "per_matrix"}
         self.records.append(summary)
         state.log_history.append(summary)
-        if self.log_path is not None:
+        if self.log_path is not None and sharding.rank() == 0:  # every rank measures (collectives), rank 0 writes
             io.append_jsonl(self.log_path, rec)
 
 

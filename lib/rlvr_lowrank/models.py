@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import io, paths
+from . import io, paths, sharding
 from .tasks import CHARSET
 
 # No network at run time: set before transformers is imported anywhere.
@@ -425,8 +425,9 @@ def unique_tensors(model) -> dict:
     once, as safetensors requires); a LoRA model is stored merged, under the base model's names."""
     seen, out = set(), {}
     for k, v in effective_state_dict(model).items():
-        if v.data_ptr() in seen:
+        ptr = (v.to_local() if sharding.is_dtensor(v) else v).data_ptr()
+        if ptr in seen:
             continue
-        seen.add(v.data_ptr())
-        out[k] = v
+        seen.add(ptr)
+        out[k] = sharding.full_weight(v)  # gathered under FSDP2 (a collective: every rank calls this)
     return out

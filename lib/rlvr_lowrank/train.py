@@ -123,7 +123,7 @@ def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
                                                       variant=cfg.pr1s.variant,
                                                       optimizer_state=cfg.pr1s.optimizer_state,
                                                       log_path=run / "substitutions.jsonl"))
-    if cfg.trajectory and is_main_process():
+    if cfg.trajectory:  # on every rank: under FSDP2 its gathers are collectives (rank 0 alone writes)
         out.append(callbacks.TrajectoryRecorder(base_state=base_state, out_dir=run / "trajectory",
                                                 every=cfg.trajectory.every, k=cfg.trajectory.k,
                                                 factor_dtype=cfg.trajectory.factor_dtype))
@@ -228,6 +228,13 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
             cb.trainer = trainer  # multi-process: rank 0's substitution is broadcast
     if quiet:  # smoke mode: no per-step log dicts on stdout (keeps nbval outputs small and stable)
         trainer.remove_callback(PrinterCallback)
+    ds_plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(ds_plugin, "zero_stage", 0) == 3:
+        # The run recorder evaluates and saves checkpoints on rank 0 alone; with sharded weights every forward
+        # and gather is a collective, so rank 0 would wait for ranks that never join. Refuse instead of hanging.
+        raise RunError("the train command does not support FSDP or ZeRO-3 yet (its run recorder evaluates on rank 0 "
+                       "only); PR1S, the trajectory recorder and the spectral monitor themselves do "
+                       "(docs/sharded_training.md). Use configs/accelerate/cpu_2proc.yaml, ddp_gpu.yaml or zero2_gpu.yaml")
     # the main process validates the checkpoints (and moves incomplete ones aside) before the others look
     resume = integrity.newest_complete_checkpoint(run / "trainer") if main else None
     trainer.accelerator.wait_for_everyone()
