@@ -34,7 +34,7 @@ from . import evaluate, io, models, rank1, sharding, spectra
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     # DDP wraps as .module; the Trainer passes the unwrapped model to callbacks, but be safe.
-    while isinstance(model, torch.nn.parallel.DistributedDataParallel):
+    while isinstance(model, torch.nn.parallel.DistributedDataParallel) or type(model).__name__ == "DeepSpeedEngine":
         model = model.module
     return model
 
@@ -184,8 +184,9 @@ class PeriodicRank1Callback(TrainerCallback):
             missing = [n for n, p in params.items() if rank1.is_target(n, p.ndim) and n not in self.base_state]
             if missing:
                 raise ValueError(f"target parameter {missing[0]!r} has no anchor in base_state")
+            strategy = sharding.detect(model, self.trainer)
             for n in self.base_state:  # a sharded layout the write-back cannot handle is refused, by name
-                sharding.check_layout(n, params[n])
+                sharding.check_layout(n, params[n], strategy)
             self._checked_names = True
         return params
 

@@ -11,7 +11,7 @@ target parameter, and PR1S must write a full matrix back. How that is done depen
                 local shard in place, so the Parameter object (which the optimizer and FSDP's hooks hold)
                 never changes.
   DeepSpeed     the optimizer keeps fp32 master weights and overwrites the module's (bf16/fp16) parameters
-                from them at every step (DeepSpeed issues 2424, 3959), so an edit of the module parameter
+                from them at every step (deepspeedai/DeepSpeed#2424, #3959), so an edit of the module parameter
                 alone is undone one step later. Reading/writing goes through DeepSpeed's public API,
                 deepspeed.utils.safe_get_full_fp32_param / safe_set_full_fp32_param (collective under
                 ZeRO-3), and the module copy is refreshed as well (under ZeRO-3 inside
@@ -73,8 +73,12 @@ def is_dtensor(t) -> bool:
 
 def is_deepspeed_param(p) -> bool:
     """A parameter managed by a DeepSpeed ZeRO optimizer: ZeRO-3 partitioned (ds_id) or ZeRO-1/2 linked
-    to an fp32 master partition (_hp_mapping, set by DeepSpeed when the engine is built)."""
-    return hasattr(p, "ds_id") or getattr(p, "_hp_mapping", None) is not None
+    to an fp32 master partition (the _hp_mapping attribute, set by DeepSpeed when the engine is built).
+
+    The attribute's presence is what counts, not its value: on a rank that owns no fragment of this
+    parameter it is None, yet that rank must still join the all-reduce in safe_get_full_fp32_param (testing
+    `is not None` deadlocked a 2-process ZeRO-2 run with a collective size mismatch)."""
+    return hasattr(p, "ds_id") or hasattr(p, "_hp_mapping")
 
 
 def is_sharded(state_or_params) -> bool:
@@ -111,12 +115,19 @@ def detect(model: torch.nn.Module, trainer=None) -> str:
     return "ddp" if world_size() > 1 else "plain"
 
 
-def check_layout(name: str, p) -> None:
+def check_layout(name: str, p, strategy: str | None = None) -> None:
     """Refuse a target parameter whose sharding the write path does not handle (ShardingError naming it).
 
-    Plain tensors and DeepSpeed parameters always pass (DeepSpeed's API hides its partitioning). A DTensor
-    must live on a 1-D device mesh with placements (Shard(0),) or (Replicate(),).
+    Plain tensors and DeepSpeed parameters pass (DeepSpeed's API hides its partitioning), except a plain
+    tensor under strategy "deepspeed": it is not linked to an fp32 master, so a write would be undone at the
+    next step. A DTensor must live on a 1-D device mesh with placements (Shard(0),) or (Replicate(),).
     """
+    if strategy == "deepspeed" and not is_deepspeed_param(p):
+        raise ShardingError(
+            f"target parameter {name!r}: the model runs under DeepSpeed but the parameter has no ds_id / _hp_mapping "
+            "(it is not linked to DeepSpeed's fp32 master weights), so an in-place write would be overwritten at the "
+            "next optimizer step (deepspeedai/DeepSpeed#2424). Call the callback after deepspeed.initialize, with the "
+            "engine's module")
     if not is_dtensor(p):
         return
     from torch.distributed.tensor import Replicate, Shard
@@ -198,7 +209,7 @@ def _deepspeed():
 
 def _write_deepspeed(p, new: torch.Tensor) -> None:
     # NOT covered by the test suite (DeepSpeed does not run on the CPU test machine). What it does follows
-    # DeepSpeed's documented API (deepspeed.utils "Modifying Partitioned States") and TRL issue 1971: an
+    # DeepSpeed's documented API (deepspeed.utils "Modifying Partitioned States") and huggingface/trl#1971: an
     # in-place edit of a ZeRO-3 parameter outside GatheredParameters hits a size-0 tensor.
     deepspeed = _deepspeed()
     safe_set_full_fp32_param = deepspeed.utils.safe_set_full_fp32_param
