@@ -266,7 +266,8 @@ def digest(t: torch.Tensor) -> str:
     """sha256 (hex, first 16 digits) of a tensor's dtype, shape and bytes: equal iff bitwise equal."""
     t = t.detach().contiguous().cpu()
     h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if t.numel():
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # the tensor's own bytes, no copy
     return h.hexdigest()[:16]
 
 
