@@ -214,3 +214,10 @@ def test_pr1s_refuses_a_lora_model():
     cb = callbacks.PeriodicRank1Callback(base_state, every=1)
     with pytest.raises(NotImplementedError, match="LoRA"):
         cb.substitute(lora, None, step=1)
+
+
+def test_an_fsdp_launch_that_did_not_shard_the_model_is_reported(monkeypatch):
+    """accelerate ignores its FSDP config on CPU and builds DDP: say so instead of pretending to shard."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.warns(UserWarning, match="NOT sharded"):
+        assert sharding.detect(torch.nn.Linear(3, 4)) == "plain"
