@@ -16,8 +16,9 @@ target parameter, and PR1S must write a full matrix back. How that is done depen
                 deepspeed.utils.safe_get_full_fp32_param / safe_set_full_fp32_param (collective under
                 ZeRO-3), and the module copy is refreshed as well (under ZeRO-3 inside
                 deepspeed.zero.GatheredParameters, where the local tensor otherwise has size 0).
-                NOT covered by the test suite: DeepSpeed does not run on this project's CPU test machine
-                (docs/sharded_training.md says why).
+                Tested with real ZeRO-2 (bf16) and ZeRO-3 engines on 2 CPU processes (DS_ACCELERATOR=cpu)
+                where deepspeed is installed (requirements-deepspeed.txt); the default environment does
+                not install it, and there those tests are skipped.
 
 One matrix at a time: the callers loop over the target matrices and gather/write each in turn, so the peak
 extra memory is one full matrix (plus what the caller computes from it), never the whole model.
@@ -208,9 +209,9 @@ def _deepspeed():
 
 
 def _write_deepspeed(p, new: torch.Tensor) -> None:
-    # NOT covered by the test suite (DeepSpeed does not run on the CPU test machine). What it does follows
-    # DeepSpeed's documented API (deepspeed.utils "Modifying Partitioned States") and huggingface/trl#1971: an
-    # in-place edit of a ZeRO-3 parameter outside GatheredParameters hits a size-0 tensor.
+    # DeepSpeed's documented API (deepspeed.utils "Modifying Partitioned States"); huggingface/trl#1971: an
+    # in-place edit of a ZeRO-3 parameter outside GatheredParameters hits a size-0 tensor. Checked by
+    # tests/deepspeed_worker.py (skipped without deepspeed).
     deepspeed = _deepspeed()
     safe_set_full_fp32_param = deepspeed.utils.safe_set_full_fp32_param
     value = new.detach().float().contiguous()
