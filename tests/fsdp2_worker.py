@@ -9,7 +9,7 @@ DistributedType.FSDP and the model is wrapped in DDP instead (docs/sharded_train
     torchrun --nproc_per_node 2 tests/fsdp2_worker.py <phase> [<phase> ...] --out DIR
 
 Phases (run in the order given, in one process group):
-  layout    bad input: a 2-D mesh and a Shard(1) layout are refused by name; optimizer_state="reset" under FSDP2
+  layout    bad input: a 2-D mesh, a Shard(1) layout and FSDP1 are refused (by name); optimizer_state="reset" under FSDP2
   equiv     recorder + monitor outputs on FSDP2-sharded, perturbed weights (rank 0 writes; compared by the test)
   full      8 steps, PR1S every 2, uninterrupted; DONE only if the ranks agree
   part      the same run, checkpointed (torch.distributed.checkpoint) at step 4, stopped after step 5
@@ -94,6 +94,17 @@ def phase_layout(out: Path) -> None:
         res["shard1"] = "accepted"
     except sharding.ShardingError as e:
         res["shard1"] = str(e)
+    # FSDP1 (flat parameters, no per-matrix view): refused, with the fix
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    model = FullyShardedDataParallel(models.load_model(paths.TINY_BASE)[0], device_id=torch.device("cpu"),
+                                     use_orig_params=True)
+    try:
+        callbacks.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
+        res["fsdp1"] = "accepted"
+    except NotImplementedError as e:
+        res["fsdp1"] = str(e)
+    del model
     # optimizer_state="reset": the (sharded DTensor) Adam moments of every target are dropped, the others kept
     model = shard(models.load_model(paths.TINY_BASE)[0], mesh1d())
     opt = torch.optim.AdamW(model.parameters(), lr=LR)

@@ -111,6 +111,7 @@ def test_fsdp2_layouts_the_write_back_cannot_handle_are_refused_by_name(fsdp2):
         assert "model.layers.0.self_attn.q_proj.weight" in res["mesh2d"] and "2-D device mesh" in res["mesh2d"]
         assert "Replicate(), Shard(dim=0)" in res["mesh2d"]
         assert "model.layers.0.self_attn.q_proj.weight" in res["shard1"] and "Shard(dim=1)" in res["shard1"]
+        assert "FSDP1" in res["fsdp1"] and "fsdp_version: 2" in res["fsdp1"]
 
 
 @pytest.mark.slow
