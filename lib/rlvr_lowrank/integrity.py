@@ -51,6 +51,7 @@ RESULT_MODULES = (
     "rlvr_lowrank.callbacks", # PR1S, the run recorder (evals, checkpoints) and the trajectory recorder
     "rlvr_lowrank.config",    # the defaults a run's settings fall back to
     "rlvr_lowrank.evaluate",  # the accuracies a run logs in evals.jsonl (read by the claims)
+    "rlvr_lowrank.sharding",  # how PR1S reads and writes full weights (plain, DDP, FSDP2, DeepSpeed)
 )
 # Modules that do not alter training results, and why. Every module of the package must be in one of
 # the two lists (a test enforces it), so a new module is classified when it is added.
