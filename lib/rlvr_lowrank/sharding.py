@@ -180,8 +180,9 @@ def write_full_weight(p, new: torch.Tensor) -> None:
     DeepSpeed: the fp32 master (safe_set_full_fp32_param, on every rank) and the module copy used by the
     next forward.
     """
-    if tuple(new.shape) != tuple(p.shape):
-        raise ShardingError(f"write_full_weight: new value has shape {tuple(new.shape)}, parameter {tuple(p.shape)}")
+    shape = tuple(getattr(p, "ds_shape", p.shape))  # a ZeRO-3 parameter's own shape can be its empty partition
+    if tuple(new.shape) != shape:
+        raise ShardingError(f"write_full_weight: new value has shape {tuple(new.shape)}, parameter {shape}")
     if is_dtensor(p):
         from torch.distributed.tensor import distribute_tensor
 
@@ -203,8 +204,7 @@ def _deepspeed():
         import deepspeed.utils  # noqa: F401
     except ImportError as e:  # a ZeRO parameter without an importable deepspeed: never skip silently
         raise ShardingError(f"a parameter carries DeepSpeed ZeRO attributes (ds_id / _hp_mapping) but deepspeed "
-                            f"cannot be imported ({e}); install the 'deepspeed' extra "
-                            "(pip install -e '.[deepspeed]')") from e
+                            f"cannot be imported ({e}); install it (pip install -r requirements-deepspeed.txt)") from e
     return deepspeed
 
 
