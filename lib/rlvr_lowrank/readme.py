@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import io, paths
+from . import claims, io, paths, pipeline
 
 
 def _fmt(x: float) -> str:
@@ -50,135 +50,42 @@ def _ci(x: dict) -> str:
     return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
 
 
-def c1_block() -> str:
-    path = paths.REPORTS / "tiny" / "c1.json"
+def _claim_block(module) -> str:
+    """A claim's README block from reports/tiny/cN.json (rendered by the claim's own module)."""
+    path = module.RESULT.path("tiny")
     if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 02 writes reports/tiny/c1.json)._"
-    v = io.read_json(path)
-    r, t = v["reward_gap"], v["test_gap"]
-    ps = v["per_seed"]
-    mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
-    return "\n".join([
-        "| C1 quantity (Full RL − PR1S, paired per seed) | mean | 95% bootstrap CI | seeds |",
-        "|---|---|---|---|",
-        f"| Δ training reward, last quarter of steps | {r['mean']:.3f} | [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | {r['n']} |",
-        f"| Δ final greedy test accuracy | {t['mean']:.3f} | [{t['ci'][0]:.3f}, {t['ci'][1]:.3f}] | {t['n']} |",
-        "",
-        f"Final greedy accuracy on the RL training problems vs the test set: Full RL {mean('train_full'):.3f} vs "
-        f"{mean('test_full'):.3f}; PR1S ({v['pr1s']}) {mean('train_pr1s'):.3f} vs {mean('test_pr1s'):.3f}. "
-        f"Training reward over the last quarter: Full {mean('reward_full'):.3f}, PR1S {mean('reward_pr1s'):.3f}.",
-        "",
-        f"**Verdict (profile tiny): C1 {v['verdict']}** (thresholds in `claims.C1`: Δreward CI lower bound > 0 and "
-        "mean ≥ 0.02; |Δtest| ≤ 0.05 with CI upper bound ≤ 0.10)." + (f" {v['why']}." if v.get("why") else ""),
-    ])
+        stem = pipeline.by_claim(module.CLAIM.id).stem
+        return f"_Not produced yet: run `make reproduce` (notebook {stem[:2]} writes reports/tiny/{path.name})._"
+    return module.readme_block(module.RESULT.read("tiny"))
 
 
 def c0_block() -> str:
-    path = paths.REPORTS / "tiny" / "c0.json"
-    if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 01 writes reports/tiny/c0.json)._"
-    v = io.read_json(path)
-    lines = ["| substituted model (base + update of ΔW) | recovery of the full-RL gain | 95% bootstrap CI | seeds |",
-             "|---|---|---|---|"]
-    for name in ("normmatch", "trunc", "rank-2", "rank-4", "rank-8", "residual", "random"):
-        x = v["recovery"].get(name)
-        if x:
-            lines.append(f"| {name} | {x['mean']:.3f} | [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}] | {x['n']} |")
-    lines += ["", f"Full-RL gain in greedy test accuracy over the base: {v['gain']['mean']:.3f} "
-              f"[{v['gain']['ci'][0]:.3f}, {v['gain']['ci'][1]:.3f}].", "",
-              f"**Verdict (profile tiny): C0 {v['verdict']}** (thresholds in `claims.C0`: norm-matched rank-1 recovery "
-              "≥ 0.9 with CI lower bound ≥ 0.75; random-direction control CI upper bound < 0.25)."
-              + (f" {v['why']}." if v.get("why") else "")]
-    return "\n".join(lines)
+    return _claim_block(claims.c0)
+
+
+def c1_block() -> str:
+    return _claim_block(claims.c1)
+
+
+def c2_block() -> str:
+    return _claim_block(claims.c2)
+
+
+def c3_block() -> str:
+    return _claim_block(claims.c3)
+
+
+def c4_block() -> str:
+    return _claim_block(claims.c4)
 
 
 def claims_block() -> str:
     """The results table, from reports/tiny/claims.json (refused if stale: other profile or config)."""
-    from . import claims
-
     if not (paths.REPORTS / "tiny" / "claims.json").exists():
         return "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
     report = claims.load_report("tiny")
     return claims.results_table(report) + f"\n\nProfile `tiny`, config hash `{report['config_hash']}`; " \
         "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
-
-
-def c3_block() -> str:
-    path = paths.REPORTS / "tiny" / "c3.json"
-    if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 04 writes reports/tiny/c3.json)._"
-    v = io.read_json(path)
-    lines = ["| model | heavy-tailed fraction (pre-registered test) | weaker WW reading (reliable, α ≤ 6) | "
-             "entry-shuffled control | median α |", "|---|---|---|---|---|"]
-    for model, s in v["models"].items():
-        if model == "smollm2":
-            lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
-                         f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
-        else:
-            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
-                         f"{_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
-    f = v["fraction_rl"]
-    lines += ["", f"**Verdict (profile tiny): C3 {v['verdict']}**: heavy-tailed fraction of the Full-RL model "
-              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.C3`: "
-              "mean ≥ 0.9)." + (f" {v['why']}." if v.get("why") else "")]
-    return "\n".join(lines)
-
-
-def c4_block() -> str:
-    path = paths.REPORTS / "tiny" / "c4.json"
-    if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 05 writes reports/tiny/c4.json)._"
-    v = io.read_json(path)
-    lines = ["| arm | mean \\|cos(u1(t), u1(T))\\| | mean \\|cos(v1(t), v1(T))\\| | u − v (95% CI) | "
-             "u − random baseline (95% CI) | verdict |", "|---|---|---|---|---|---|"]
-    for arm, r in v["by_arm"].items():
-        ps = r["per_seed"]
-        mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
-        a, b = r["u_minus_v"], r["u_minus_baseline"]
-        lines.append(f"| {arm} ({len(ps)} seeds) | {mean('u_cos_final'):.3f} | {mean('v_cos_final'):.3f} | "
-                     f"{a['mean']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}] | {b['mean']:.3f} [{b['ci'][0]:.3f}, "
-                     f"{b['ci'][1]:.3f}] | {r['verdict']} |")
-    lines += ["", f"**Verdict (profile tiny, arm {v['arms'][0]}): C4 {v['verdict']}** (thresholds in `claims.C4`: "
-              "both CI lower bounds > 0)."]
-    return "\n".join(lines)
-
-
-def c2_block() -> str:
-    path = paths.REPORTS / "tiny" / "c2.json"
-    if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 03 writes reports/tiny/c2.json)._"
-    v = io.read_json(path)
-    import pandas as pd
-
-    scores = pd.DataFrame(v["scores"]).drop(columns="seed").groupby("model", sort=False).mean()
-    cols = [f"{a}_{m}" for m in ("acc", "logp") for a in ("math", "fact", "skill")]
-    lines = ["| model (mean over seeds) | math acc | fact acc | skill acc | math log p | fact log p | skill log p |",
-             "|---|---|---|---|---|---|---|"]
-    for model, row in scores.iterrows():
-        lines.append(f"| {model} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
-    r2 = v.get("reading2", {})
-    lora = v.get("lora", {})
-    cos = lora.get("direction_cosines", {})
-    lines += ["",
-              f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): math recovery "
-              f"{_ci(v['math_recovery'])}, knowledge-probe drop (full − rank-1) {_ci(v['fact_drop'])}, skill drop "
-              f"{_ci(v['skill_drop'])} over {v['math_recovery']['n']} seeds. "
-              f"**Verdict (profile tiny): C2 {v['verdict']}** (thresholds in `claims.C2`: math recovery ≥ 0.8 and a "
-              "drop ≥ 0.05 with CI lower bound > 0 on the probe or the skill)." + (f" {v['why']}." if v.get("why") else ""),
-              ""]
-    if r2:
-        lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain {_ci(r2['skill_gain'])}; "
-                     f"rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, of the skill gain "
-                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}**" + (f" ({r2['why']})" if r2.get("why") else "")
-                     + " (holds if math recovery ≥ 0.8 while skill recovery ≤ 0.5).")
-        lines.append("")
-    if cos:
-        mean = lambda k: sum(c[k] for c in cos.values()) / len(cos)  # noqa: E731
-        lines.append(f"**Rank-1 LoRA arm:** the merged LoRA update has rank 1 (max σ2/σ1 = "
-                     f"{lora['max_sigma2_over_sigma1']:.1e}); |cos| of its direction with the full update's top "
-                     f"singular vectors, mean over matrix types: u1 {mean('cos_u'):.3f}, v1 {mean('cos_v'):.3f} "
-                     f"(random baselines {mean('baseline_u'):.3f}, {mean('baseline_v'):.3f}).")
-    return "\n".join(lines)
 
 
 def dynamics_block() -> str:
@@ -205,8 +112,6 @@ def dynamics_block() -> str:
 
 def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     """Verdicts of the same claims under the tiny profile and its longer variant, side by side."""
-    from . import claims
-
     present = [p for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
     missing = [p for p in profiles if p not in present]
     if len(present) < 2:

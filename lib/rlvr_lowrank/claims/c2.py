@@ -1,0 +1,307 @@
+"""C2: the rank-1 component keeps math but not the other knowledge of the model.
+
+Measured in notebook 03, in two readings. Reading 1 (knowledge the base had) decides the verdict:
+models built from the Full-RL update, plus the PR1S- and rank-1-LoRA-trained models, scored on three
+axes (math test, knowledge probe, second skill). Reading 2 (multi-task RL) is reported next to it:
+does the rank-1 part of a math + skill update keep both gains?
+
+How the two readings combine was fixed with the thresholds, before any C2 result existed: the
+paper's "don't maintain other model knowledge" is about knowledge the model *had*, so reading 1
+decides; reading 2 is "inconclusive" when the multi-task run did not raise the skill (CI of the
+skill gain includes 0): there is no gain to keep.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import evaluate, models, rank1, runs, tasks
+from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
+from .stats import last_fraction_mean, recovery, summarize
+
+CLAIM = Claim(
+    "C2",
+    "2605.06523 abstract: 'The effective rank-1 component in RLVR don't maintain other model knowledge except "
+    "mathematical reasoning capability.'",
+    "reading 1 (knowledge the base had): the rank-1 (norm-matched) model keeps math (recovery >= min_math_recovery) "
+    "while its knowledge-probe or second-skill accuracy falls below the full-RL model's by >= min_knowledge_drop with "
+    "a CI excluding 0; reading 2 (multi-task RL): rank-1 recovery of the skill gain <= max_other_recovery while the "
+    "math recovery >= min_math_recovery.",
+    {"min_math_recovery": 0.8, "min_knowledge_drop": 0.05, "max_other_recovery": 0.5},
+    (("rank-1 math recovery", ("math_recovery",)), ("fact drop (full − rank-1)", ("fact_drop",)),
+     ("skill drop (full − rank-1)", ("skill_drop",)),
+     ("multi-task RL: rank-1 skill recovery", ("reading2", "skill_recovery"))),
+)
+THRESHOLDS = CLAIM.thresholds
+
+AXES = ("math", "fact", "skill")  # math test split, knowledge probe, second (non-math) skill
+VARIANTS = (("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("residual", 1))  # reading 1
+MIX_VARIANTS = VARIANTS + (("rankk", 2), ("rankk", 4), ("rankk", 8))  # reading 2: rank-k curves per task
+DIRECTION_COLUMNS = ["cos_u", "cos_v", "baseline_u", "baseline_v"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring models on the three axes
+# ----------------------------------------------------------------------------------------------
+
+def eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 300) -> dict:
+    """The three C2 axes: held-out math problems (spread over difficulties), facts, reversal test words."""
+    facts = tasks.load_items("fact")
+    return {"math": tasks.spread_subset(tasks.load_items("math", "test"), n_math), "fact": facts[: n_fact or len(facts)],
+            "skill": tasks.load_items("skill", "test")[:n_skill]}
+
+
+def scores(model, tokenizer, sets: dict) -> dict:
+    """Per axis: greedy exact-match accuracy and the mean log-likelihood of the correct answer."""
+    out = {}
+    for axis, items in sets.items():
+        # a tokenizer lacking a character of the probe would score <unk> silently: refuse instead
+        models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in items])
+        out[f"{axis}_acc"] = evaluate.greedy_accuracy(model, tokenizer, items).accuracy
+        out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items).mean())
+    return out
+
+
+def model_scores(run: Path, sets: dict, variants=VARIANTS) -> list[dict]:
+    """``scores`` of each substituted model built from a finished run (rank1.build_substituted_model)."""
+    base, tok, trained = runs.load_run_pair(run)
+    rows = []
+    for variant, k in variants:
+        m = rank1.build_substituted_model(base, trained, variant, k=k)
+        rows.append({"model": f"rank-{k}" if variant == "rankk" else variant, **scores(m, tok, sets)})
+    return rows
+
+
+def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict) -> list[dict]:
+    """Rows (seed, model, <axis>_acc, <axis>_logp): the substituted models of each seed's Full-RL run,
+    then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run)."""
+    rows = []
+    for s, run in full_runs.items():
+        rows += [{"seed": s, **r} for r in model_scores(run, sets)]
+        for arm, by_seed in trained_runs.items():
+            _, tok, trained = runs.load_run_pair(by_seed[s])
+            rows.append({"seed": s, "model": arm, **scores(trained, tok, sets)})
+    return rows
+
+
+def measure_reading2(mix_runs: dict[int, Path], sets: dict) -> list[dict]:
+    """Rows of the substituted models (with rank-k) of the multi-task runs, on math and the skill."""
+    two = {t: sets[t] for t in ("math", "skill")}
+    return [{"seed": s, **r} for s, run in mix_runs.items() for r in model_scores(run, two, variants=MIX_VARIANTS)]
+
+
+def per_task_recovery(table: pd.DataFrame, tasks=("math", "skill"), metric: str = "acc") -> pd.DataFrame:
+    """Recovery (as in C0) separately per task: one row per (seed, model, task).
+
+    ``table``: one row per (seed, model) with columns ``<task>_<metric>``; it must hold the models
+    "base" and "full" of every seed. recovery = (x(model) − x(base)) / (x(full) − x(base)); the gain
+    x(full) − x(base) is returned alongside (recovery is NaN where the gain is 0).
+    """
+    rows = []
+    for seed, part in table.groupby("seed"):
+        by_model = part.set_index("model")
+        missing = {"base", "full"} - set(by_model.index)
+        if missing:
+            raise ValueError(f"seed {seed}: per-task recovery needs the models {sorted(missing)}")
+        for task in tasks:
+            col = f"{task}_{metric}"
+            b, f = by_model.loc["base", col], by_model.loc["full", col]
+            for model, x in by_model[col].items():
+                rows.append({"seed": seed, "model": model, "task": task, "value": float(x), "gain": float(f - b),
+                             "recovery": recovery(x, b, f)})
+    return pd.DataFrame(rows)
+
+
+def paired_deltas(table: pd.DataFrame, reference: str = "base") -> pd.DataFrame:
+    """Per (axis, measure, model): mean over seeds of x(model) − x(reference) of the same seed, with its
+    bootstrap CI. ``table``: one row per (seed, model), columns ``<axis>_<measure>`` (``scores``)."""
+    cols = [c for c in table.columns if c not in ("seed", "model")]
+    ref = table[table["model"] == reference].set_index("seed")[cols]
+    if ref.empty:
+        raise ValueError(f"paired_deltas needs the reference model {reference!r} for every seed")
+    rows = []
+    for model, part in table[table["model"] != reference].groupby("model", sort=False):
+        diff = part.set_index("seed")[cols] - ref.loc[part["seed"]].values
+        for col in cols:
+            axis, measure = col.rsplit("_", 1)
+            s = summarize(diff[col].tolist())
+            rows.append({"axis": axis, "measure": measure, "model": model, "mean": s["mean"], "ci_lo": s["ci"][0],
+                         "ci_hi": s["ci"][1], "n": s["n"]})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# The arms as trained, and the direction of the rank-1 LoRA update
+# ----------------------------------------------------------------------------------------------
+
+def arm_summary(runs_by_arm: dict[str, dict[int, Path]]) -> list[dict]:
+    """Per (arm, seed), from the run's own logs: training reward over the last quarter of steps and
+    the final greedy accuracies (test, knowledge probe, skill)."""
+    rows = []
+    seeds = next(iter(runs_by_arm.values()))
+    for s in seeds:
+        for arm, by_seed in runs_by_arm.items():
+            m, e = runs.run_curves(by_seed[s])
+            last = e.iloc[-1]
+            rows.append({"arm": arm, "seed": s, "reward_last_quarter": last_fraction_mean(m, "reward"),
+                         "test_acc": last.test_acc, "fact_acc": last.fact_acc, "skill_acc": last.skill_acc})
+    return rows
+
+
+def top_direction_cosines(base_state: dict, a_state: dict, b_state: dict) -> pd.DataFrame:
+    """Per target matrix, |cos| between the top singular vectors (u1 and v1) of two updates of the same base
+    (e.g. the merged rank-1 LoRA update vs the full-RL update), with the random-vector baseline sqrt(2/(π·dim))."""
+    da, db = rank1.deltas(base_state, a_state), rank1.deltas(base_state, b_state)
+    rows = []
+    for name in da:
+        if float(da[name].abs().max()) == 0 or float(db[name].abs().max()) == 0:
+            continue  # a zero update has no direction
+        ua, _, va = rank1.svd_topk(da[name], 1, method="exact")
+        ub, _, vb = rank1.svd_topk(db[name], 1, method="exact")
+        m, n = da[name].shape
+        rows.append({"name": name, "type": rank1.matrix_type(name), "layer": rank1.layer_index(name),
+                     "cos_u": abs(float(ua[:, 0] @ ub[:, 0])), "cos_v": abs(float(va[:, 0] @ vb[:, 0])),
+                     "baseline_u": float(np.sqrt(2 / (np.pi * m))), "baseline_v": float(np.sqrt(2 / (np.pi * n)))})
+    return pd.DataFrame(rows)
+
+
+def lora_directions(lora_runs: dict[int, Path], full_runs: dict[int, Path]) -> tuple[pd.DataFrame, list[float]]:
+    """(per matrix and seed: top_direction_cosines of the merged LoRA update vs the Full-RL update,
+    σ2/σ1 of every merged LoRA update — ~0, since a rank-1 LoRA merges to a rank-1 update)."""
+    cos, rank_ratio = [], []
+    for s in lora_runs:
+        base, _, lora = runs.load_run_pair(lora_runs[s])
+        full = runs.load_run_pair(full_runs[s])[2]
+        cos.append(top_direction_cosines(base.state_dict(), lora.state_dict(), full.state_dict()).assign(seed=s))
+        for dW in rank1.deltas(base, lora).values():
+            sv = rank1.svd_topk(dW, 2, method="exact")[1]
+            rank_ratio.append(float(sv[1] / sv[0]) if sv[0] > 0 else 0.0)
+    return pd.concat(cos), rank_ratio
+
+
+def direction_by_type(cos: pd.DataFrame) -> pd.DataFrame:
+    return cos.groupby("type")[DIRECTION_COLUMNS].mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Verdict and c2.json
+# ----------------------------------------------------------------------------------------------
+
+def verdict(math_recovery: list[float], fact_drop: list[float], skill_drop: list[float],
+            mix_math_recovery: list[float] | None = None, mix_skill_recovery: list[float] | None = None,
+            mix_skill_gain: list[float] | None = None) -> dict:
+    """Reading 1 from the single-task runs, reading 2 (``reading2``) from the multi-task runs.
+
+    ``fact_drop`` / ``skill_drop``: per seed, accuracy of the full model minus that of the norm-matched
+    rank-1 model on the knowledge probe / second skill. Reading 1 decides the verdict.
+    """
+    t = THRESHOLDS
+    mr, fd, sd = summarize(math_recovery), summarize(fact_drop), summarize(skill_drop)
+    out = {"math_recovery": mr, "fact_drop": fd, "skill_drop": sd}
+    if too_few_seeds(len(math_recovery)):
+        out.update(verdict=INCONCLUSIVE, why=too_few_seeds(len(math_recovery)))
+    else:
+        keeps_math = mr["mean"] >= t["min_math_recovery"]
+        loses = [name for name, d in (("knowledge probe", fd), ("second skill", sd))
+                 if d["mean"] >= t["min_knowledge_drop"] and d["ci"][0] > 0]
+        out.update(keeps_math=bool(keeps_math), loses=loses, verdict=HOLDS if keeps_math and loses else FAILS)
+    if mix_math_recovery is not None:
+        r2 = {"math_recovery": summarize(mix_math_recovery), "skill_recovery": summarize(mix_skill_recovery),
+              "skill_gain": summarize(mix_skill_gain)}
+        if too_few_seeds(len(mix_math_recovery)):
+            r2.update(verdict=INCONCLUSIVE, why=too_few_seeds(len(mix_math_recovery)))
+        elif r2["skill_gain"]["ci"][0] <= 0:
+            r2.update(verdict=INCONCLUSIVE, why="multi-task RL did not raise the skill (gain CI includes 0)")
+        else:
+            ok = (r2["math_recovery"]["mean"] >= t["min_math_recovery"]
+                  and r2["skill_recovery"]["mean"] <= t["max_other_recovery"])
+            r2["verdict"] = HOLDS if ok else FAILS
+        out["reading2"] = r2
+    return out
+
+
+def verdict_inputs(score_rows: list[dict], mix_rows: list[dict]) -> dict:
+    """The per-seed inputs of ``verdict`` from the reading-1 and reading-2 rows."""
+    table = pd.DataFrame(score_rows)
+    wide = table.set_index(["seed", "model"])
+    seeds = list(dict.fromkeys(table["seed"]))
+    rec1 = per_task_recovery(table, tasks=("math",))
+    mix_rec = per_task_recovery(pd.DataFrame(mix_rows), tasks=("math", "skill"))
+    by_task = mix_rec[mix_rec.model == "normmatch"].set_index(["task", "seed"])["recovery"]
+    drop = {ax: [wide.loc[(s, "full"), f"{ax}_acc"] - wide.loc[(s, "normmatch"), f"{ax}_acc"] for s in seeds]
+            for ax in ("fact", "skill")}
+    return {"math_recovery": rec1[rec1.model == "normmatch"]["recovery"].tolist(),
+            "fact_drop": drop["fact"], "skill_drop": drop["skill"],
+            "mix_math_recovery": by_task["math"].tolist(), "mix_skill_recovery": by_task["skill"].tolist(),
+            "mix_skill_gain": mix_rec[(mix_rec.model == "full") & (mix_rec.task == "skill")]["gain"].tolist()}
+
+
+@dataclass
+class C2Result(ClaimResult):
+    """reports/<profile>/c2.json."""
+    FILE = "c2.json"
+    profile: str
+    seeds: list
+    scores: list  # measure_reading1() rows
+    multitask: list  # measure_reading2() rows
+    math_recovery: dict
+    fact_drop: dict
+    skill_drop: dict
+    verdict: str
+    lora: dict  # {"arms": arm_summary rows, "direction_cosines": by matrix type, "max_sigma2_over_sigma1"}
+    reading2: dict | None = None
+    why: str | None = None
+    keeps_math: bool | None = None
+    loses: list | None = None
+
+
+RESULT = C2Result  # the schema of this claim's cN.json
+
+
+def decide(profile: str, seeds: list, score_rows: list[dict], mix_rows: list[dict], arm_rows: list[dict],
+           cos: pd.DataFrame, rank_ratio: list[float]) -> C2Result:
+    v = verdict(**verdict_inputs(score_rows, mix_rows))
+    lora = {"arms": arm_rows, "direction_cosines": direction_by_type(cos).to_dict("index"),
+            "max_sigma2_over_sigma1": max(rank_ratio)}
+    return C2Result(profile=profile, seeds=list(seeds), scores=score_rows, multitask=mix_rows, lora=lora, **v)
+
+
+def _ci(x: dict) -> str:
+    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+
+
+def readme_block(r: C2Result) -> str:
+    t = THRESHOLDS
+    table = pd.DataFrame(r.scores).drop(columns="seed").groupby("model", sort=False).mean()
+    cols = [f"{a}_{m}" for m in ("acc", "logp") for a in AXES]
+    lines = ["| model (mean over seeds) | math acc | fact acc | skill acc | math log p | fact log p | skill log p |",
+             "|---|---|---|---|---|---|---|"]
+    for model, row in table.iterrows():
+        lines.append(f"| {model} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    r2 = r.reading2 or {}
+    cos = r.lora.get("direction_cosines", {})
+    lines += ["",
+              f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): math recovery "
+              f"{_ci(r.math_recovery)}, knowledge-probe drop (full − rank-1) {_ci(r.fact_drop)}, skill drop "
+              f"{_ci(r.skill_drop)} over {r.math_recovery['n']} seeds. "
+              f"**Verdict (profile {r.profile}): C2 {r.verdict}** (thresholds in `claims.c2`: math recovery ≥ "
+              f"{t['min_math_recovery']:g} and a drop ≥ {t['min_knowledge_drop']:g} with CI lower bound > 0 on the "
+              "probe or the skill)." + (f" {r.why}." if r.why else ""),
+              ""]
+    if r2:
+        lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain {_ci(r2['skill_gain'])}; "
+                     f"rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, of the skill gain "
+                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}**" + (f" ({r2['why']})" if r2.get("why") else "")
+                     + f" (holds if math recovery ≥ {t['min_math_recovery']:g} while skill recovery ≤ "
+                     f"{t['max_other_recovery']:g}).")
+        lines.append("")
+    if cos:
+        mean = lambda k: sum(c[k] for c in cos.values()) / len(cos)  # noqa: E731
+        lines.append(f"**Rank-1 LoRA arm:** the merged LoRA update has rank 1 (max σ2/σ1 = "
+                     f"{r.lora['max_sigma2_over_sigma1']:.1e}); |cos| of its direction with the full update's top "
+                     f"singular vectors, mean over matrix types: u1 {mean('cos_u'):.3f}, v1 {mean('cos_v'):.3f} "
+                     f"(random baselines {mean('baseline_u'):.3f}, {mean('baseline_v'):.3f}).")
+    return "\n".join(lines)

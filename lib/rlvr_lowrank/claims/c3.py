@@ -1,0 +1,130 @@
+"""C3: the singular-value distributions of almost all linear layers of the RL-trained model are heavy-tailed.
+
+Measured in notebook 04: spectra.analyze_model of each run's final weights (with the entry-shuffled
+control and the fit of ΔW), next to the base model; a matrix counts as heavy-tailed by
+spectra.is_heavy_tailed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import runs, spectra
+from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
+from .stats import summarize
+
+CLAIM = Claim(
+    "C3",
+    "2605.06523 abstract: 'The distribution of singular values of almost all linear layers in RLVR-trained model "
+    "behaves like heavy-tailed distribution.'",
+    "fraction of target matrices of the RL-trained model whose ESD is heavy-tailed (spectra.is_heavy_tailed: "
+    "reliable power-law fit preferred over an exponential tail) >= min_fraction ('almost all'), CI over seeds; "
+    "reported next to the base model and the entry-shuffled control.",
+    {"min_fraction": 0.9},
+    (("heavy-tailed fraction, Full-RL model", ("fraction_rl",)),),
+)
+THRESHOLDS = CLAIM.thresholds
+READINGS = ("strict", "ww_band", "shuffled", "median_alpha")  # summarized per model in c3.json
+
+
+def run_spectra(run: Path, base_state: dict) -> pd.DataFrame:
+    """``spectra.analyze_model`` of a finished run's final weights with the entry-shuffled control and
+    the fit of ΔW = W − W_base (``*_shuffled`` and ``*_delta`` columns)."""
+    trained = runs.final_weights(run)
+    unknown = sorted(set(trained) - set(base_state))
+    if unknown:
+        raise ValueError(f"{run}/final/model.safetensors has tensors the base model lacks: {unknown[:3]}; "
+                         "was it trained from another base?")
+    state = {**base_state, **trained}
+    return spectra.analyze_model(state, shuffled_control=True, include_delta_from=base_state)
+
+
+def heavy_tail_fractions(table: pd.DataFrame, suffix: str = "") -> dict:
+    """Fractions of matrices called heavy-tailed in an ``spectra.analyze_model`` table.
+
+    ``strict`` is the pre-registered C3 test (spectra.is_heavy_tailed: reliable fit, power law beats an
+    exponential tail with p < 0.05, 1.5 <= alpha <= 6). ``ww_band`` is the weaker reading common in
+    the WeightWatcher literature (a reliable fit with alpha <= 6, no likelihood-ratio test); it is
+    reported for information and never decides the verdict. ``suffix`` selects e.g. "_shuffled" or
+    "_delta" columns.
+    """
+    ht, rel, alpha = table[f"heavy_tailed{suffix}"], table[f"reliable{suffix}"], table[f"alpha{suffix}"]
+    return {"strict": float(ht.mean()), "ww_band": float((rel & (alpha <= 6.0)).mean()),
+            "reliable": float(rel.mean()), "median_alpha": float(alpha.median()), "n": int(len(table))}
+
+
+def measure(base_table: pd.DataFrame, tables: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
+    """One row per model: the base (seed None), then each (arm, seed) run; heavy_tail_fractions plus
+    the strict fraction of the shuffled control and of ΔW (NaN for the base, which has no update)."""
+    rows = [{"model": "base", "seed": None, **heavy_tail_fractions(base_table),
+             "shuffled": heavy_tail_fractions(base_table, "_shuffled")["strict"], "ΔW": float("nan")}]
+    for (arm, s), t in tables.items():
+        rows.append({"model": arm, "seed": s, **heavy_tail_fractions(t),
+                     "shuffled": heavy_tail_fractions(t, "_shuffled")["strict"],
+                     "ΔW": heavy_tail_fractions(t, "_delta")["strict"]})
+    return pd.DataFrame(rows)
+
+
+def verdict(fraction_rl: list[float]) -> dict:
+    """Per-seed strict heavy-tailed fraction of the RL-trained model's target matrices.
+
+    Holds when the mean over seeds is >= min_fraction ("almost all"); the CI is reported.
+    """
+    f = summarize(fraction_rl)
+    out = {"fraction_rl": f}
+    if too_few_seeds(len(fraction_rl)):
+        return {**out, "verdict": INCONCLUSIVE, "why": too_few_seeds(len(fraction_rl))}
+    return {**out, "verdict": HOLDS if f["mean"] >= THRESHOLDS["min_fraction"] else FAILS}
+
+
+def smollm2_summary(table: pd.DataFrame) -> dict:
+    """The ``models.smollm2`` entry of c3.json: one model, no seeds, so fractions rather than summaries."""
+    return {**heavy_tail_fractions(table), "shuffled": heavy_tail_fractions(table, "_shuffled")["strict"]}
+
+
+@dataclass
+class C3Result(ClaimResult):
+    """reports/<profile>/c3.json."""
+    FILE = "c3.json"
+    profile: str
+    arms: list  # the first decides C3
+    seeds: list
+    fraction_rl: dict
+    verdict: str
+    models: dict  # model -> reading -> summarize over seeds (and "smollm2" -> smollm2_summary)
+    why: str | None = None
+
+
+RESULT = C3Result  # the schema of this claim's cN.json
+
+
+def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame, smollm2: pd.DataFrame | None = None) -> C3Result:
+    """``fractions``: the measure() table; the verdict is taken on ``arms[0]``."""
+    v = verdict(fractions.loc[fractions["model"] == arms[0], "strict"].tolist())
+    summary = {model: {k: summarize(part[k]) for k in READINGS} for model, part in fractions.groupby("model", sort=False)}
+    if smollm2 is not None:
+        summary["smollm2"] = smollm2_summary(smollm2)
+    return C3Result(profile=profile, arms=list(arms), seeds=list(seeds), models=summary, **v)
+
+
+def _ci(x: dict) -> str:
+    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+
+
+def readme_block(r: C3Result) -> str:
+    lines = ["| model | heavy-tailed fraction (pre-registered test) | weaker WW reading (reliable, α ≤ 6) | "
+             "entry-shuffled control | median α |", "|---|---|---|---|---|"]
+    for model, s in r.models.items():
+        if model == "smollm2":
+            lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
+                         f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
+        else:
+            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
+                         f"{_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
+    f = r.fraction_rl
+    lines += ["", f"**Verdict (profile {r.profile}): C3 {r.verdict}**: heavy-tailed fraction of the Full-RL model "
+              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g})."
+              + (f" {r.why}." if r.why else "")]
+    return "\n".join(lines)
