@@ -1,11 +1,9 @@
-"""Claim C2 and the rank-1 LoRA arm: the LoRA merge (B·A·scale, exactly rank 1, never counted twice), the C2
-statistics (per-task recovery, paired deltas, verdicts) and C2's bad inputs."""
-import numpy as np
-import pandas as pd
+"""The rank-1 LoRA arm: merge = B·A·scale, exactly rank 1, never counted twice; bad LoRA settings
+refused. (C2's statistics are tested in tests/test_claims_c2.py.)"""
 import pytest
 import torch
 
-from rlvr_lowrank import claims, config, io, models, paths, rank1, tasks, train
+from rlvr_lowrank import config, io, models, paths, rank1, train
 
 ALL_TARGETS = list(rank1.TARGET_SUFFIXES)
 
@@ -81,72 +79,3 @@ def test_bad_lora_settings_are_refused():
         config.resolve("smoke", "lora_r1", 0, {"pr1s": {"every": 2}})
     with pytest.raises(ValueError, match="no verifier"):
         config.resolve("smoke", "full", 0, {"tasks": ["math", "poetry"]})
-
-
-def _scores(rows):
-    return pd.DataFrame(rows, columns=["seed", "model", "math_acc", "skill_acc"])
-
-
-def test_per_task_recovery_known_values():
-    scores = _scores([(0, "base", 0.2, 0.8), (0, "full", 0.8, 0.9), (0, "normmatch", 0.5, 0.8),
-                      (1, "base", 0.0, 0.5), (1, "full", 0.5, 0.5), (1, "normmatch", 0.6, 0.7)])
-    rec = claims.per_task_recovery(scores).set_index(["seed", "model", "task"])
-    assert rec.loc[(0, "normmatch", "math"), "recovery"] == pytest.approx(0.5)
-    assert rec.loc[(0, "normmatch", "skill"), "recovery"] == pytest.approx(0.0)
-    assert rec.loc[(0, "full", "skill"), "gain"] == pytest.approx(0.1)
-    assert rec.loc[(1, "normmatch", "math"), "recovery"] == pytest.approx(1.2)  # can exceed 1
-    assert np.isnan(rec.loc[(1, "normmatch", "skill"), "recovery"])  # zero gain: nothing to recover
-    assert rec.loc[(1, "base", "math"), "recovery"] == 0 and rec.loc[(1, "full", "math"), "recovery"] == 1
-    with pytest.raises(ValueError, match=r"seed 0.*\['full'\]"):
-        claims.per_task_recovery(scores[scores.model != "full"])
-
-
-def test_paired_deltas_are_per_seed_differences():
-    scores = _scores([(0, "base", 0.2, 0.8), (0, "full", 0.8, 0.9), (1, "base", 0.1, 0.6), (1, "full", 0.5, 0.5)])
-    d = claims.paired_deltas(scores).set_index(["model", "axis", "measure"])
-    assert d.loc[("full", "math", "acc"), "mean"] == pytest.approx(((0.8 - 0.2) + (0.5 - 0.1)) / 2)
-    assert d.loc[("full", "skill", "acc"), "mean"] == pytest.approx(0.0)
-    assert d.loc[("full", "skill", "acc"), "ci_lo"] == pytest.approx(-0.1)
-    assert d.loc[("full", "skill", "acc"), "ci_hi"] == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="reference model 'base'"):
-        claims.paired_deltas(scores[scores.model != "base"])
-
-
-def test_c2_verdicts():
-    keep = [0.95, 0.9, 1.0]
-    v = claims.verdict_c2(keep, [0.2, 0.3, 0.25], [0.0, 0.01, -0.01])
-    assert v["verdict"] == claims.HOLDS and v["loses"] == ["knowledge probe"]
-    assert claims.verdict_c2(keep, [0.0, 0.01, 0.0], [0.01, 0.0, 0.02])["verdict"] == claims.FAILS  # nothing lost
-    assert claims.verdict_c2([0.2, 0.3, 0.1], [0.2, 0.3, 0.25], [0, 0, 0])["verdict"] == claims.FAILS  # math lost
-    assert claims.verdict_c2(keep[:2], [0.2, 0.3], [0, 0])["verdict"] == claims.INCONCLUSIVE  # too few seeds
-    r2 = claims.verdict_c2(keep, [0, 0, 0], [0, 0, 0], keep, [0.1, 0.2, 0.0], [0.1, 0.15, 0.12])["reading2"]
-    assert r2["verdict"] == claims.HOLDS
-    r2 = claims.verdict_c2(keep, [0, 0, 0], [0, 0, 0], keep, [0.9, 1.0, 0.95], [0.1, 0.15, 0.12])["reading2"]
-    assert r2["verdict"] == claims.FAILS  # the skill gain is kept too
-    r2 = claims.verdict_c2(keep, [0, 0, 0], [0, 0, 0], keep, [0.1, 0.2, 0.0], [0.05, -0.05, 0.0])["reading2"]
-    assert r2["verdict"] == claims.INCONCLUSIVE and "did not raise" in r2["why"]
-
-
-def test_top_direction_cosines_known_angles():
-    torch.manual_seed(0)
-    base = {"model.layers.0.mlp.up_proj.weight": torch.randn(16, 8)}
-    u = torch.nn.functional.normalize(torch.randn(16), dim=0)
-    w = torch.nn.functional.normalize(torch.randn(16), dim=0)
-    w = torch.nn.functional.normalize(w - (w @ u) * u, dim=0)  # orthogonal to u
-    v = torch.nn.functional.normalize(torch.randn(8), dim=0)
-    theta = 0.3
-    u_rot = np.cos(theta) * u + np.sin(theta) * w
-    name = "model.layers.0.mlp.up_proj.weight"
-    a = {name: base[name] + 2.0 * torch.outer(u, v)}
-    b = {name: base[name] - 0.5 * torch.outer(u_rot, v)}  # sign flip must not matter
-    row = claims.top_direction_cosines(base, a, b).iloc[0]
-    assert row["cos_u"] == pytest.approx(np.cos(theta), abs=1e-5)
-    assert row["cos_v"] == pytest.approx(1.0, abs=1e-5)
-    assert row["baseline_u"] == pytest.approx(np.sqrt(2 / (np.pi * 16)))
-
-
-def test_c2_scores_refuses_a_probe_the_tokenizer_cannot_encode():
-    base, tok = models.load_model(paths.TINY_BASE)
-    bad = [tasks.Item("fact", "test", "F:café>", "teal", 0)]
-    with pytest.raises(ValueError, match="cannot encode"):
-        claims.c2_scores(base, tok, {"fact": bad})

@@ -1,0 +1,36 @@
+"""Fake finished run directories for the claims tests: the files runs.py reads, with known contents."""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlvr_lowrank import io
+
+
+def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | None = None,
+              config: dict | None = None, trajectory: dict[int, dict[str, tuple]] | None = None,
+              done: bool = True) -> Path:
+    """A run directory with config.yaml, metrics.jsonl, evals.jsonl, optional trajectory/ files in the
+    recorder's format (``<name>|U``, ``|S``, ``|V``, ``|Wsv`` per step) and a DONE marker."""
+    run = Path(run)
+    io.write_yaml(run / "config.yaml", {"profile": "smoke", "experiment": "fake", "seed": 0, **(config or {})})
+    for rec in metrics or []:
+        io.append_jsonl(run / "metrics.jsonl", rec)
+    for rec in evals or []:
+        io.append_jsonl(run / "evals.jsonl", rec)
+    for step, factors in (trajectory or {}).items():
+        tensors = {}
+        for name, (U, S, V) in factors.items():
+            tensors[f"{name}|U"] = torch.as_tensor(np.asarray(U, dtype=np.float32))
+            tensors[f"{name}|S"] = torch.as_tensor(np.asarray(S, dtype=np.float32))
+            tensors[f"{name}|V"] = torch.as_tensor(np.asarray(V, dtype=np.float32))
+            tensors[f"{name}|Wsv"] = torch.as_tensor(np.asarray(S, dtype=np.float32))
+        io.save_tensors(run / "trajectory" / f"step-{step:05d}.safetensors", tensors)
+    if done:
+        io.write_json(run / "DONE", {"config_hash": "fake"})
+    return run
+
+
+def reward_curve(rewards: list[float]) -> list[dict]:
+    """metrics.jsonl rows for steps 1..len(rewards)."""
+    return [{"step": i + 1, "reward": r} for i, r in enumerate(rewards)]

@@ -1,0 +1,69 @@
+"""The claims report: registry, claims.json/claims.md from the cN.json files, staleness checks, and the
+cN.json schemas against the committed tiny reports."""
+import pytest
+
+from rlvr_lowrank import claims, io, paths, pipeline
+
+
+@pytest.fixture
+def reports_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "REPORTS", tmp_path)
+    return tmp_path
+
+
+def test_build_report_marks_missing_claims_not_run_and_reads_the_rest(reports_dir):
+    io.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "verdict": "does not hold",
+                                                      "fraction_rl": claims.summarize([0.6, 0.7, 0.65])})
+    report = claims.build_report("smoke")
+    by_id = {c["id"]: c for c in report["claims"]}
+    assert [c["id"] for c in report["claims"]] == ["C0", "C1", "C2", "C3", "C4"]
+    assert by_id["C3"]["verdict"] == "does not hold" and by_id["C3"]["seeds"] == 3
+    assert by_id["C3"]["measured"][0]["mean"] == pytest.approx(0.65)
+    assert by_id["C0"]["verdict"] == claims.NOT_RUN and "notebook 01_rank1_dominance" in by_id["C0"]["why"]
+    assert (reports_dir / "smoke" / "claims.md").read_text().startswith("# Claims report")
+    assert claims.load_report("smoke")["config_hash"] == claims.profile_hash("smoke")
+
+
+def test_notebook_and_figure_come_from_the_pipeline(reports_dir):
+    report = claims.build_report("smoke")
+    for c in report["claims"]:
+        nb = pipeline.by_claim(c["id"])
+        assert c["notebook"] == f"notebooks/{nb.stem}.ipynb" and c["figure"] == f"figures/smoke/{nb.figures[0]}.png"
+        assert c["thresholds"] is claims.CLAIMS[c["id"]].thresholds or c["thresholds"] == claims.CLAIMS[c["id"]].thresholds
+
+
+def test_report_refuses_other_profile_and_stale_config(reports_dir):
+    io.write_json(reports_dir / "smoke" / "c1.json", {"profile": "tiny", "verdict": "holds"})
+    with pytest.raises(ValueError, match="written for profile 'tiny'"):
+        claims.build_report("smoke")
+    io.write_json(reports_dir / "smoke" / "claims.json", {"profile": "smoke", "config_hash": "000000000000", "claims": []})
+    with pytest.raises(ValueError, match="config hash"):
+        claims.load_report("smoke")
+    with pytest.raises(FileNotFoundError, match="claims --profile tiny"):
+        claims.load_report("tiny")  # reports_dir is empty for tiny
+
+
+def test_thresholds_are_the_preregistered_values():
+    assert {cid: c.thresholds for cid, c in claims.CLAIMS.items()} == {
+        "C0": {"min_recovery": 0.9, "min_recovery_ci_lo": 0.75, "max_random_recovery": 0.25, "min_gain": 0.1},
+        "C1": {"min_reward_gap": 0.02, "max_test_gap": 0.05, "max_test_gap_ci_hi": 0.10, "last_fraction": 0.25},
+        "C2": {"min_math_recovery": 0.8, "min_knowledge_drop": 0.05, "max_other_recovery": 0.5},
+        "C3": {"min_fraction": 0.9},
+        "C4": {"min_u_minus_v": 0.0, "min_u_minus_baseline": 0.0}}
+
+
+@pytest.mark.parametrize("cid", ["C0", "C1", "C2", "C3", "C4"])
+def test_result_dataclass_is_the_schema_of_the_committed_tiny_report(cid):
+    module = claims.MODULES[cid]
+    path = paths.REPORTS / "tiny" / module.RESULT.FILE
+    if not path.exists():
+        pytest.skip(f"{path} not produced yet")
+    data = io.read_json(path)
+    assert module.RESULT.from_json(data).to_json() == data  # same keys, nothing dropped or added
+    assert module.readme_block(module.RESULT.from_json(data))
+
+
+def test_result_refuses_unknown_keys():
+    with pytest.raises(ValueError, match="not in the C3Result schema"):
+        claims.c3.C3Result.from_json({"profile": "smoke", "arms": [], "seeds": [], "fraction_rl": {}, "verdict": "x",
+                                      "models": {}, "surprise": 1})
