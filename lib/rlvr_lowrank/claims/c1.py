@@ -28,7 +28,7 @@ THRESHOLDS = CLAIM.thresholds
 def per_seed(full_run: Path, pr1s_run: Path, last_fraction: float = THRESHOLDS["last_fraction"]) -> dict:
     """Paired numbers of one seed: training reward over the last part of training, final evals.
 
-    Both reward means cover the same steps: the last ``last_fraction`` of the shorter run.
+    Both reward windows start at the same step, the last ``last_fraction`` of the shorter run.
     """
     fm, fe = runs.run_curves(full_run)
     pm, pe = runs.run_curves(pr1s_run)

@@ -63,10 +63,11 @@ def last_steps_start(n_steps: int, fraction: float = LAST_FRACTION) -> int:
 
 def last_fraction_mean(metrics: pd.DataFrame, column: str = "reward", n_steps: int | None = None,
                        fraction: float = LAST_FRACTION) -> float:
-    """Mean of ``column`` over the last ``fraction`` of optimizer steps (rows with step > start).
+    """Mean of ``column`` over the last ``fraction`` of optimizer steps: the rows with
+    step > last_steps_start(n_steps).
 
-    ``n_steps`` defaults to the run's last step; two runs compared pairwise pass the smaller of
-    their last steps, so both means cover the same steps.
+    ``n_steps`` defaults to the run's last step; C1 passes the smaller last step of its two paired
+    runs, so both windows start at the same step (the runs of a profile have the same length).
     """
     n = int(metrics["step"].max()) if n_steps is None else int(n_steps)
     return float(metrics.loc[metrics["step"] > last_steps_start(n, fraction), column].mean())
