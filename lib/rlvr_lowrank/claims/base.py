@@ -56,11 +56,10 @@ class ClaimResult:
     def path(cls, profile: str) -> Path:
         return paths.REPORTS / profile / cls.FILE
 
-    def write(self) -> Path:
-        """Write reports/<profile>/cN.json (every result carries its profile)."""
-        path = self.path(self.profile)
-        io.write_json(path, self.to_json())
-        return path
+    def write(self) -> None:
+        """Write reports/<profile>/cN.json (every result carries its profile). Returns nothing, so a
+        notebook's last line ``result.write()`` displays nothing (nbval compares that cell's output)."""
+        io.write_json(self.path(self.profile), self.to_json())
 
     @classmethod
     def read(cls, profile: str):
