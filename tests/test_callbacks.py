@@ -203,6 +203,7 @@ def _char_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>")
 
 
+@pytest.mark.slow
 def test_callback_in_real_grpo_trainer(tmp_path):
     """Integration: PR1S inside trl.GRPOTrainer (generation, AcceleratedOptimizer, on_step_end ordering)."""
     from datasets import Dataset
@@ -295,6 +296,7 @@ def test_zero_update_is_skipped_not_divided_by_zero_and_bad_settings_refused():
         SpectralMonitor(base_state={"embed.weight": torch.zeros(3, 3)})
 
 
+@pytest.mark.slow
 def test_monitor_in_a_plain_trl_grpo_run(tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer

@@ -51,6 +51,7 @@ def test_effective_state_matches_peft_merge_and_never_counts_an_update_twice():
         torch.testing.assert_close(eff_after_merge[name], merged[name], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_lora_smoke_run_merges_a_rank_1_update_into_every_target_and_nothing_else(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     run = train.train("smoke", "lora_r1", seed=0)

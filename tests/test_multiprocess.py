@@ -1,5 +1,6 @@
 """Multi-process training: a smoke PR1S run under `accelerate launch` with two processes (gloo DDP on CPU) trains to
 the end, writes its run directory once (rank 0), and leaves bit-identical weights on both ranks."""
+import pytest
 import os
 import socket
 import subprocess
@@ -9,6 +10,8 @@ from pathlib import Path
 import torch
 
 from rlvr_lowrank import io, paths, rank1
+
+pytestmark = pytest.mark.slow  # trains or loads a real model
 
 
 def _free_port() -> int:

@@ -1,7 +1,9 @@
+import pytest
 """Pretraining: a short run lowers the loss and is deterministic for a seed."""
 from rlvr_lowrank import pretrain
 
 
+@pytest.mark.slow
 def test_twenty_steps_lower_the_loss_deterministically():
     cfg = pretrain.PretrainConfig(steps=20, batch_size=16, warmup=5, seed=7)
     _, _, losses = pretrain.pretrain(cfg, progress=False)

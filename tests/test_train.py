@@ -14,6 +14,7 @@ def smoke_run(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow
 def test_run_directory_contract(smoke_run):
     run = smoke_run
     cfg = io.read_yaml(run / "config.yaml")
@@ -34,6 +35,7 @@ def test_run_directory_contract(smoke_run):
     assert traj.U[name].shape[0] == 3 and traj.U[name].shape[2] == 2
 
 
+@pytest.mark.slow
 def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
     import torch
 
@@ -47,6 +49,7 @@ def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
         assert s[1] <= 1e-4 * max(float(s[0]), 1e-12) + 1e-6, name  # substituted at the last step (6 % 2 == 0)
 
 
+@pytest.mark.slow
 def test_finished_run_is_reused_and_a_changed_config_is_refused(smoke_run, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", smoke_run.parents[2])
     before = (smoke_run / "DONE").stat().st_mtime_ns
@@ -71,6 +74,7 @@ def test_bad_experiment_settings_are_refused():
         config.resolve("smoke", "full", 0, {"pr1s": {"every": 2, "variant": "rank3"}})
 
 
+@pytest.mark.slow
 def test_a_run_being_trained_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
     import os
 

@@ -4,6 +4,8 @@ from transformers import TrainerCallback
 
 from rlvr_lowrank import io, paths, runs, train
 
+pytestmark = pytest.mark.slow  # trains or loads a real model
+
 
 class Interrupted(RuntimeError):
     pass
