@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-fast test-unit test-notebooks smoke-runs lab bench clean world pretrain
+.PHONY: help setup reproduce test test-fast test-unit test-notebooks smoke-runs lab test-browser bench clean world pretrain
 
 help: ## list the targets
 	@echo "usage: make <target> [PROFILE=tiny|tiny-long|smoke|smollm2]"
@@ -45,8 +45,23 @@ smoke-runs: $(STAMP) ## train the smoke runs the notebooks read (cached: a secon
 test-notebooks: smoke-runs ## notebooks only (smoke defaults, nbval-lax), after the smoke runs they read
 	$(PY) -m pytest -q $(PYTEST_NB) notebooks
 
-lab: $(STAMP) ## open JupyterLab at the repository root
-	$(PY) -m jupyter lab --ServerApp.root_dir=. 
+# make lab LAB_ARGS="--port 9999 --no-browser --ip 0.0.0.0"; LAB_TOKEN=... fixes the login token (default: a
+# random one, printed in the URL). --allow-root only when running as root (containers).
+LAB_ARGS ?=
+LAB_TOKEN ?=
+LAB_LANDING := START_HERE.md
+lab: $(STAMP) ## open JupyterLab on the landing page START_HERE.md (results of profile tiny)
+	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(LAB_LANDING) \
+	  --LabApp.app_settings_dir="$(CURDIR)/.jupyter/lab/settings" \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(LAB_TOKEN),--IdentityProvider.token=$(LAB_TOKEN)) $(LAB_ARGS)
+
+test-browser: $(STAMP) ## drive JupyterLab in headless Chromium (installs chromium + chromium-driver when root)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "test-browser: chromium/chromedriver missing and not root: the test will skip"; fi; fi
+	$(MAKE) --no-print-directory smoke-runs
+	$(PY) -m pytest -q -p no:cacheprovider -rs tests/test_lab_browser.py
 
 bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done

@@ -1,0 +1,234 @@
+"""JupyterLab in a real headless browser: open notebook 02, Run All, no error, the figure renders.
+
+The notebook is a copy with its outputs cleared, in a temporary directory that JupyterLab serves as its
+root: the tracked notebooks/02_reward_overfitting.ipynb is never opened, hence never re-saved. JupyterLab's
+user settings, workspaces and runtime files live in that temporary directory too. The smoke runs the
+notebook reads are trained first when missing (``train-all --profile smoke`` for its three experiments, a
+few minutes on 2 cores; cached afterwards). Skips, with the reason, where there is no browser: selenium not
+installed, or no chromium / chromedriver on PATH (``make test-browser`` installs both when root).
+
+Run it with ``make test-browser``; ``RLVR_BROWSER_TIMEOUT`` (s, default 600) bounds Run All.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import nbformat
+import pytest
+
+from rlvr_lowrank import paths
+
+pytestmark = pytest.mark.slow
+
+STEM = "02_reward_overfitting"
+RUN_ALL_TIMEOUT = float(os.environ.get("RLVR_BROWSER_TIMEOUT", "600"))
+
+
+def _browser_or_skip() -> tuple[str, str]:
+    pytest.importorskip("selenium", reason="selenium is not installed (requirements.txt pins it)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        hint = ("run `make test-browser`, which installs them" if os.geteuid() == 0 else
+                "install chromium and chromium-driver (needs root: apt-get install -y chromium chromium-driver)")
+        pytest.skip(f"no headless browser: chromium={chromium}, chromedriver={driver}; {hint}")
+    return chromium, driver
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_smoke_runs() -> None:
+    from rlvr_lowrank import reproduce
+
+    experiments = reproduce.experiments_read(STEM, "smoke")
+    if all((paths.run_dir("smoke", e, 0) / "DONE").exists() for e in experiments):
+        return
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train-all", "--profile", "smoke", "--experiments",
+                    *experiments], cwd=paths.ROOT, env=env, check=True)
+
+
+def _cleared_copy(dest_dir) -> None:
+    nb = nbformat.read(paths.NOTEBOOKS / f"{STEM}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, dest_dir / f"{STEM}.ipynb")
+
+
+@contextlib.contextmanager
+def _serve(tmp_path, root, app_settings_dir, *extra):
+    """A JupyterLab server on a free port with a token, serving ``root``; yields (url, token). Its user
+    settings, workspaces and runtime files go to tmp_path."""
+    token, port = uuid.uuid4().hex, _free_port()
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "PYTHONPATH": str(paths.ROOT / "lib") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop(paths.WRITE_TRACKED_ENV, None)
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           f"--LabApp.app_settings_dir={app_settings_dir}", "--ServerApp.port_retries=0", *extra]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    logfile = tmp_path / f"jupyter-{port}.log"
+    log = open(logfile, "w")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                pytest.fail(f"jupyter lab did not start: {logfile.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab serving a temporary directory that holds a cleared copy of notebook 02."""
+    _browser_or_skip()
+    _ensure_smoke_runs()
+    root = tmp_path / "root"
+    root.mkdir()
+    _cleared_copy(root)
+    settings = tmp_path / "app-settings"
+    settings.mkdir()
+    # every cell in the DOM (JupyterLab otherwise only renders the cells near the viewport); no news fetch
+    (settings / "overrides.json").write_text(json.dumps(
+        {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+         "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}))
+    with _serve(tmp_path, root, settings) as (url, token):
+        yield url, token, root
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = _browser_or_skip()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+
+
+def _wait(driver, cond, timeout, what):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(cond)
+    except Exception as exc:  # TimeoutException: say what we waited for
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}") from exc
+
+
+def _text(el) -> str:
+    return el.get_attribute("textContent") or ""
+
+
+def test_run_all_notebook_02_in_jupyterlab(lab):
+    from selenium.webdriver.common.by import By
+
+    url, token, root = lab
+    t0 = time.time()
+    driver = _driver()
+    try:
+        driver.get(f"{url}/lab/tree/{STEM}.ipynb?token={token}")
+        nb = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+        _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"), 120, "the notebook")
+        status = lambda d: d.execute_script(  # noqa: E731 - the kernel status in the notebook toolbar
+            "const e = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelStatus, "
+            ".jp-NotebookPanel:not(.lm-mod-hidden) [data-jp-item-name=\"kernelStatus\"]');"
+            "return e ? (e.getAttribute('title') || e.textContent || '') : '';")
+        _wait(driver, lambda d: "idle" in status(d).lower(), 180, "the kernel to start (idle)")
+        n_cells = len(driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"))
+
+        # Run -> Run All Cells, through the menu bar as a reader would
+        menu = [m for m in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run"]
+        assert menu, "no Run menu in the menu bar"
+        menu[0].click()
+        item = _wait(driver, lambda d: d.find_elements(
+            By.CSS_SELECTOR, '.lm-Menu-item[data-command="notebook:run-all-cells"]'), 20, "Run All Cells")
+        item[0].click()
+
+        def done(d):
+            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
+            finished = prompts and all(p[1:-2].strip().isdigit() for p in prompts if p)  # "[12]:"
+            return finished and len([p for p in prompts if p]) == n_cells and "idle" in status(d).lower()
+
+        _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (every cell numbered, kernel idle)")
+        stderr = [_text(e) for e in driver.find_elements(
+            By.CSS_SELECTOR, f'{nb} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+        errors = [s for s in stderr if "Traceback" in s]  # error outputs render as stderr with their traceback
+        assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-2000:] for e in errors)
+        assert not driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-executeResult.jp-mod-error, "
+                                                         f"{nb} .jp-Cell.jp-mod-error"), "an error cell"
+        if _has_ipywidgets():
+            assert not [s for s in stderr if "IProgress not found" in s], "tqdm cannot render: " + str(stderr)
+        imgs = driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-output img")
+        assert imgs, "no figure rendered (no img in any output area)"
+        assert any(driver.execute_script("return arguments[0].naturalWidth", i) > 100 for i in imgs), \
+            "the figure images did not load"
+        print(f"[browser] Run All of {STEM}: {n_cells} code cells, {len(imgs)} figure(s), "
+              f"{len(stderr)} stderr output(s), {time.time() - t0:.0f} s in the browser")
+    finally:
+        driver.quit()
+
+
+def _has_ipywidgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_make_lab_lands_on_the_results(tmp_path):
+    """What `make lab` serves (repository root, its default URL and settings) lands on START_HERE.md
+    rendered as Markdown, with its figure loaded. Nothing is saved: a Markdown preview is read-only."""
+    _browser_or_skip()
+    from selenium.webdriver.common.by import By
+
+    default_url = "/lab/tree/START_HERE.md"
+    with _serve(tmp_path, paths.ROOT, paths.ROOT / ".jupyter" / "lab" / "settings",
+                f"--LabApp.default_url={default_url}") as (url, token):
+        driver = _driver()
+        try:
+            driver.get(f"{url}/?token={token}")
+            md = _wait(driver, lambda d: [e for e in d.find_elements(
+                By.CSS_SELECTOR, ".jp-MarkdownViewer .jp-RenderedMarkdown") if "Start here" in _text(e)],
+                       120, "START_HERE.md rendered in the Markdown preview")[0]
+            assert default_url in driver.current_url
+            links = [a.get_attribute("href") or "" for a in md.find_elements(By.CSS_SELECTOR, "a")]
+            assert any("reports/tiny/claims.md" in h for h in links), links
+            _wait(driver, lambda d: any(d.execute_script("return arguments[0].naturalWidth", i) > 100
+                                        for i in md.find_elements(By.CSS_SELECTOR, "img")), 60, "the figure")
+        finally:
+            driver.quit()
