@@ -163,11 +163,12 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
         driver.get(f"{url}/lab/tree/{STEM}.ipynb?token={token}")
         nb = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
         _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"), 120, "the notebook")
-        status = lambda d: d.execute_script(  # noqa: E731 - the kernel status in the notebook toolbar
-            "const e = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelStatus, "
-            ".jp-NotebookPanel:not(.lm-mod-hidden) [data-jp-item-name=\"kernelStatus\"]');"
-            "return e ? (e.getAttribute('title') || e.textContent || '') : '';")
-        _wait(driver, lambda d: "idle" in status(d).lower(), 180, "the kernel to start (idle)")
+        def status(_d) -> str:  # the kernel's execution state, as the server reports it
+            with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+                kernels = json.load(r)
+            return kernels[0]["execution_state"] if len(kernels) == 1 else f"{len(kernels)} kernels"
+
+        _wait(driver, lambda d: status(d) == "idle", 180, "the kernel to start (idle)")
         n_cells = len(driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"))
 
         # Run -> Run All Cells, through the menu bar as a reader would
@@ -175,13 +176,13 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
         assert menu, "no Run menu in the menu bar"
         menu[0].click()
         item = _wait(driver, lambda d: d.find_elements(
-            By.CSS_SELECTOR, '.lm-Menu-item[data-command="notebook:run-all-cells"]'), 20, "Run All Cells")
+            By.CSS_SELECTOR, '#jp-mainmenu-run .lm-Menu-item[data-command="runmenu:run-all"]'), 20, "Run All Cells")
         item[0].click()
 
         def done(d):
             prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
             finished = prompts and all(p[1:-2].strip().isdigit() for p in prompts if p)  # "[12]:"
-            return finished and len([p for p in prompts if p]) == n_cells and "idle" in status(d).lower()
+            return finished and len([p for p in prompts if p]) == n_cells and status(d) == "idle"
 
         _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (every cell numbered, kernel idle)")
         stderr = [_text(e) for e in driver.find_elements(
