@@ -60,7 +60,6 @@ test-browser: $(STAMP) ## drive JupyterLab in headless Chromium (installs chromi
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	  else echo "test-browser: chromium/chromedriver missing and not root: the test will skip"; fi; fi
-	$(MAKE) --no-print-directory smoke-runs
 	$(PY) -m pytest -q -p no:cacheprovider -rs tests/test_lab_browser.py
 
 bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/

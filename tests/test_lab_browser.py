@@ -163,6 +163,7 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
         driver.get(f"{url}/lab/tree/{STEM}.ipynb?token={token}")
         nb = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
         _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"), 120, "the notebook")
+
         def status(_d) -> str:  # the kernel's execution state, as the server reports it
             with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
                 kernels = json.load(r)
@@ -179,16 +180,22 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
             By.CSS_SELECTOR, '#jp-mainmenu-run .lm-Menu-item[data-command="runmenu:run-all"]'), 20, "Run All Cells")
         item[0].click()
 
-        def done(d):
-            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
-            finished = prompts and all(p[1:-2].strip().isdigit() for p in prompts if p)  # "[12]:"
-            return finished and len([p for p in prompts if p]) == n_cells and status(d) == "idle"
+        seen_idle = []
 
-        _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (every cell numbered, kernel idle)")
+        def done(d):  # nothing queued or running ("[*]:"), the kernel idle on two polls in a row; Run All
+            # stops at the first error, so the cells after one keep an empty prompt
+            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
+            quiet = bool(prompts) and "*" not in "".join(prompts) and any(p.strip("[]: ") for p in prompts)
+            seen_idle.append(quiet and status(d) == "idle")
+            return seen_idle[-2:] == [True, True]
+
+        _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (nothing queued, kernel idle)")
         stderr = [_text(e) for e in driver.find_elements(
             By.CSS_SELECTOR, f'{nb} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
         errors = [s for s in stderr if "Traceback" in s]  # error outputs render as stderr with their traceback
         assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-2000:] for e in errors)
+        prompts = [_text(p).strip() for p in driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
+        assert all(p.strip("[]: ").isdigit() for p in prompts), f"cells not run: {prompts}"
         assert not driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-executeResult.jp-mod-error, "
                                                          f"{nb} .jp-Cell.jp-mod-error"), "an error cell"
         if _has_ipywidgets():
