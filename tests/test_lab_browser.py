@@ -3,8 +3,8 @@
 The notebook is a copy with its outputs cleared, in a temporary directory that JupyterLab serves as its
 root: the tracked notebooks/02_reward_overfitting.ipynb is never opened, hence never re-saved. JupyterLab's
 user settings, workspaces and runtime files live in that temporary directory too. The smoke runs the
-notebook reads are trained first when missing (``train-all --profile smoke`` for its three experiments, a
-few minutes on 2 cores; cached afterwards). Skips, with the reason, where there is no browser: selenium not
+notebook reads are trained first when missing or stale (``train-all --profile smoke --replace-stale`` for
+its three experiments, several minutes on 2 cores; cached afterwards). Skips, with the reason, where there is no browser: selenium not
 installed, or no chromium / chromedriver on PATH (``make test-browser`` installs both when root).
 
 Run it with ``make test-browser``; ``RLVR_BROWSER_TIMEOUT`` (s, default 600) bounds Run All.
@@ -51,14 +51,22 @@ def _free_port() -> int:
 
 
 def _ensure_smoke_runs() -> None:
-    from rlvr_lowrank import reproduce
+    """Train the smoke runs notebook 02 reads when missing or stale (a stale one is moved aside, as
+    ``train-all --replace-stale`` does), so a failure in the browser is the notebook's, not the cache's."""
+    from rlvr_lowrank import reproduce, runs
 
     experiments = reproduce.experiments_read(STEM, "smoke")
-    if all((paths.run_dir("smoke", e, 0) / "DONE").exists() for e in experiments):
+    todo = []
+    for e in experiments:
+        try:
+            runs.require_run("smoke", e, 0)
+        except Exception:  # missing, incomplete or made from other inputs
+            todo.append(e)
+    if not todo:
         return
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train-all", "--profile", "smoke", "--experiments",
-                    *experiments], cwd=paths.ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train-all", "--profile", "smoke", "--replace-stale",
+                    "--experiments", *todo], cwd=paths.ROOT, env=env, check=True)
 
 
 def _cleared_copy(dest_dir) -> None:
