@@ -4,8 +4,9 @@ The notebook is a copy with its outputs cleared, in a temporary directory that J
 root: the tracked notebooks/02_reward_overfitting.ipynb is never opened, hence never re-saved. JupyterLab's
 user settings, workspaces and runtime files live in that temporary directory too. The smoke runs the
 notebook reads are trained first when missing or stale (``train-all --profile smoke --replace-stale`` for
-its three experiments, several minutes on 2 cores; cached afterwards). Skips, with the reason, where there is no browser: selenium not
-installed, or no chromium / chromedriver on PATH (``make test-browser`` installs both when root).
+its three experiments, several minutes on 2 cores; cached afterwards). Skips, with the reason, where there
+is no browser: selenium not installed, or no chromium / chromedriver on PATH (``make test-browser``
+installs both when root).
 
 Run it with ``make test-browser``; ``RLVR_BROWSER_TIMEOUT`` (s, default 600) bounds Run All.
 """
@@ -188,11 +189,11 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
             By.CSS_SELECTOR, '#jp-mainmenu-run .lm-Menu-item[data-command="runmenu:run-all"]'), 20, "Run All Cells")
         item[0].click()
 
-        seen_idle = []
+        seen_idle, prompt_css = [], f"{nb} .jp-CodeCell .jp-InputPrompt"
 
         def done(d):  # nothing queued or running ("[*]:"), the kernel idle on two polls in a row; Run All
             # stops at the first error, so the cells after one keep an empty prompt
-            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
+            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, prompt_css)]
             quiet = bool(prompts) and "*" not in "".join(prompts) and any(p.strip("[]: ") for p in prompts)
             seen_idle.append(quiet and status(d) == "idle")
             return seen_idle[-2:] == [True, True]
@@ -202,7 +203,7 @@ def test_run_all_notebook_02_in_jupyterlab(lab):
             By.CSS_SELECTOR, f'{nb} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
         errors = [s for s in stderr if "Traceback" in s]  # error outputs render as stderr with their traceback
         assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-2000:] for e in errors)
-        prompts = [_text(p).strip() for p in driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell .jp-InputPrompt")]
+        prompts = [_text(p).strip() for p in driver.find_elements(By.CSS_SELECTOR, prompt_css)]
         assert all(p.strip("[]: ").isdigit() for p in prompts), f"cells not run: {prompts}"
         assert not driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-executeResult.jp-mod-error, "
                                                          f"{nb} .jp-Cell.jp-mod-error"), "an error cell"
