@@ -9,6 +9,9 @@ Commands
   reproduce   execute every notebook of the pipeline for a profile (cached)
   claims      gather C0-C4 into reports/<profile>/claims.json and claims.md
   readme      rewrite the generated blocks of README.md
+  analyze     rank-1 / heavy-tail / alignment diagnostics of your own BASE and RL checkpoints
+  substitute  BASE + rank-1 (or another variant) of ΔW, written as a Hugging Face model directory
+  export      a run directory of this project as a Hugging Face model directory
 """
 from __future__ import annotations
 
@@ -379,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="subprocesses at a time (default 2: one per core)")
     p.add_argument("--started-at", type=float, default=None,
                    help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
+    from . import checkpoints_cli
+    checkpoints_cli.add_commands(sub)  # analyze / substitute / export (a user's own checkpoints)
     args = parser.parse_args(argv)
+    if args.command in checkpoints_cli.COMMANDS:
+        return checkpoints_cli.run(args)
 
     if args.command == "world":
         from . import tasks
