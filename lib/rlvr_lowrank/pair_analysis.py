@@ -32,9 +32,11 @@ relative and |cos u1| >= 0.9999 whenever σ1/σ2 >= 1.01, else it falls back to 
 it is an order of magnitude faster than a full SVD at these shapes with the accuracy stated; "exact" is
 AlphaRL's full thin SVD (torch.linalg.svd, float32 on the CPU).
 
-ESD precision (--esd): "fp64" by default (float64 Gram + eigvalsh, the route spectra.analyze_model uses and
-WeightWatcher-equivalent); "fp32" halves the Gram time (benchmarks/bench_checkpoints.py checks α against
-fp64); "none" skips the heavy-tail fits.
+ESD precision (--esd): "fp64" by default (float64 Gram + float64 eigvalsh, the route spectra.analyze_model
+uses, WeightWatcher-equivalent); "fp32" forms the Gram in float32 (about half the time of the dominant step;
+the eigensolver stays float64) and is accurate enough for α where the tail sits well above the float32
+rounding of the Gram (~n·2^-24·λ_max): benchmarks/bench_checkpoints.py reports |Δα| against fp64; "none"
+skips the heavy-tail fits.
 
 Figures (DIR/figures/): e1 heatmap (layer x type, last checkpoint), α of W_base vs W_RL per matrix, the ΔW
 spectrum σ_i/σ1 of the N_SPECTRUM matrices with the largest ‖ΔW‖_F, and (series only) the alignment of v1
@@ -88,7 +90,10 @@ def _evals(W: torch.Tensor, esd: str) -> np.ndarray:
     """Eigenvalues of WᵀW (ascending, float64 numpy, clipped at 0) from the Gram of the smaller side."""
     X = W.to(torch.float64 if esd == "fp64" else torch.float32)
     G = X.T @ X if X.shape[0] >= X.shape[1] else X @ X.T
-    return np.maximum(torch.linalg.eigvalsh(G).double().numpy(), 0.0)
+    del X
+    # the eigensolver always runs in float64 (it is the cheap part: n^3 for the n x n Gram, against m n^2 for
+    # the Gram itself); torch's syevd, measured faster here than numpy's on the same matrix
+    return np.maximum(torch.linalg.eigvalsh(G.double()).numpy(), 0.0)
 
 
 def _fit(lam: np.ndarray, normalise: bool = False) -> dict:
@@ -469,7 +474,9 @@ def planted_delta(name: str, shape: tuple[int, int], scale: float, noise: float,
     """ΔW = scale · a bᵀ + noise · G for one matrix (a, b unit vectors, G standard Gaussian / sqrt(m n), all
     seeded from `seed` and the name), so ‖rank-1 part‖_F = scale and ‖noise part‖_F ≈ noise."""
     m, n = shape
-    g = torch.Generator().manual_seed(_matrix_seed(seed, name))
+    # its own seed stream ("planted:" prefix): the random substitution variant draws its directions from
+    # _matrix_seed(seed, name), and must not find the planted ones
+    g = torch.Generator().manual_seed(_matrix_seed(seed, "planted:" + name))
     a, b = torch.randn(m, generator=g), torch.randn(n, generator=g)
     d = scale * torch.outer(a / a.norm(), b / b.norm())
     if noise:
