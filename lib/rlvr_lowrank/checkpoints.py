@@ -600,7 +600,7 @@ def export(src: str | os.PathLike, out: str | os.PathLike, dtype: str = "bf16",
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="tensor", disable=not enabled, leave=False)
 

@@ -56,7 +56,7 @@ import torch
 from . import spectra
 from .checkpoints import (Checkpoint, CheckpointError, check_pair, iter_targets, open_checkpoint,
                           prepare_output, specs_of, target_selector, write_hf_directory, _bar)
-from .rank1 import _matrix_seed, _substitute, layer_index, svd_topk
+from .rank1 import TARGET_SUFFIXES, _matrix_seed, _substitute, layer_index, svd_topk
 
 DEFAULT_K = 8
 NOISE_RATIO = 3.0      # ‖ΔW‖_F below 3x the rounding floor: indistinguishable from storage noise
@@ -348,7 +348,8 @@ def make_figures(result: dict, directory: Path) -> list[Path]:
         files.append(p)
 
     layers = sorted({r["layer"] for r in rows})
-    types = list(dict.fromkeys(r["type"] for r in rows))
+    order = {t: i for i, t in enumerate(TARGET_SUFFIXES)}  # q k v o gate up down first, then any other type
+    types = sorted(dict.fromkeys(r["type"] for r in rows), key=lambda t: (order.get(t, len(order)), t))
     H = np.full((len(types), len(layers)), np.nan)
     for r in rows:
         c = r["checkpoints"][-1]
