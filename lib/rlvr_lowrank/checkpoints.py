@@ -48,6 +48,7 @@ DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F
           "BOOL": torch.bool}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3  # transformers' default max_shard_size ("5GB")
+CHUNK_ELEMS = 1 << 24  # rows per block when copying a non-target tensor: 16 M elements (32 MB in bf16)
 
 # Target selections. "default" is the project's (rank1.is_target: q/k/v/o/gate/up/down_proj); "alpharl" is
 # AlphaRL's scope (eval/svd.py): every 2-D weight under self_attn or mlp of a decoder layer, MoE routers and
@@ -100,10 +101,30 @@ class Checkpoint:
     def get(self, name: str) -> torch.Tensor:
         """One tensor in its stored dtype, checked finite (CheckpointError naming it otherwise)."""
         t = self._get(name)
-        if torch.is_floating_point(t) and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{self.path}: tensor {name!r} contains NaN or Inf; the checkpoint is corrupt "
-                                  "(re-export it from the training run)")
+        self._check_finite(name, t)
         return t
+
+    def _check_finite(self, name: str, t: torch.Tensor) -> None:
+        if not torch.is_floating_point(t) or t.ndim == 0:
+            if torch.is_floating_point(t) and not bool(torch.isfinite(t)):
+                raise CheckpointError(f"{self.path}: tensor {name!r} contains NaN or Inf")
+            return
+        for part in t.split(max(1, CHUNK_ELEMS // max(1, t[0].numel())), dim=0):  # no full-size bool mask
+            if not bool(torch.isfinite(part).all()):
+                raise CheckpointError(f"{self.path}: tensor {name!r} contains NaN or Inf; the checkpoint is "
+                                      "corrupt (re-export it from the training run)")
+
+    def chunks(self, name: str):
+        """The tensor as consecutive row blocks of <= CHUNK_ELEMS elements, each checked finite: the way to copy
+        a large non-target tensor (a 7B embedding is 1 GB in bf16) without holding it whole."""
+        t = self._get(name)
+        if t.ndim == 0:
+            self._check_finite(name, t)
+            yield t
+            return
+        for part in t.split(max(1, CHUNK_ELEMS // max(1, t[0].numel())), dim=0):
+            self._check_finite(name, part)
+            yield part
 
     def _get(self, name: str) -> torch.Tensor:
         raise NotImplementedError
@@ -214,6 +235,21 @@ class HFCheckpoint(Checkpoint):
         if name not in self._where:
             raise CheckpointError(f"{self.path}: no tensor {name!r}")
         return self._handles[self._where[name]].get_tensor(name)
+
+    def chunks(self, name):
+        """Row blocks read straight from the memory-mapped file (get_slice), never the whole tensor."""
+        if name not in self._where:
+            raise CheckpointError(f"{self.path}: no tensor {name!r}")
+        shape = self._shapes[name]
+        if len(shape) == 0 or shape[0] == 0:
+            yield from super().chunks(name)
+            return
+        sl = self._handles[self._where[name]].get_slice(name)
+        step = max(1, CHUNK_ELEMS // max(1, math.prod(shape[1:])))
+        for i in range(0, shape[0], step):
+            part = sl[i:i + step]
+            self._check_finite(name, part)
+            yield part
 
     def close(self):
         self._handles.clear()
@@ -465,20 +501,26 @@ def write_safetensors(path: Path, specs: list[tuple[str, torch.dtype, tuple]],
                       produce: Callable[[str], torch.Tensor], metadata: Mapping[str, str] | None = None,
                       on_tensor: Callable[[str], None] | None = None) -> None:
     """Stream one safetensors file: the header from `specs`, then ``produce(name)`` for each tensor in order
-    (cast to the spec dtype, checked against the spec shape). Memory: one tensor at a time."""
+    (cast to the spec dtype, checked against the spec shape). ``produce`` returns a tensor or an iterable of
+    its row blocks (Checkpoint.chunks). Memory: one tensor, or one block, at a time."""
     head, sizes = _header(specs, metadata or {"format": "pt"})
     with open(path, "wb") as f:
         _write(f, head)
         for (name, dt, shape), n in zip(specs, sizes):
-            t = produce(name)
-            if tuple(t.shape) != tuple(shape):
-                raise CheckpointError(f"tensor {name!r}: produced shape {tuple(t.shape)}, expected {tuple(shape)}")
-            t = t.detach().to("cpu", dt).contiguous()
-            buf = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
-            if len(buf) != n:
-                raise CheckpointError(f"tensor {name!r}: {len(buf)} bytes, expected {n}")
-            _write(f, memoryview(buf))
-            del t, buf
+            out = produce(name)
+            parts = [out] if isinstance(out, torch.Tensor) else out  # a tensor, or its row blocks in order
+            written, rows = 0, 0
+            for t in parts:
+                if isinstance(out, torch.Tensor) and tuple(t.shape) != tuple(shape):
+                    raise CheckpointError(f"tensor {name!r}: produced shape {tuple(t.shape)}, expected {tuple(shape)}")
+                t = t.detach().to("cpu", dt).contiguous()
+                rows += t.shape[0] if t.ndim else 1
+                buf = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
+                _write(f, memoryview(buf))
+                written += len(buf)
+                del t, buf
+            if written != n:
+                raise CheckpointError(f"tensor {name!r}: {written} bytes written, expected {n} (shape {shape})")
             if on_tensor is not None:
                 on_tensor(name)
 
@@ -592,7 +634,7 @@ def export(src: str | os.PathLike, out: str | os.PathLike, dtype: str = "bf16",
         cfg["dtype"] = cfg["torch_dtype"]
     bar = _bar(len(specs), "export", progress)
     try:
-        return write_hf_directory(out, specs, ck.get, cfg, ck.side_dir, max_shard_bytes=max_shard_bytes,
+        return write_hf_directory(out, specs, ck.chunks, cfg, ck.side_dir, max_shard_bytes=max_shard_bytes,
                                   force=force, on_tensor=lambda n: bar.update(1))
     finally:
         bar.close()

@@ -438,9 +438,9 @@ def substitute(base_path, rl_path, out, variant: str = "normmatch", k: int = 1, 
     specs = specs_of(rl)
     diags = []
 
-    def produce(name: str) -> torch.Tensor:
+    def produce(name: str):
         if name not in names:
-            return base.get(name)
+            return base.chunks(name)  # copied block by block: a 7B embedding never sits whole in memory
         W0 = base.get(name).float()
         dW = rl.get(name).float() - W0
         if variant == "rank-k":
@@ -497,10 +497,9 @@ def write_planted_rl(base_path, out, scale: float = 1.0, noise: float = 0.1, rel
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, None: None}[dtype]
 
     def produce(name):
-        W = base.get(name)
-        if not select(name, W.ndim):
-            return W
-        W = W.float()
+        if not select(name, len(base.shape(name))):
+            return base.chunks(name)
+        W = base.get(name).float()
         f = float(torch.linalg.vector_norm(W)) if rel else 1.0
         return W + planted_delta(name, tuple(W.shape), scale * f, noise * f, seed)
 
