@@ -6,7 +6,8 @@ weights; the "RL" checkpoint is base + a planted rank-1 part (‖.‖_F = 5% of 
 on every target matrix, stored in bf16 (so the known answer is e1 ≈ 0.99, reduced slightly by bf16 rounding).
 --full uses 7B shapes (28 layers, hidden 3584, intermediate 18944, 28 / 4 heads, vocabulary 152064; ~15 GB per
 model in bf16) or --layers N of them when the disk is short. --quick: 2 layers and a 4096-token vocabulary
-(what `make bench` runs).
+(what `make bench` runs; there the straightforward SVDs run on one layer and are scaled to two, and the
+heavy-tail pricing uses layer 0's attention matrices).
 
 Every approach runs in its own subprocess; peak memory is sampled there every 10 ms from /proc/self/status:
 RssAnon (anonymous memory: what the process allocated, the budget of the issue) and VmHWM (peak resident set,
@@ -186,7 +187,7 @@ def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> d
             **s.stop(), "per_matrix": per}
 
 
-def child_heavy_tails(base: str, rl: str, ht_layers: int) -> dict:
+def child_heavy_tails(base: str, rl: str, ht_layers: int, attn_only: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -195,7 +196,8 @@ def child_heavy_tails(base: str, rl: str, ht_layers: int) -> dict:
     from rlvr_lowrank.rank1 import is_target, layer_index
 
     b, r = ck.open_checkpoint(base), ck.open_checkpoint(rl)
-    names = [n for n in b.names() if is_target(n, len(b.shape(n))) and layer_index(n) < ht_layers]
+    names = [n for n in b.names() if is_target(n, len(b.shape(n))) and layer_index(n) < ht_layers
+             and (not attn_only or ".self_attn." in n)]
     out = {"n_matrices": len(names)}
     alphas = {}
     for esd in ("fp64", "fp32"):
@@ -262,12 +264,17 @@ def main() -> None:
     ap.add_argument("--baseline-layers", type=int, default=None,
                     help="run the straightforward SVDs on the first N layers only, scaled to all layers")
     ap.add_argument("--ht-layers", type=int, default=1, help="layers whose matrices price the heavy-tail fits")
+    ap.add_argument("--no-ht", action="store_true", help="skip the heavy-tail pricing")
+    ap.add_argument("--no-k8", action="store_true", help="skip the k = 8 analyze run")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_checkpoints"))
     ap.add_argument("--keep", action="store_true", help="keep the synthetic checkpoints")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     shape = "7b" if args.full else "1.5b"
     layers = args.layers or (2 if args.quick else 28)
+    if args.quick and args.baseline_layers is None:
+        args.baseline_layers = 1  # --quick: the straightforward SVDs of one layer (scaled x2), heavy tails of
+        #                           layer 0's attention matrices only, to keep `make bench` short
     vocab = 4096 if args.quick else None
     work = args.workdir
     if work.exists():
@@ -279,14 +286,16 @@ def main() -> None:
         res["write_pair_s"] = t_write
         res["pair_bytes"] = sum(f.stat().st_size for f in work.rglob("*.safetensors"))
         res["ours_analyze"] = _spawn(["ours", "analyze", str(base), str(rl), str(work / "an")])
-        res["ours_analyze_k8"] = _spawn(["ours", "analyze-k8", str(base), str(rl), str(work / "an8")])
+        if not args.no_k8:
+            res["ours_analyze_k8"] = _spawn(["ours", "analyze-k8", str(base), str(rl), str(work / "an8")])
         res["ours_substitute"] = _spawn(["ours", "substitute", str(base), str(rl), str(work / "sub")])
         shutil.rmtree(work / "sub", ignore_errors=True)
         if not args.full:
             res["straightforward"] = _spawn(["straightforward", str(base), str(rl), str(work / "sf"),
                                              args.baseline_layers])
             shutil.rmtree(work / "sf", ignore_errors=True)
-        res["heavy_tails"] = _spawn(["heavy_tails", str(base), str(rl), args.ht_layers])
+        if not args.no_ht:
+            res["heavy_tails"] = _spawn(["heavy_tails", str(base), str(rl), args.ht_layers, args.quick])
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -297,15 +306,16 @@ def main() -> None:
 
 
 def report(res: dict) -> None:
-    oa, ok8, osub = res["ours_analyze"], res["ours_analyze_k8"], res["ours_substitute"]
+    oa, ok8, osub = res["ours_analyze"], res.get("ours_analyze_k8"), res["ours_substitute"]
     print(f"synthetic pair: {res['shape']} shapes, {res['layers']} layers, {res['pair_bytes'] / 1e9:.2f} GB on disk, "
           f"written in {res['write_pair_s']:.1f} s; load average before {res['load_before'][0]:.2f}, "
           f"after {res['load_after'][0]:.2f}")
     n_fast = sum(v["svd"] == "fast" for v in oa["per_matrix"].values())
     print(f"ours analyze (k=1):   {oa['wall_s']:7.1f} s  peak anon {oa['peak_anon_mb']:7.0f} MB  peak RSS "
           f"{oa['peak_rss_mb']:7.0f} MB  ({n_fast}/{len(oa['per_matrix'])} matrices on the fast path)")
-    print(f"ours analyze (k=8):   {ok8['wall_s']:7.1f} s  peak anon {ok8['peak_anon_mb']:7.0f} MB  peak RSS "
-          f"{ok8['peak_rss_mb']:7.0f} MB")
+    if ok8:
+        print(f"ours analyze (k=8):   {ok8['wall_s']:7.1f} s  peak anon {ok8['peak_anon_mb']:7.0f} MB  peak RSS "
+              f"{ok8['peak_rss_mb']:7.0f} MB")
     print(f"ours substitute:      {osub['wall_s']:7.1f} s  peak anon {osub['peak_anon_mb']:7.0f} MB  peak RSS "
           f"{osub['peak_rss_mb']:7.0f} MB")
     sf = res.get("straightforward")
@@ -326,7 +336,9 @@ def report(res: dict) -> None:
               f"({goal(max(es, ee) <= 1e-4)} 1e-4)")
         res["ratios"] = {"analyze_speed": ra, "substitute_speed": rs, "analyze_anon_mem": ma,
                          "substitute_anon_mem": ms, "sigma1_rel_err": es, "e1_rel_err": ee}
-    ht = res["heavy_tails"]
+    ht = res.get("heavy_tails")
+    if not ht:
+        return
     ww = (f"; WeightWatcher analyze() {ht['ww_s_per_matrix']:.2f} s/matrix ({ht['ours_fp64_fit_vs_ww']:.1f}x one "
           "fp64 fit)") if "ww_s_per_matrix" in ht else f"; WeightWatcher: {ht.get('ww_error')}"
     print(f"heavy tails on {ht['n_matrices']} matrices (5 fits each: W_base, W_RL, ΔW, 2 shuffled): fp64 "

@@ -264,7 +264,8 @@ def test_peft_lora_adapter_as_rl_side(tmp_path):
 def test_smollm2_gguf_analyze_and_substitute(tmp_path):
     from rlvr_lowrank.models import smollm2_gguf_path
 
-    gguf = smollm2_gguf_path()
+    gguf = ck.GGUFCheckpoint(smollm2_gguf_path())  # dequantised once, used three times
+    assert gguf.config["model_type"] == "llama" and len(gguf.names()) > 200
     rl = pa.write_planted_rl(gguf, tmp_path / "rl", scale=0.05, noise=0.0, targets=r"layers\.0\.")
     res = pa.analyze(gguf, [rl], tmp_path / "an", targets=r"layers\.[01]\.", esd="none", quiet=True, figures=False)
     for m in res["matrices"]:

@@ -431,7 +431,10 @@ def _run_weights(d: Path) -> tuple[Path, Path] | None:
 
 def open_checkpoint(path: str | os.PathLike, base: Checkpoint | None = None) -> Checkpoint:
     """The right reader for `path`: a .gguf file, a PEFT adapter dir (needs `base`), a run directory of this
-    project, a run's step directory (checkpoints/step-N, final) or a Hugging Face directory."""
+    project, a run's step directory (checkpoints/step-N, final) or a Hugging Face directory. An already open
+    Checkpoint is returned as is (e.g. a GGUF file dequantised once and used for several commands)."""
+    if isinstance(path, Checkpoint):
+        return path
     p = Path(path)
     if p.suffix == ".gguf":
         return GGUFCheckpoint(p)

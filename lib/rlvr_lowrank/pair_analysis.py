@@ -148,6 +148,10 @@ def rank1_stats(dW: torch.Tensor, k: int, svd: str, seed: int) -> tuple[dict, to
              "svd": info["method"] + ("(fallback)" if info["fallback"] else "")}, U[:, 0].clone(), V[:, 0].clone())
 
 
+def _label(x) -> str:
+    return str(x.path) if isinstance(x, Checkpoint) else str(x)
+
+
 def _open_all(base_path, rl_paths) -> tuple[Checkpoint, list[Checkpoint]]:
     base = open_checkpoint(base_path)
     if base.kind == "peft":
@@ -220,7 +224,7 @@ def analyze(base_path, rl_paths, out, k: int = DEFAULT_K, svd: str = "auto", tar
             bar.update(1)
     finally:
         bar.close()
-    result = {"base": str(base_path), "rl": [str(p) for p in rl_paths], "targets": targets, "k": k, "svd": svd,
+    result = {"base": _label(base_path), "rl": [_label(p) for p in rl_paths], "targets": targets, "k": k, "svd": svd,
               "esd": esd, "n_matrices": len(rows),
               "dtypes": {"base": sorted(str(d) for d in base.dtypes()),
                          "rl": [sorted(str(d) for d in r.dtypes()) for r in rls]},
@@ -456,7 +460,7 @@ def substitute(base_path, rl_path, out, variant: str = "normmatch", k: int = 1, 
 
     bar = _bar(len(specs), f"substitute {variant}", not quiet)
     note = {"variant": variant, "k": k, "normmatch": normmatch, "svd": svd, "targets": targets, "seed": seed,
-            "base": str(base_path), "rl": str(rl_path), "non_targets": "base"}
+            "base": _label(base_path), "rl": _label(rl_path), "non_targets": "base"}
     try:
         write_hf_directory(out, specs, produce, rl.config, rl.side_dir or base.side_dir, layout=rl.weight_map,
                            force=force, on_tensor=lambda n: bar.update(1),
