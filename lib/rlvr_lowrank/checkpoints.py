@@ -198,7 +198,7 @@ class HFCheckpoint(Checkpoint):
             except Exception as e:  # truncated header / body: safetensors raises SafetensorError or OSError
                 raise CheckpointError(f"shard {p} is truncated or not a safetensors file ({e}); copy it again") from e
             size = p.stat().st_size
-            self._handles[fname] = h
+            self._handles[fname] = p  # the path: a mapping is opened per tensor (see _open)
             for k in keys:
                 sl = h.get_slice(k)
                 self._where[k] = fname
@@ -207,6 +207,7 @@ class HFCheckpoint(Checkpoint):
                 if dt not in DTYPES:
                     raise CheckpointError(f"{p}: tensor {k!r} has dtype {dt}, which this tool does not handle")
                 self._dtypes[k] = DTYPES[dt]
+            del h
             need = _data_end(p)
             if need > size:  # header promises more bytes than the file holds: a partial copy
                 raise CheckpointError(f"shard {p} is partial ({size} of {need} bytes); copy it again")
@@ -234,7 +235,16 @@ class HFCheckpoint(Checkpoint):
     def _get(self, name):
         if name not in self._where:
             raise CheckpointError(f"{self.path}: no tensor {name!r}")
-        return self._handles[self._where[name]].get_tensor(name)
+        return self._open(name).get_tensor(name)
+
+    def _open(self, name):
+        """A fresh memory-mapped handle on the shard holding `name`. Opening one per tensor (a header parse,
+        well under a millisecond) lets the mapping go when the handle is dropped, so the pages read for earlier
+        tensors stop counting in this process's resident set: the peak RSS stays near the anonymous memory
+        instead of growing to the size of both checkpoints."""
+        from safetensors import safe_open
+
+        return safe_open(str(self._handles[self._where[name]]), framework="pt")
 
     def chunks(self, name):
         """Row blocks read straight from the memory-mapped file (get_slice), never the whole tensor."""
@@ -244,7 +254,8 @@ class HFCheckpoint(Checkpoint):
         if len(shape) == 0 or shape[0] == 0:
             yield from super().chunks(name)
             return
-        sl = self._handles[self._where[name]].get_slice(name)
+        h = self._open(name)
+        sl = h.get_slice(name)
         step = max(1, CHUNK_ELEMS // max(1, math.prod(shape[1:])))
         for i in range(0, shape[0], step):
             part = sl[i:i + step]
