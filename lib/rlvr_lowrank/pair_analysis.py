@@ -148,6 +148,17 @@ def rank1_stats(dW: torch.Tensor, k: int, svd: str, seed: int) -> tuple[dict, to
              "svd": info["method"] + ("(fallback)" if info["fallback"] else "")}, U[:, 0].clone(), V[:, 0].clone())
 
 
+def _checked_delta(W1: torch.Tensor, W0: torch.Tensor, name: str, base: Checkpoint, rl: Checkpoint) -> torch.Tensor:
+    """ΔW = W1 − W0, checked finite in one pass: NaN or Inf in either input makes ΔW non-finite (x − NaN = NaN,
+    Inf − x = ±Inf, Inf − Inf = NaN), and only then are the inputs checked one by one to name the culprit."""
+    dW = W1 - W0
+    if not math.isfinite(float(dW.abs().max())):
+        base.get(name)
+        rl.get(name)
+        raise CheckpointError(f"ΔW of {name!r} is not finite")  # not reached: one of the inputs is not finite
+    return dW
+
+
 def _label(x) -> str:
     return str(x.path) if isinstance(x, Checkpoint) else str(x)
 
@@ -182,7 +193,7 @@ def analyze(base_path, rl_paths, out, k: int = DEFAULT_K, svd: str = "auto", tar
     t_fit = 0.0
     try:
         for name in names:
-            W0 = base.get(name).float()
+            W0 = base._get(name).float()  # finiteness is checked on ΔW (_checked_delta)
             floor = {}
             row = {"name": name, "layer": layer_index(name), "type": mtype(name), "shape": list(W0.shape),
                    "checkpoints": []}
@@ -191,8 +202,8 @@ def analyze(base_path, rl_paths, out, k: int = DEFAULT_K, svd: str = "auto", tar
                 dt = rl.dtype(name)
                 if dt not in floor:
                     floor[dt] = rounding_floor(W0, dt)
-                W1 = rl.get(name).float()
-                dW = W1 - W0
+                W1 = rl._get(name).float()
+                dW = _checked_delta(W1, W0, name, base, rl)
                 rec, u1, v1 = rank1_stats(dW, k, svd, _matrix_seed(seed, name))
                 rec["floor"] = floor[dt]
                 rec["noise_ratio"] = rec["fro"] / floor[dt] if floor[dt] > 0 else math.inf
@@ -448,8 +459,8 @@ def substitute(base_path, rl_path, out, variant: str = "normmatch", k: int = 1, 
     def produce(name: str):
         if name not in names:
             return base.chunks(name)  # copied block by block: a 7B embedding never sits whole in memory
-        W0 = base.get(name).float()
-        dW = rl.get(name).float() - W0
+        W0 = base._get(name).float()
+        dW = _checked_delta(rl._get(name).float(), W0, name, base, rl)
         if variant == "rank-k":
             R, d = _substitute(dW, "rankk", k=k, normmatch=normmatch, seed=_matrix_seed(seed, name), method=svd)
         else:
