@@ -9,6 +9,9 @@ Commands
   reproduce   train what the profile's notebooks read, execute them, write the claims report (cached)
   claims      gather C0-C4 into reports/<profile>/claims.json and claims.md
   readme      rewrite the generated blocks of README.md
+  analyze     rank-1 / heavy-tail / alignment diagnostics of your own BASE and RL checkpoints
+  substitute  BASE + rank-1 (or another variant) of ΔW, written as a Hugging Face model directory
+  export      a run directory of this project as a Hugging Face model directory
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import claims, config, paths, pipeline, pretrain, readme, reproduce, tasks, train
+from . import checkpoints_cli, claims, config, paths, pipeline, pretrain, readme, reproduce, tasks, train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,11 +59,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
     p.add_argument("--started-at", type=float, default=None,
                    help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
+    checkpoints_cli.add_commands(sub)  # analyze / substitute / export (a user's own checkpoints)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in checkpoints_cli.COMMANDS:
+        return checkpoints_cli.run(args)
     if getattr(args, "jobs", 1) < 1:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if hasattr(args, "profile"):

@@ -72,6 +72,9 @@ NOT_RESULT_MODULES = {
     "rlvr_lowrank.pipeline": "which notebook reads which runs",
     "rlvr_lowrank.reproduce": "schedules training and notebooks",
     "rlvr_lowrank.jobs": "runs subprocesses",
+    "rlvr_lowrank.checkpoints": "reads and writes a user's checkpoints (analyze / substitute / export)",
+    "rlvr_lowrank.pair_analysis": "analysis of a user's checkpoints",
+    "rlvr_lowrank.checkpoints_cli": "command line of analyze / substitute / export",
 }
 
 # Keys every DONE marker written by a training run has (train writes more; these are the ones a

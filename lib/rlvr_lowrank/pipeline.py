@@ -64,6 +64,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
              ("fig07_claims_overview",), reads_reports=True),
     Notebook("08_smollm2_spectra", "spectra of SmolLM2-135M-Instruct's real weights", None, (),
              ("smollm2_spectra.json",), ("fig08_smollm2_alpha",)),
+    Notebook("09_your_checkpoints", "the paper's diagnostics on any base/RL checkpoint pair (analyze)"),
 )
 BY_STEM = {nb.stem: nb for nb in NOTEBOOKS}
 ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP"}  # sweep: a list
@@ -87,7 +88,7 @@ def stems(profile: str) -> list[str]:
     """The notebooks a profile runs, in order: those listed in its ``notebooks:`` (default: all but 08)."""
     listed = config.load_profile(profile).get("notebooks")
     if listed is None:
-        return [nb.stem for nb in NOTEBOOKS if nb.stem != "08_smollm2_spectra"]
+        return [nb.stem for nb in NOTEBOOKS if nb.stem not in ("08_smollm2_spectra", "09_your_checkpoints")]
     for stem in listed:
         notebook(stem)
     return [nb.stem for nb in NOTEBOOKS if nb.stem in listed]
