@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if hasattr(args, "profile"):
         config.load_profile(args.profile)  # a bad profile name fails before anything is written
+    if args.command in ("reproduce", "notebook", "claims"):
+        # the pipeline writes the tracked figures/ and reports/ (interactive runs write a scratch directory);
+        # notebook subprocesses and their kernels inherit this
+        os.environ[paths.WRITE_TRACKED_ENV] = "1"
     if args.command == "world":
         for path in tasks.write_world():
             print(path.relative_to(paths.ROOT))

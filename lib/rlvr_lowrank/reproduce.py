@@ -91,10 +91,11 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     t0 = time.time()
     print(f"[reproduce] {stem}: executing with profile {profile} ...", flush=True)
     try:
-        papermill.execute_notebook(
-            str(paths.NOTEBOOKS / f"{stem}.ipynb"), str(running), parameters=params, kernel_name="python3",
-            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=log_output, execution_timeout=3600,
-        )
+        with paths.tracked_outputs():
+            papermill.execute_notebook(
+                str(paths.NOTEBOOKS / f"{stem}.ipynb"), str(running), parameters=params, kernel_name="python3",
+                cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=log_output, execution_timeout=3600,
+            )
     except BaseException:
         if running.exists():
             running.replace(failed)  # keep the failed notebook (error banner) for inspection
@@ -223,7 +224,8 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
                            f"reports/{profile}/executed/<stem>.failed.ipynb); re-running resumes training and "
                            "reuses finished notebooks")
     if any(notebook(stem).claim for stem in todo_stems):
-        report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+        with paths.tracked_outputs():
+            report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
         print(claims.results_table(report))
     end = time.time()
     total = end - (started_at if started_at is not None and started_at <= t0 else t0)
