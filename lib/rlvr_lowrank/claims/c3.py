@@ -93,7 +93,8 @@ def rejudge(res: dict) -> dict:
 
 def sensitivity(res: dict) -> list[str]:
     """The weaker WeightWatcher reading (``ww_band``) of the deciding arm, where it flips the verdict."""
-    ww = (res.get("models", {}).get(res["arms"][0]) or {}).get("ww_band")
+    arm = (res.get("arms") or [None])[0]
+    ww = (res.get("models", {}).get(arm) or {}).get("ww_band")
     if not ww:
         return []
     v = judge({"fraction_rl": ww})["verdict"]
