@@ -87,6 +87,7 @@ class Claim:
     thresholds: dict = field(default_factory=dict)
     quantities: tuple = ()
     plain: str = ""  # what is tested, in plain words (one line of the README's findings)
+    lines: dict = field(default_factory=dict)  # quantity label -> names of the thresholds drawn on it
 
 
 def too_few_seeds(n: int) -> str | None:

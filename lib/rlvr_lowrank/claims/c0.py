@@ -27,6 +27,8 @@ CLAIM = Claim(
     {"min_recovery": 0.9, "min_recovery_ci_lo": 0.75, "max_random_recovery": 0.25, "min_gain": 0.1},
     (("rank-1 norm-matched recovery", ("recovery", "normmatch")), ("random-direction recovery", ("recovery", "random"))),
     "whether the rank-1 part of the full-RL update alone recovers the math gain of full RL (premise from AlphaRL)",
+    {"rank-1 norm-matched recovery": ("min_recovery", "min_recovery_ci_lo"),
+     "random-direction recovery": ("max_random_recovery",)},
 )
 THRESHOLDS = CLAIM.thresholds
 

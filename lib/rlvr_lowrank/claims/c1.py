@@ -23,6 +23,7 @@ CLAIM = Claim(
     (("Δ training reward (Full − PR1S)", ("reward_gap",)), ("Δ test accuracy (Full − PR1S)", ("test_gap",))),
     "whether training with Periodic Rank-1 Substitution ends with a lower training reward than full RL but the "
     "same test accuracy",
+    {"Δ training reward (Full − PR1S)": ("min_reward_gap",), "Δ test accuracy (Full − PR1S)": ("max_test_gap",)},
 )
 THRESHOLDS = CLAIM.thresholds
 

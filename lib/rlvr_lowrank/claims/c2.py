@@ -36,6 +36,8 @@ CLAIM = Claim(
      ("multi-task RL: rank-1 skill recovery", ("reading2", "skill_recovery"))),
     "whether the rank-1 part of the update keeps the math gain while losing other knowledge (a fact probe, a "
     "second skill)",
+    {"rank-1 math recovery": ("min_math_recovery",), "fact drop (full − rank-1)": ("min_knowledge_drop",),
+     "skill drop (full − rank-1)": ("min_knowledge_drop",), "multi-task RL: rank-1 skill recovery": ("max_other_recovery",)},
 )
 CEILING = 0.98  # a probe on which every model scores at least this cannot show a drop by the models it compares
 THRESHOLDS = CLAIM.thresholds
@@ -80,11 +82,14 @@ def model_scores(run: Path, sets: dict, variants=VARIANTS) -> list[dict]:
 
 def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict) -> list[dict]:
     """Rows (seed, model, <axis>_acc, <axis>_logp): the substituted models of each seed's Full-RL run,
-    then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run)."""
+    then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run; an arm
+    trained with fewer seeds contributes only the seeds it has)."""
     rows = []
     for s, run in full_runs.items():
         rows += [{"seed": s, **r} for r in model_scores(run, sets)]
         for arm, by_seed in trained_runs.items():
+            if s not in by_seed:
+                continue
             _, tok, trained = runs.load_run_pair(by_seed[s])
             rows.append({"seed": s, "model": arm, **scores(trained, tok, sets)})
     return rows
@@ -142,11 +147,13 @@ def paired_deltas(table: pd.DataFrame, reference: str = "base") -> pd.DataFrame:
 
 def arm_summary(runs_by_arm: dict[str, dict[int, Path]]) -> list[dict]:
     """Per (arm, seed), from the run's own logs: training reward over the last quarter of steps and
-    the final greedy accuracies (test, knowledge probe, skill)."""
+    the final greedy accuracies (test, knowledge probe, skill); each arm over the seeds it has."""
     rows = []
-    seeds = next(iter(runs_by_arm.values()))
+    seeds = list(dict.fromkeys(s for by_seed in runs_by_arm.values() for s in by_seed))
     for s in seeds:
         for arm, by_seed in runs_by_arm.items():
+            if s not in by_seed:
+                continue
             m, e = runs.run_curves(by_seed[s])
             last = e.iloc[-1]
             rows.append({"arm": arm, "seed": s, "reward_last_quarter": last_fraction_mean(m, "reward"),

@@ -25,6 +25,7 @@ CLAIM = Claim(
     {"min_fraction": 0.9},
     (("heavy-tailed fraction, Full-RL model", ("fraction_rl",)),),
     "whether almost all weight matrices of the RL-trained model have heavy-tailed singular-value spectra",
+    {"heavy-tailed fraction, Full-RL model": ("min_fraction",)},
 )
 THRESHOLDS = CLAIM.thresholds
 READINGS = ("strict", "ww_band", "shuffled", "median_alpha")  # summarized per model in c3.json

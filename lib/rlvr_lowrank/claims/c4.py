@@ -23,6 +23,7 @@ CLAIM = Claim(
     {"min_u_minus_v": 0.0, "min_u_minus_baseline": 0.0},
     (("u-alignment − v-alignment", ("u_minus_v",)), ("u-alignment − random baseline", ("u_minus_baseline",))),
     "whether the left singular vector u1 of the update settles onto its final direction earlier than the right one v1",
+    {"u-alignment − v-alignment": ("min_u_minus_v",), "u-alignment − random baseline": ("min_u_minus_baseline",)},
 )
 CONVENTION = ("u is the output side of PyTorch's [out, in] weight, the paper's convention: the reference code it "
               "builds on, AlphaRL's eval/svd.py, takes torch.linalg.svd of the Hugging Face [out, in] ΔW, so its U "

@@ -64,7 +64,8 @@ def claim_entry(cid: str, profile: str) -> dict:
         s = _dig(res, keys)
         if s is not None:
             measured.append({"quantity": label, "mean": s["mean"], "ci": list(s["ci"]),
-                             "t_ci": list(s["t_ci"]) if s.get("t_ci") else None, "n": s["n"]})
+                             "t_ci": list(s["t_ci"]) if s.get("t_ci") else None, "n": s["n"],
+                             "thresholds": [claim.thresholds[k] for k in claim.lines.get(label, ())]})
     fragile = module.sensitivity(res)
     other = budget_verdict(cid, profile)
     if other is not None and other[1] != v["verdict"]:
