@@ -149,7 +149,7 @@ def figures_block(profile: str = "tiny") -> str:
     for cid in claims.CLAIMS:
         fig = pipeline.by_claim(cid).figures[0]
         lines += [f"![{cid}: {FIGURE_CAPTIONS[cid]}](figures/{profile}/{fig}.png)", "",
-                  f"*{cid}: {FIGURE_CAPTIONS[cid]} (`figures/{profile}/{fig}.png`).*", ""]
+                  f"*{cid}: {FIGURE_CAPTIONS[cid]}.*", ""]
     return "\n".join(lines[:-1])
 
 
