@@ -133,10 +133,15 @@ def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """Fitted α per target matrix (x: matrix index in model order). Top: α of each model (``model``
     column, seed bands) with the heavy-tailed band of the C3 test (spectra.ALPHA_HT_LO ≤ α ≤
     spectra.ALPHA_HT_HI); bottom: α(model) − α(base) per matrix, which shows what the curves on top
-    hide (RL moves α little)."""
+    hide (RL moves α little). Without a "base" model (one model's spectra) only the top panel is drawn."""
     table = table.assign(model=table["model"].map(arm_label))
-    base = table[table["model"] == arm_label("base")].set_index("index")["alpha"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, height_ratios=(3, 2))
+    base = table[table["model"] == arm_label("base")].groupby("index")["alpha"].mean()
+    others = table[table["model"] != arm_label("base")]
+    if base.empty or others.empty:
+        fig, top = plt.subplots(figsize=(9, 3.6))
+        bottom = None
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, height_ratios=(3, 2))
     sns.lineplot(data=table, x="index", y="alpha", hue="model", style="model", markers=True, dashes=False,
                  errorbar=("pi", 100), ms=5, ax=top)
     for y in (spectra.ALPHA_HT_LO, spectra.ALPHA_HT_HI):
@@ -145,7 +150,11 @@ def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     top.set_ylabel("fitted α (ESD tail)")
     top.set_title(title)
     top.legend(frameon=False, fontsize="small", ncol=2)
-    diff = table[table["model"] != arm_label("base")].copy()
+    top.set_xlabel("target matrix (model order: layer × q k v o gate up down)")
+    if bottom is None:
+        fig.tight_layout()
+        return fig
+    diff = others.copy()
     diff["Δα"] = diff["alpha"] - diff["index"].map(base)
     sns.lineplot(data=diff, x="index", y="Δα", hue="model", style="model", markers=True, dashes=False,
                  errorbar=("pi", 100), ms=5, ax=bottom, palette=sns.color_palette()[1:1 + diff["model"].nunique()])
