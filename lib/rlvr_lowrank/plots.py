@@ -5,6 +5,7 @@ Saving goes through :func:`save_figure`, which writes PNG and PDF with determini
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -182,7 +183,7 @@ def fraction_bars(summary: "pd.DataFrame", title: str = "", threshold: float | N
         ax.scatter(x, part["value"], **{**ZERO_MARK, "s": 120})
     if threshold is not None:
         ax.axhline(threshold, **THRESHOLD_STYLE, label=f"threshold ({threshold:g})")
-    ax.set_xticks(np.arange(len(models_)), [arm_label(m) for m in models_])
+    ax.set_xticks(np.arange(len(models_)), [textwrap.fill(arm_label(m), 14) for m in models_])
     ax.set_ylim(-0.03, 1.08)
     ax.set_ylabel("fraction of target matrices")
     ax.set_title(title)
@@ -358,7 +359,16 @@ def pls_r2_boxes(pls: "pd.DataFrame", title: str = "") -> "plt.Figure":
     signals = list(dict.fromkeys(long["signal"]))
     fig, axes = plt.subplots(1, len(signals), figsize=(5.5 * len(signals), 3.8), squeeze=False, sharey=True)
     for ax, signal in zip(axes.flat, signals):
-        sns.boxplot(data=long[long["signal"] == signal], x="type", y="R²", hue="fit", ax=ax)
+        part = long[(long["signal"] == signal) & np.isfinite(long["R²"])]
+        types, fits = list(dict.fromkeys(long["type"])), list(dict.fromkeys(long["fit"]))
+        for j, (fit, colour) in enumerate(zip(fits, sns.color_palette(n_colors=len(fits)))):
+            for i, typ in enumerate(types):
+                vals = part.loc[(part["type"] == typ) & (part["fit"] == fit), "R²"].to_numpy()
+                if len(vals):
+                    ax.boxplot(vals, positions=[i + (j - (len(fits) - 1) / 2) * 0.38], widths=0.34, patch_artist=True,
+                               boxprops={"facecolor": colour}, medianprops={"color": "black"})
+            ax.plot([], [], "s", color=colour, label=fit)
+        ax.set_xticks(range(len(types)), types)
         ax.set_title(str(signal).replace("_", " "))
         ax.set_xlabel("matrix type")
         ax.axhline(0, color="grey", lw=0.8)
