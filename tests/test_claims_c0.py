@@ -47,7 +47,8 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     assert res.recovery["normmatch"]["values"] == pytest.approx([0.95, 0.96, 1.0])
     res.write()
     d = io.read_json(tmp_path / "smoke" / "c0.json")
-    assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain", "verdict"}
+    assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain", "verdict",
+                      "verdict_bootstrap_only"}
     assert c0.C0Result.read("smoke").verdict == HOLDS
     block = c0.readme_block(res)
-    assert "| normmatch | 0.970 |" in block and "≥ 0.9 with CI lower bound ≥ 0.75" in block
+    assert "| rank-1, norm-matched | 0.970 |" in block and "≥ 0.9 with lower bound ≥ 0.75" in block

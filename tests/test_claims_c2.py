@@ -60,7 +60,12 @@ def test_verdict_inputs_known_answer():
     assert x["mix_skill_recovery"] == pytest.approx([0.25] * 3)  # (0.4 - 0.3) / (0.7 - 0.3)
     assert x["mix_skill_gain"] == pytest.approx([0.4] * 3)
     v = c2.verdict(**x)
-    assert v["verdict"] == HOLDS and v["loses"] == ["knowledge probe"] and v["reading2"]["verdict"] == HOLDS
+    # fact drop 0.2 over seeds [0.1, 0.2, 0.3]: the bootstrap excludes 0, the t-interval does not
+    assert v["verdict"] == INCONCLUSIVE and v["verdict_bootstrap_only"] == HOLDS and v["loses"] == []
+    assert v["reading2"]["verdict"] == HOLDS
+    x["fact_drop"] = [0.2, 0.21, 0.22]  # both intervals exclude 0
+    v = c2.verdict(**x)
+    assert v["verdict"] == HOLDS and v["loses"] == ["knowledge probe"]
 
 
 def test_arm_summary_reads_the_last_quarter_and_the_final_evals(tmp_path):
@@ -83,10 +88,10 @@ def test_decide_writes_the_c2_json_schema():
     assert res.verdict == FAILS and res.loses == []  # nothing lost on either axis
     d = res.to_json()
     assert set(d) == {"profile", "seeds", "scores", "multitask", "math_recovery", "fact_drop", "skill_drop", "verdict",
-                      "keeps_math", "loses", "reading2", "lora"}
+                      "keeps_math", "loses", "reading2", "lora", "verdict_bootstrap_only"}
     assert d["lora"]["max_sigma2_over_sigma1"] == 3e-7 and d["lora"]["direction_cosines"]["q_proj"]["cos_u"] == 0.9
     block = c2.readme_block(res)
-    assert "math recovery ≥ 0.8" in block and "| normmatch | 0.740 | 1.000 | 0.600 | -1.000 |" in block
+    assert "math recovery ≥ 0.8" in block and "| rank-1, norm-matched | 0.740 | 1.000 | 0.600 | -1.000 |" in block
 
 
 def test_c2_verdicts():

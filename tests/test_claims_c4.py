@@ -50,7 +50,8 @@ def test_decide_by_arm_and_the_first_arm_decides():
     assert res.verdict == HOLDS and res.by_arm["pr1s"]["verdict"] == FAILS
     assert res.u_minus_v["mean"] == pytest.approx(0.11) and len(res.by_arm["full"]["per_seed"]) == 3
     assert c4.decide("smoke", ["pr1s", "full"], [0, 1, 2], rows).verdict == FAILS
-    assert set(res.to_json()) == {"profile", "arms", "seeds", "verdict", "u_minus_v", "u_minus_baseline", "by_arm"}
+    assert set(res.to_json()) == {"profile", "arms", "seeds", "verdict", "u_minus_v", "u_minus_baseline", "by_arm",
+                                  "verdict_bootstrap_only"}
 
 
 def test_verdict_c4_needs_both_ci_lower_bounds_above_zero():

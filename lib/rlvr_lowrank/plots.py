@@ -5,6 +5,7 @@ Saving goes through :func:`save_figure`, which writes PNG and PDF with determini
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,9 +18,14 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from . import io
+from . import io, spectra
+from .claims.base import arm_label
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+THRESHOLD_STYLE = {"color": "crimson", "lw": 1.2, "ls": "--"}  # every line a verdict is read against
+ZERO_MARK = {"marker": "_", "s": 260, "color": "black", "zorder": 4, "linewidths": 2}  # bar tops, visible at 0
+READING_LABELS = {"strict": "pre-registered test", "ww_band": "weaker reading (reliable fit, α ≤ 6)",
+                  "shuffled": "entry-shuffled control"}
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
                      "axes.titlesize": "medium", "pdf.fonttype": 42})
 
@@ -53,20 +59,27 @@ def pass_at_k_curve(curves: Mapping[str, Mapping[int, float]], title: str = "") 
 
 
 def bars(values: Mapping[str, float], errors: Mapping[str, Sequence[float]] | None = None, ylabel: str = "",
-         title: str = "") -> "plt.Figure":
-    """A simple labelled bar chart with optional [lo, hi] error bars."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    labels = list(values)
+         title: str = "", xlabel: str = "") -> "plt.Figure":
+    """A labelled bar chart with optional [lo, hi] error bars; keys are shown with ``arm_label`` and each
+    bar's top is marked, so a bar at 0 stays visible."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = [arm_label(k) for k in values]
+    values = dict(zip(labels, values.values()))
+    errors = {arm_label(k): v for k, v in errors.items()} if errors else None
     ys = [values[k] for k in labels]
     yerr = None
     if errors:
         # max(0, .): the mean of equal seeds can exceed their max by one rounding step (matplotlib refuses < 0)
         yerr = [[max(0.0, ys[i] - errors[k][0]) for i, k in enumerate(labels)],
                 [max(0.0, errors[k][1] - ys[i]) for i, k in enumerate(labels)]]
-    ax.bar(labels, ys, yerr=yerr, capsize=3, color=sns.color_palette()[: len(labels)])
+    ax.bar(labels, ys, yerr=yerr, capsize=3, color=sns.color_palette(n_colors=len(labels)), edgecolor="black", lw=0.6)
+    ax.scatter(labels, ys, **ZERO_MARK)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(-0.03, 1.05)
     ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    plt.setp(ax.get_xticklabels(), ha="right")
     fig.tight_layout()
     return fig
 
@@ -118,52 +131,84 @@ def esd_tails(panels: Sequence[tuple[str, "np.ndarray", object]], ncols: int = 3
 
 
 def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
-    """Fitted α per target matrix (x: matrix index in model order), one line per model (``model``
-    column), seed bands; the WeightWatcher bands α = 2 and α = 6 as dotted lines."""
-    fig, ax = plt.subplots(figsize=(9, 3.4))
-    sns.lineplot(data=table, x="index", y="alpha", hue="model", errorbar=("pi", 100), marker="o", ms=3, ax=ax)
-    for y in (2.0, 6.0):
-        ax.axhline(y, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("target matrix (model order: layer × q k v o gate up down)")
-    ax.set_ylabel("fitted α (ESD tail)")
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
+    """Fitted α per target matrix (x: matrix index in model order). Top: α of each model (``model``
+    column, seed bands) with the heavy-tailed band of the C3 test (spectra.ALPHA_HT_LO ≤ α ≤
+    spectra.ALPHA_HT_HI); bottom: α(model) − α(base) per matrix, which shows what the curves on top
+    hide (RL moves α little). Without a "base" model (one model's spectra) only the top panel is drawn."""
+    table = table.assign(model=table["model"].map(arm_label))
+    base = table[table["model"] == arm_label("base")].groupby("index")["alpha"].mean()
+    others = table[table["model"] != arm_label("base")]
+    if base.empty or others.empty:
+        fig, top = plt.subplots(figsize=(9, 3.6))
+        bottom = None
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, height_ratios=(3, 2))
+    sns.lineplot(data=table, x="index", y="alpha", hue="model", style="model", markers=True, dashes=False,
+                 errorbar=("pi", 100), ms=5, ax=top)
+    for y in (spectra.ALPHA_HT_LO, spectra.ALPHA_HT_HI):
+        top.axhline(y, **THRESHOLD_STYLE, label=f"heavy-tailed band {spectra.ALPHA_HT_LO:g} ≤ α ≤ "
+                    f"{spectra.ALPHA_HT_HI:g}" if y == spectra.ALPHA_HT_LO else None)
+    top.set_ylabel("fitted α (ESD tail)")
+    top.set_title(title)
+    top.legend(frameon=False, fontsize="small", ncol=2)
+    top.set_xlabel("target matrix (model order: layer × q k v o gate up down)")
+    if bottom is None:
+        fig.tight_layout()
+        return fig
+    diff = others.copy()
+    diff["Δα"] = diff["alpha"] - diff["index"].map(base)
+    sns.lineplot(data=diff, x="index", y="Δα", hue="model", style="model", markers=True, dashes=False,
+                 errorbar=("pi", 100), ms=5, ax=bottom, palette=sns.color_palette()[1:1 + diff["model"].nunique()])
+    bottom.axhline(0, color="grey", lw=0.8)
+    bottom.set_ylabel("α(RL model) − α(base)")
+    bottom.set_xlabel("target matrix (model order: layer × q k v o gate up down)")
+    bottom.legend(frameon=False, fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def fraction_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
-    """Grouped bars: ``value`` per ``model`` (x) and ``reading`` (hue) with [ci_lo, ci_hi] error bars."""
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+def fraction_bars(summary: "pd.DataFrame", title: str = "", threshold: float | None = None) -> "plt.Figure":
+    """Grouped bars: ``value`` per ``model`` (x) and ``reading`` (hue) with [ci_lo, ci_hi] error bars,
+    each bar's top marked (visible at 0); ``threshold``: the claim's line."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     models_ = list(dict.fromkeys(summary["model"]))
     readings = list(dict.fromkeys(summary["reading"]))
     width = 0.8 / len(readings)
     for j, reading in enumerate(readings):
         part = summary[summary["reading"] == reading].set_index("model").reindex(models_)
         x = np.arange(len(models_)) + (j - (len(readings) - 1) / 2) * width
-        err = [part["value"] - part["ci_lo"], part["ci_hi"] - part["value"]]
-        ax.bar(x, part["value"], width, yerr=err, capsize=3, label=reading)
-    ax.set_xticks(np.arange(len(models_)), models_, rotation=15)
-    ax.set_ylim(0, 1.05)
+        err = [(part["value"] - part["ci_lo"]).clip(lower=0), (part["ci_hi"] - part["value"]).clip(lower=0)]
+        ax.bar(x, part["value"], width, yerr=err, capsize=3, label=READING_LABELS.get(reading, reading),
+               edgecolor="black", lw=0.6)
+        ax.scatter(x, part["value"], **{**ZERO_MARK, "s": 120})
+    if threshold is not None:
+        ax.axhline(threshold, **THRESHOLD_STYLE, label=f"threshold ({threshold:g})")
+    ax.set_xticks(np.arange(len(models_)), [textwrap.fill(arm_label(m), 14) for m in models_])
+    ax.set_ylim(-0.03, 1.08)
     ax.set_ylabel("fraction of target matrices")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return fig
 
 
+SIDE_LABELS = {"u": "u1 (output side)", "v": "v1 (input side)"}
+
+
 def alignment_curves(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """|cos(x(t), x(T))| vs step for x = u1 and v1 (hue: side), one panel per arm, seed bands; the
-    random-vector baseline of each side dotted. ``table``: arm, seed, step, side, cos_final, baseline
-    (already averaged over matrices per seed)."""
+    random-vector baseline of each side dotted, with its legend entry. ``table``: arm, seed, step,
+    side, cos_final, baseline (already averaged over matrices per seed)."""
     arms = list(dict.fromkeys(table["arm"]))
-    fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(arms), figsize=(5 * len(arms), 3.6), squeeze=False, sharey=True)
     for ax, arm in zip(axes.flat, arms):
-        part = table[table["arm"] == arm]
-        sns.lineplot(data=part, x="step", y="cos_final", hue="side", errorbar=("pi", 100), ax=ax)
-        for side, colour in zip(("u", "v"), sns.color_palette()):
-            ax.axhline(part.loc[part["side"] == side, "baseline"].mean(), color=colour, lw=0.8, ls=":")
-        ax.set_title(arm)
+        part = table[table["arm"] == arm].assign(side=lambda d: d["side"].map(SIDE_LABELS))
+        sns.lineplot(data=part, x="step", y="cos_final", hue="side", hue_order=list(SIDE_LABELS.values()),
+                     errorbar=("pi", 100), ax=ax)
+        for side, colour in zip(SIDE_LABELS.values(), sns.color_palette()):
+            ax.axhline(part.loc[part["side"] == side, "baseline"].mean(), color=colour, lw=1, ls=":",
+                       label=f"random baseline, {side.split(' ')[0]}")
+        ax.set_title(arm_label(arm))
         ax.set_ylabel("|cos(x(t), x(T))|")
         ax.set_ylim(0, 1.02)
         ax.legend(frameon=False, fontsize="small", title="rank-1 vector")
@@ -172,22 +217,34 @@ def alignment_curves(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     return fig
 
 
-def sweep_gaps(sweep: "pd.DataFrame", title: str = "") -> "plt.Figure":
-    """Two panels (Δ training reward, Δ test accuracy; Full − PR1S): one point per PR1S arm with its CI,
-    labelled by K and variant. ``sweep``: arm, K, variant, metric (reward_gap | test_gap), mean, ci_lo, ci_hi."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+def sweep_gaps(sweep: "pd.DataFrame", title: str = "", thresholds: Mapping[str, Sequence[float]] | None = None) -> "plt.Figure":
+    """Two panels (Δ training reward, Δ test accuracy; Full − PR1S): one point per PR1S arm with its
+    bootstrap CI (and, where the rows have it, the t-interval as a thin bar), labelled by K and variant.
+    ``sweep``: arm, K, variant, metric (reward_gap | test_gap), mean, ci_lo, ci_hi[, t_lo, t_hi];
+    ``thresholds``: metric -> the claim's lines on it."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric, ylabel in ((axes[0], "reward_gap", "Δ training reward (last quarter)"),
                                (axes[1], "test_gap", "Δ final greedy test accuracy")):
         part = sweep[sweep["metric"] == metric].reset_index(drop=True)
         x = np.arange(len(part))
+        if "t_lo" in part:
+            ax.errorbar(x + 0.12, part["mean"], yerr=[part["mean"] - part["t_lo"], part["t_hi"] - part["mean"]],
+                        fmt="s", ms=3, capsize=2, lw=0.8, color="grey", label="95% t-interval")
         ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["ci_lo"], part["ci_hi"] - part["mean"]],
-                    fmt="o", capsize=4)
+                    fmt="o", capsize=4, label="95% bootstrap CI")
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xticks(x, [f"{v}\nK={k}" for v, k in zip(part["variant"], part["K"])])
+        for j, y in enumerate((thresholds or {}).get(metric, ())):
+            ax.axhline(y, **THRESHOLD_STYLE, label="threshold" if j == 0 else None)
+        ax.set_xticks(x, [f"K = {k}\n{'norm-matched' if v == 'normmatch' else 'truncated' if v == 'trunc' else v}"
+                          for v, k in zip(part["variant"], part["K"])])
         ax.set_ylabel(ylabel + "\n(Full − PR1S)")
+        ax.legend(frameon=False, fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+AXIS_LABELS = {"math": "math test", "fact": "knowledge probe", "skill": "second skill"}
 
 
 def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
@@ -204,10 +261,11 @@ def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
         for j, (model, colour) in enumerate(zip(models, sns.color_palette(n_colors=len(models)))):
             rows = part[part["model"] == model].set_index("axis").reindex(axes_names)
             x = np.arange(len(axes_names)) + (j - (len(models) - 1) / 2) * width
-            ax.bar(x, rows["mean"], width, color=colour, label=model,
+            ax.bar(x, rows["mean"], width, color=colour, label=arm_label(model), edgecolor="black", lw=0.5,
                    yerr=[rows["mean"] - rows["ci_lo"], rows["ci_hi"] - rows["mean"]], capsize=2)
+            ax.scatter(x, rows["mean"], **{**ZERO_MARK, "s": 60})
         ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xticks(np.arange(len(axes_names)), axes_names)
+        ax.set_xticks(np.arange(len(axes_names)), [AXIS_LABELS.get(a, a) for a in axes_names])
         ax.set_ylabel("Δ greedy accuracy vs base" if measure == "acc" else "Δ mean log p(answer) vs base")
     axes.flat[0].legend(frameon=False, fontsize="small", ncol=2)
     fig.suptitle(title)
@@ -215,18 +273,33 @@ def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
     return fig
 
 
-def recovery_vs_rank(rec: "pd.DataFrame", title: str = "") -> "plt.Figure":
-    """Recovery of the full-RL gain vs the rank k of the kept update, one line per task, seed bands.
-    ``rec``: task, k, seed, recovery (claims.per_task_recovery rows with a numeric k)."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    sns.lineplot(data=rec, x="k", y="recovery", hue="task", marker="o", errorbar=("pi", 100), ax=ax)
+def recovery_vs_rank(rec: "pd.DataFrame", title: str = "", thresholds: Mapping[str, float] | None = None) -> "plt.Figure":
+    """Recovery of the full-RL gain vs the rank k of the kept update, one colour per task, seed bands;
+    the truncated rank-k models as lines and the norm-matched rank-1 model (what C2's verdict reads)
+    as a separate marker at k = 1. ``rec``: task, k, seed, recovery, variant ("truncated" |
+    "norm-matched"); ``thresholds``: label -> the claim's line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    if "variant" not in rec:
+        rec = rec.assign(variant="truncated")
+    tasks_ = list(dict.fromkeys(rec["task"]))
+    colours = dict(zip(tasks_, sns.color_palette(n_colors=len(tasks_))))
+    trunc = rec[rec["variant"] == "truncated"]
+    sns.lineplot(data=trunc.assign(task=trunc["task"] + ", truncated rank-k"), x="k", y="recovery", hue="task",
+                 palette=[colours[t] for t in dict.fromkeys(trunc["task"])], marker="o", errorbar=("pi", 100), ax=ax)
+    for task, part in rec[rec["variant"] == "norm-matched"].groupby("task", sort=False):
+        ax.scatter(part["k"].mean(), part["recovery"].mean(), marker="*", s=220, color=colours[task], edgecolor="black",
+                   zorder=5, label=f"{task}, rank-1 norm-matched (the verdict's)")
     ax.axhline(1, color="grey", lw=0.8, ls=":")
     ax.axhline(0, color="grey", lw=0.8)
+    for label, y in (thresholds or {}).items():
+        ax.axhline(y, **THRESHOLD_STYLE)
+        ax.annotate(label, (ax.get_xlim()[1], y), xytext=(-4, 3), textcoords="offset points", ha="right",
+                    fontsize="x-small", color=THRESHOLD_STYLE["color"])
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("rank k of the kept update (truncated)")
+    ax.set_xlabel("rank k of the kept update")
     ax.set_ylabel("recovery of the full-RL gain")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False, fontsize="x-small")
     fig.tight_layout()
     return fig
 
@@ -245,20 +318,63 @@ def extrapolation_curves(extra: "pd.DataFrame", title: str = "") -> "plt.Figure"
     return fig
 
 
+VERDICT_COLOURS = dict(zip(("holds", "does not hold", "inconclusive"), sns.color_palette(n_colors=3)))
+
+
 def claims_overview(report: dict, title: str = "") -> "plt.Figure":
-    """One row per measured quantity of the claims report: mean with its 95% CI, grouped by claim and
-    labelled with the claim's verdict (quantities have different units; zero is marked)."""
+    """One row per measured quantity of the claims report: mean with its bootstrap CI (thick) and
+    t-interval (thin), coloured by the claim's verdict (legend), the quantity's threshold as a red
+    tick where the claim states one (``threshold`` of a measured entry); quantities have different
+    units, zero is marked."""
     rows = [(c["id"], c["verdict"], m) for c in report["claims"] for m in c["measured"]]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * max(3, len(rows)) + 1))
-    colours = dict(zip(("holds", "does not hold", "inconclusive"), sns.color_palette(n_colors=3)))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * max(3, len(rows)) + 1.4))
     for i, (cid, verdict, m) in enumerate(rows):
         y = len(rows) - 1 - i
-        ax.errorbar(m["mean"], y, xerr=[[m["mean"] - m["ci"][0]], [m["ci"][1] - m["mean"]]], fmt="o", capsize=3,
-                    color=colours.get(verdict, "grey"))
-    ax.set_yticks(range(len(rows)), [f"{cid} ({verdict}): {m['quantity']}" for cid, verdict, m in reversed(rows)],
-                  fontsize="small")
+        colour = VERDICT_COLOURS.get(verdict, "grey")
+        if m.get("t_ci"):
+            ax.errorbar(m["mean"], y, xerr=[[max(0, m["mean"] - m["t_ci"][0])], [max(0, m["t_ci"][1] - m["mean"])]],
+                        fmt="none", capsize=2, lw=0.8, color=colour)
+        ax.errorbar(m["mean"], y, xerr=[[max(0, m["mean"] - m["ci"][0])], [max(0, m["ci"][1] - m["mean"])]], fmt="o",
+                    capsize=3, lw=2.2, color=colour)
+        for t in m.get("thresholds") or ():
+            ax.plot([t], [y], marker="|", ms=16, mew=2, color=THRESHOLD_STYLE["color"], zorder=5)
+    ax.set_yticks(range(len(rows)), [f"{cid}: {m['quantity']}" for cid, verdict, m in reversed(rows)], fontsize="small")
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("measured value (mean, 95% CI over seeds)")
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
+    handles += [plt.Line2D([], [], color=THRESHOLD_STYLE["color"], marker="|", ms=12, mew=2, ls="none", label="threshold"),
+                plt.Line2D([], [], color="grey", lw=0.8, label="thin: t-interval; thick: bootstrap CI")]
+    ax.legend(handles=handles, frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set_xlabel("measured value (mean, 95% intervals over seeds)")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def pls_r2_boxes(pls: "pd.DataFrame", title: str = "") -> "plt.Figure":
+    """PLS R² per matrix type, in-sample and leave-one-out, one panel per signal; the y range covers
+    every value (no box clipped). ``pls``: signal, type, seed, r2, r2_loo."""
+    long = pls.melt(id_vars=["signal", "type", "seed"], value_vars=["r2", "r2_loo"], var_name="fit", value_name="R²")
+    long["fit"] = long["fit"].map({"r2": "in-sample R²", "r2_loo": "leave-one-out R²"})
+    long["type"] = long["type"].str.replace("_proj", "", regex=False)
+    signals = list(dict.fromkeys(long["signal"]))
+    fig, axes = plt.subplots(1, len(signals), figsize=(5.5 * len(signals), 3.8), squeeze=False, sharey=True)
+    for ax, signal in zip(axes.flat, signals):
+        part = long[(long["signal"] == signal) & np.isfinite(long["R²"])]
+        types, fits = list(dict.fromkeys(long["type"])), list(dict.fromkeys(long["fit"]))
+        for j, (fit, colour) in enumerate(zip(fits, sns.color_palette(n_colors=len(fits)))):
+            for i, typ in enumerate(types):
+                vals = part.loc[(part["type"] == typ) & (part["fit"] == fit), "R²"].to_numpy()
+                if len(vals):
+                    ax.boxplot(vals, positions=[i + (j - (len(fits) - 1) / 2) * 0.38], widths=0.34, patch_artist=True,
+                               boxprops={"facecolor": colour}, medianprops={"color": "black"})
+            ax.plot([], [], "s", color=colour, label=fit)
+        ax.set_xticks(range(len(types)), types)
+        ax.set_title(str(signal).replace("_", " "))
+        ax.set_xlabel("matrix type")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.legend(frameon=False, fontsize="x-small")
+    lo = float(np.nanmin(long["R²"])) if len(long) else -1.0
+    axes.flat[0].set_ylim(min(-0.05, lo - 0.05), 1.05)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

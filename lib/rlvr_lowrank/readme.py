@@ -88,6 +88,71 @@ def claims_block() -> str:
         "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
 
 
+def _tiny_report() -> dict | None:
+    return claims.load_report("tiny") if (paths.REPORTS / "tiny" / "claims.json").exists() else None
+
+
+NOT_YET = "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
+
+
+def rule_change_block() -> str:
+    """Once per claim, for tiny and (when present) tiny-long: the verdict under the earlier rule
+    (bootstrap CI alone) → the verdict under the rule in force, and why the rule was tightened."""
+    report = _tiny_report()
+    if report is None:
+        return NOT_YET
+    reports = [report] + [claims.load_report(p) for p in ("tiny-long",) if (paths.REPORTS / p / "claims.json").exists()]
+    lines = [f"The verdict rule was tightened: {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}.", "",
+             "| claim | " + " | ".join(f"{r['profile']}: earlier verdict (bootstrap only) → verdict" for r in reports)
+             + " |", "|---|" + "---|" * len(reports)]
+    for c in report["claims"]:
+        cells = []
+        for r in reports:
+            e = next(x for x in r["claims"] if x["id"] == c["id"])
+            old = e.get("verdict_bootstrap_only", e["verdict"])
+            cells.append(f"{old} → **{e['verdict']}**" + (" (changed)" if old != e["verdict"] else ""))
+        lines.append(f"| {c['id']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def findings_block() -> str:
+    """One plain line per claim: what was tested, the verdict, the first quantity with both intervals,
+    and "fragile: …" where a documented alternative reading flips the verdict (reports/tiny/claims.json)."""
+    report = _tiny_report()
+    if report is None:
+        return NOT_YET
+    lines = []
+    for c in report["claims"]:
+        plain = claims.CLAIMS[c["id"]].plain
+        first = claims.report.fmt_quantity(c["measured"][0]) if c.get("measured") else "nothing measured"
+        line = f"* **{c['id']}** — {plain}: **{c['verdict']}** ({first})"
+        if c.get("fragile"):
+            line += "; fragile: " + "; ".join(c["fragile"])
+        lines.append(line + ".")
+    lines += ["", f"Profile `tiny`; intervals are 95% (percentile bootstrap and Student t over seeds); n is the "
+              f"number of seeds behind each quantity."]
+    return "\n".join(lines)
+
+
+FIGURE_CAPTIONS = {
+    "C0": "greedy test accuracy of the models built from parts of the full-RL update",
+    "C1": "training reward and test accuracy over training, Full RL vs PR1S",
+    "C2": "change against the base model on math, the knowledge probe and the second skill",
+    "C3": "fraction of weight matrices with heavy-tailed spectra, with the threshold",
+    "C4": "how closely u1 and v1 of the update point along their final direction over training",
+}
+
+
+def figures_block(profile: str = "tiny") -> str:
+    """One embedded figure per claim (the first figure of the notebook that decides it), with a caption."""
+    lines = []
+    for cid in claims.CLAIMS:
+        fig = pipeline.by_claim(cid).figures[0]
+        lines += [f"![{cid}: {FIGURE_CAPTIONS[cid]}](figures/{profile}/{fig}.png)", "",
+                  f"*{cid}: {FIGURE_CAPTIONS[cid]}.*", ""]
+    return "\n".join(lines[:-1])
+
+
 def dynamics_block() -> str:
     path = paths.REPORTS / "tiny" / "dynamics.json"
     if not path.exists():
@@ -182,7 +247,8 @@ def timing_block() -> str:
 
 
 BLOCKS = {"timing": timing_block, "robustness": robustness_block, "base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
-          "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block}
+          "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block,
+          "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

@@ -3,17 +3,78 @@
 The thresholds of each claim were written before any training run of this project was looked at
 (git history shows them landing before the results); they are never moved to make a claim pass.
 A claim needs at least ``MIN_SEEDS`` seeds, otherwise its verdict is "inconclusive".
+
+The interval rule (``both_intervals``), shared by every claim: a claim's rule is written once as a
+function of which interval it reads (``"ci"``: percentile bootstrap, ``"t_ci"``: Student t). The
+verdict holds only when the rule is satisfied under both intervals, does not hold when it fails under
+both, and is inconclusive when they disagree. A rule on means alone reads no interval, so both
+readings agree and its verdict is unchanged. ``verdict_bootstrap_only`` keeps the earlier rule (the
+bootstrap interval alone) so the report can show what the tightening changed.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .. import io, paths
 
 MIN_SEEDS = 3
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+
+
+BOOTSTRAP, T_INTERVAL = "ci", "t_ci"  # the two interval keys of a stats.summarize() dict
+INTERVAL_NAMES = {BOOTSTRAP: "bootstrap CI", T_INTERVAL: "t-interval"}
+WHY_TIGHTENED = ("with 3 to 5 seeds a percentile bootstrap spans about the observed range of the seeds and is "
+                 "narrower than the Student-t interval of the same numbers, so a bound that only the bootstrap "
+                 "satisfies is not evidence enough")
+
+
+def both_intervals(rule: Callable[[str], bool]) -> dict:
+    """The verdict of a rule read once with each interval key (``rule("ci")``, ``rule("t_ci")``).
+
+    Returns ``verdict`` (holds only when both readings satisfy the rule, inconclusive when they
+    disagree), ``verdict_bootstrap_only`` (the earlier rule) and, when they disagree, ``why``.
+    A NaN bound (fewer than two seeds) satisfies no threshold.
+    """
+    boot, t = bool(rule(BOOTSTRAP)), bool(rule(T_INTERVAL))
+    out = {"verdict": HOLDS if boot and t else (FAILS if not (boot or t) else INCONCLUSIVE),
+           "verdict_bootstrap_only": HOLDS if boot else FAILS}
+    if boot != t:
+        yes, no = (BOOTSTRAP, T_INTERVAL) if boot else (T_INTERVAL, BOOTSTRAP)
+        out["why"] = f"the thresholds are met with the {INTERVAL_NAMES[yes]} but not with the {INTERVAL_NAMES[no]}"
+    return out
+
+
+def inconclusive(why: str) -> dict:
+    """An inconclusive verdict under both rules (too few seeds, nothing to measure)."""
+    return {"verdict": INCONCLUSIVE, "verdict_bootstrap_only": INCONCLUSIVE, "why": why}
+
+
+def interval(summary: dict, key: str) -> tuple[float, float]:
+    """The (lo, hi) interval ``key`` of a summarize() dict; NaNs where the summary lacks it."""
+    lo, hi = summary.get(key) or (float("nan"), float("nan"))
+    return (float("nan") if lo is None else float(lo), float("nan") if hi is None else float(hi))
+
+
+ARM_LABELS = {"full": "Full RL", "lora_r1": "rank-1 LoRA", "mix_full": "multi-task Full RL", "base": "base model"}
+VARIANT_LABELS = {"base": "base model", "full": "full ΔW", "normmatch": "rank-1, norm-matched",
+                  "trunc": "rank-1, truncated", "residual": "residual (ΔW − rank-1)", "random": "random rank-1 direction"}
+PR1S_VARIANTS = {"trunc": "truncated", "normmatch": "norm-matched"}
+
+
+def arm_label(name: str) -> str:
+    """A reader's label for an experiment or substituted-model key: "pr1s_trunc_k10" -> "PR1S (K = 10,
+    truncated)", "normmatch" -> "rank-1, norm-matched"; unknown names are returned with spaces."""
+    if name in ARM_LABELS:
+        return ARM_LABELS[name]
+    if name in VARIANT_LABELS:
+        return VARIANT_LABELS[name]
+    parts = name.split("_")
+    if parts[0] == "pr1s" and len(parts) == 3 and parts[2].startswith("k"):
+        return f"PR1S (K = {parts[2][1:]}, {PR1S_VARIANTS.get(parts[1], parts[1])})"
+    return name.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -25,6 +86,8 @@ class Claim:
     test: str  # our operational test
     thresholds: dict = field(default_factory=dict)
     quantities: tuple = ()
+    plain: str = ""  # what is tested, in plain words (one line of the README's findings)
+    lines: dict = field(default_factory=dict)  # quantity label -> names of the thresholds drawn on it
 
 
 def too_few_seeds(n: int) -> str | None:

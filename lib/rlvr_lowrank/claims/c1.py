@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runs
-from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
-from .stats import LAST_FRACTION, last_fraction_mean, summarize
+from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from .stats import LAST_FRACTION, fmt_interval, last_fraction_mean, summarize
 
 CLAIM = Claim(
     "C1",
@@ -21,6 +21,9 @@ CLAIM = Claim(
     "test accuracy (Full - PR1S): |mean| <= max_test_gap and CI upper bound <= max_test_gap_ci_hi.",
     {"min_reward_gap": 0.02, "max_test_gap": 0.05, "max_test_gap_ci_hi": 0.10, "last_fraction": LAST_FRACTION},
     (("Δ training reward (Full − PR1S)", ("reward_gap",)), ("Δ test accuracy (Full − PR1S)", ("test_gap",))),
+    "whether training with Periodic Rank-1 Substitution ends with a lower training reward than full RL but the "
+    "same test accuracy",
+    {"Δ training reward (Full − PR1S)": ("min_reward_gap",), "Δ test accuracy (Full − PR1S)": ("max_test_gap",)},
 )
 THRESHOLDS = CLAIM.thresholds
 
@@ -49,17 +52,23 @@ def measure(full_runs: dict[int, Path], pr1s_runs: dict[int, Path]) -> list[dict
     return [{"seed": s, **per_seed(full_runs[s], pr1s_runs[s])} for s in full_runs]
 
 
+def judge(s: dict) -> dict:
+    """The verdict from the summaries ``reward_gap`` and ``test_gap`` (a c1.json or a sweep arm's):
+    the rule is read with both intervals (base.both_intervals)."""
+    t = THRESHOLDS
+    rg, tg = s["reward_gap"], s["test_gap"]
+    if too_few_seeds(rg["n"]):
+        return inconclusive(too_few_seeds(rg["n"]))
+    lower = lambda k: interval(rg, k)[0] > 0 and rg["mean"] >= t["min_reward_gap"]  # noqa: E731
+    comparable = lambda k: abs(tg["mean"]) <= t["max_test_gap"] and interval(tg, k)[1] <= t["max_test_gap_ci_hi"]  # noqa: E731
+    return {**both_intervals(lambda k: lower(k) and comparable(k)),
+            "lower_reward": bool(lower("ci") and lower("t_ci")), "comparable_test": bool(comparable("ci") and comparable("t_ci"))}
+
+
 def verdict(reward_gap: list[float], test_gap: list[float]) -> dict:
     """Paired per-seed gaps Full - PR1S: training reward (last quarter) and final greedy test accuracy."""
-    t = THRESHOLDS
-    rg, tg = summarize(reward_gap), summarize(test_gap)
-    out = {"reward_gap": rg, "test_gap": tg}
-    if too_few_seeds(len(reward_gap)):
-        return {**out, "verdict": INCONCLUSIVE, "why": too_few_seeds(len(reward_gap))}
-    lower_reward = rg["ci"][0] > 0 and rg["mean"] >= t["min_reward_gap"]
-    comparable_test = abs(tg["mean"]) <= t["max_test_gap"] and tg["ci"][1] <= t["max_test_gap_ci_hi"]
-    out.update(lower_reward=bool(lower_reward), comparable_test=bool(comparable_test))
-    return {**out, "verdict": HOLDS if (lower_reward and comparable_test) else FAILS}
+    out = {"reward_gap": summarize(reward_gap), "test_gap": summarize(test_gap)}
+    return {**out, **judge(out)}
 
 
 def verdict_of_rows(rows: list[dict]) -> dict:
@@ -72,7 +81,43 @@ def sweep_rows(arm: str, pr1s_config: dict, rows: list[dict]) -> list[dict]:
     v = verdict_of_rows(rows)
     return [{"arm": arm, "K": pr1s_config["every"], "variant": pr1s_config["variant"], "metric": metric,
              "mean": v[metric]["mean"], "ci_lo": v[metric]["ci"][0], "ci_hi": v[metric]["ci"][1],
-             "verdict": v["verdict"]} for metric in ("reward_gap", "test_gap")]
+             "t_lo": v[metric]["t_ci"][0], "t_hi": v[metric]["t_ci"][1], "n": v[metric]["n"],
+             "verdict": v["verdict"], "verdict_bootstrap_only": v["verdict_bootstrap_only"]}
+            for metric in ("reward_gap", "test_gap")]
+
+
+def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
+    """arm -> its verdict under the rule in force, from stored sweep rows: recomputed from the rows'
+    intervals where they hold the t-interval, else the verdict stored with them (marked
+    "(bootstrap only)": rows written before the t-interval was stored)."""
+    out = {}
+    for arm in dict.fromkeys(r["arm"] for r in sweep):
+        rows = {r["metric"]: r for r in sweep if r["arm"] == arm}
+        if all("t_lo" in r for r in rows.values()):
+            s = {m: {"mean": r["mean"], "ci": (r["ci_lo"], r["ci_hi"]), "t_ci": (r["t_lo"], r["t_hi"]), "n": r["n"]}
+                 for m, r in rows.items()}
+            out[arm] = judge(s)["verdict"]
+        else:
+            out[arm] = next(iter(rows.values()))["verdict"] + " (bootstrap only)"
+    return out
+
+
+def rejudge(res: dict) -> dict:
+    """Verdicts recomputed from a stored c1.json's summaries (a file written before the rule changed
+    is judged by the rule in force)."""
+    return judge(res)
+
+
+def sensitivity(res: dict) -> list[str]:
+    """Documented alternative readings under which the verdict differs: the other PR1S arms of the sweep.
+    A sweep arm stored without t-intervals is compared with the main arm under the earlier rule."""
+    v = rejudge(res)
+    out = []
+    for arm, verdict_ in sweep_verdicts(res.get("sweep", [])).items():
+        main = v["verdict_bootstrap_only"] if verdict_.endswith("(bootstrap only)") else v["verdict"]
+        if arm != res["pr1s"] and verdict_.split(" (")[0] != main:
+            out.append(f"{arm_label(arm)} gives '{verdict_}'")
+    return out
 
 
 @dataclass
@@ -89,6 +134,7 @@ class C1Result(ClaimResult):
     verdict: str
     sweep: list  # sweep_rows() of the main arm and the further PR1S arms
     why: str | None = None
+    verdict_bootstrap_only: str | None = None
     lower_reward: bool | None = None
     comparable_test: bool | None = None
 
@@ -106,18 +152,26 @@ def readme_block(r: C1Result) -> str:
     rg, tg = r.reward_gap, r.test_gap
     mean = lambda k: sum(p[k] for p in r.per_seed) / len(r.per_seed)  # noqa: E731
     return "\n".join([
-        "| C1 quantity (Full RL − PR1S, paired per seed) | mean | 95% bootstrap CI | seeds |",
-        "|---|---|---|---|",
+        "| C1 quantity (Full RL − PR1S, paired per seed) | mean | 95% bootstrap CI | 95% t-interval | seeds |",
+        "|---|---|---|---|---|",
         f"| Δ training reward, last {t['last_fraction']:.0%} of steps | {rg['mean']:.3f} | "
-        f"[{rg['ci'][0]:.3f}, {rg['ci'][1]:.3f}] | {rg['n']} |",
-        f"| Δ final greedy test accuracy | {tg['mean']:.3f} | [{tg['ci'][0]:.3f}, {tg['ci'][1]:.3f}] | {tg['n']} |",
+        f"{fmt_interval(rg)} | {fmt_interval(rg, 't_ci')} | {rg['n']} |",
+        f"| Δ final greedy test accuracy | {tg['mean']:.3f} | {fmt_interval(tg)} | {fmt_interval(tg, 't_ci')} | "
+        f"{tg['n']} |",
         "",
         f"Final greedy accuracy on the RL training problems vs the test set: Full RL {mean('train_full'):.3f} vs "
-        f"{mean('test_full'):.3f}; PR1S ({r.pr1s}) {mean('train_pr1s'):.3f} vs {mean('test_pr1s'):.3f}. "
+        f"{mean('test_full'):.3f}; {arm_label(r.pr1s)} {mean('train_pr1s'):.3f} vs {mean('test_pr1s'):.3f}. "
         f"Training reward over the last {t['last_fraction']:.0%} of steps: Full {mean('reward_full'):.3f}, "
         f"PR1S {mean('reward_pr1s'):.3f}.",
         "",
-        f"**Verdict (profile {r.profile}): C1 {r.verdict}** (thresholds in `claims.c1`: Δreward CI lower bound > 0 "
-        f"and mean ≥ {t['min_reward_gap']:g}; |Δtest| ≤ {t['max_test_gap']:g} with CI upper bound ≤ "
-        f"{t['max_test_gap_ci_hi']:g})." + (f" {r.why}." if r.why else ""),
+        f"Verdict under the earlier rule (bootstrap CI alone): {rejudge(r.to_json())['verdict_bootstrap_only']}.",
+        "",
+        f"**Verdict (profile {r.profile}): C1 {rejudge(r.to_json())['verdict']}** (thresholds in `claims.c1`: Δreward "
+        f"lower bound > 0 and mean ≥ {t['min_reward_gap']:g}; |Δtest| ≤ {t['max_test_gap']:g} with upper bound ≤ "
+        f"{t['max_test_gap_ci_hi']:g}; bounds of both the bootstrap CI and the t-interval)."
+        + (f" {rejudge(r.to_json()).get('why', '').capitalize()}." if rejudge(r.to_json()).get("why") else ""),
     ])
+
+
+def notes(res: dict) -> list[str]:
+    return []

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .. import evaluate, models, rank1, runs, tasks
-from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
-from .stats import last_fraction_mean, recovery, summarize
+from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from .stats import fmt_both, last_fraction_mean, recovery, summarize
 
 CLAIM = Claim(
     "C2",
@@ -34,7 +34,12 @@ CLAIM = Claim(
     (("rank-1 math recovery", ("math_recovery",)), ("fact drop (full − rank-1)", ("fact_drop",)),
      ("skill drop (full − rank-1)", ("skill_drop",)),
      ("multi-task RL: rank-1 skill recovery", ("reading2", "skill_recovery"))),
+    "whether the rank-1 part of the update keeps the math gain while losing other knowledge (a fact probe, a "
+    "second skill)",
+    {"rank-1 math recovery": ("min_math_recovery",), "fact drop (full − rank-1)": ("min_knowledge_drop",),
+     "skill drop (full − rank-1)": ("min_knowledge_drop",), "multi-task RL: rank-1 skill recovery": ("max_other_recovery",)},
 )
+CEILING = 0.98  # a probe on which every model scores at least this cannot show a drop by the models it compares
 THRESHOLDS = CLAIM.thresholds
 
 AXES = ("math", "fact", "skill")  # math test split, knowledge probe, second (non-math) skill
@@ -77,11 +82,14 @@ def model_scores(run: Path, sets: dict, variants=VARIANTS) -> list[dict]:
 
 def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict) -> list[dict]:
     """Rows (seed, model, <axis>_acc, <axis>_logp): the substituted models of each seed's Full-RL run,
-    then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run)."""
+    then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run; an arm
+    trained with fewer seeds contributes only the seeds it has)."""
     rows = []
     for s, run in full_runs.items():
         rows += [{"seed": s, **r} for r in model_scores(run, sets)]
         for arm, by_seed in trained_runs.items():
+            if s not in by_seed:
+                continue
             _, tok, trained = runs.load_run_pair(by_seed[s])
             rows.append({"seed": s, "model": arm, **scores(trained, tok, sets)})
     return rows
@@ -139,11 +147,13 @@ def paired_deltas(table: pd.DataFrame, reference: str = "base") -> pd.DataFrame:
 
 def arm_summary(runs_by_arm: dict[str, dict[int, Path]]) -> list[dict]:
     """Per (arm, seed), from the run's own logs: training reward over the last quarter of steps and
-    the final greedy accuracies (test, knowledge probe, skill)."""
+    the final greedy accuracies (test, knowledge probe, skill); each arm over the seeds it has."""
     rows = []
-    seeds = next(iter(runs_by_arm.values()))
+    seeds = list(dict.fromkeys(s for by_seed in runs_by_arm.values() for s in by_seed))
     for s in seeds:
         for arm, by_seed in runs_by_arm.items():
+            if s not in by_seed:
+                continue
             m, e = runs.run_curves(by_seed[s])
             last = e.iloc[-1]
             rows.append({"arm": arm, "seed": s, "reward_last_quarter": last_fraction_mean(m, "reward"),
@@ -190,6 +200,40 @@ def direction_by_type(cos: pd.DataFrame) -> pd.DataFrame:
 # Verdict and c2.json
 # ----------------------------------------------------------------------------------------------
 
+def judge(s: dict) -> dict:
+    """Reading 1's verdict from the summaries ``math_recovery``, ``fact_drop``, ``skill_drop`` and, under
+    ``reading2``, reading 2's (a c2.json), each read with both intervals (base.both_intervals)."""
+    t = THRESHOLDS
+    mr, fd, sd = s["math_recovery"], s["fact_drop"], s["skill_drop"]
+    if too_few_seeds(mr["n"]):
+        out = inconclusive(too_few_seeds(mr["n"]))
+    else:
+        keeps_math = mr["mean"] >= t["min_math_recovery"]
+        loses = lambda k: [name for name, d in (("knowledge probe", fd), ("second skill", sd))  # noqa: E731
+                           if d["mean"] >= t["min_knowledge_drop"] and interval(d, k)[0] > 0]
+        out = {**both_intervals(lambda k: keeps_math and bool(loses(k))), "keeps_math": bool(keeps_math),
+               "loses": [x for x in loses("ci") if x in loses("t_ci")]}
+    r2 = s.get("reading2")
+    if r2:
+        out["reading2"] = {**{k: r2[k] for k in ("math_recovery", "skill_recovery", "skill_gain")}, **judge_reading2(r2)}
+    return out
+
+
+def judge_reading2(r2: dict) -> dict:
+    """Reading 2 (multi-task RL): inconclusive when the skill gain's interval includes 0 (no gain to keep)."""
+    t = THRESHOLDS
+    if too_few_seeds(r2["math_recovery"]["n"]):
+        return inconclusive(too_few_seeds(r2["math_recovery"]["n"]))
+    gained = {k: interval(r2["skill_gain"], k)[0] > 0 for k in ("ci", "t_ci")}
+    ok = r2["math_recovery"]["mean"] >= t["min_math_recovery"] and r2["skill_recovery"]["mean"] <= t["max_other_recovery"]
+    no_gain = "multi-task RL did not raise the skill (gain interval includes 0)"
+    out = {"verdict": (HOLDS if ok else FAILS) if all(gained.values()) else INCONCLUSIVE,
+           "verdict_bootstrap_only": (HOLDS if ok else FAILS) if gained["ci"] else INCONCLUSIVE}
+    if not all(gained.values()):
+        out["why"] = no_gain if not any(gained.values()) else no_gain.replace("gain interval", "gain t-interval")
+    return out
+
+
 def verdict(math_recovery: list[float], fact_drop: list[float], skill_drop: list[float],
             mix_math_recovery: list[float] | None = None, mix_skill_recovery: list[float] | None = None,
             mix_skill_gain: list[float] | None = None) -> dict:
@@ -198,28 +242,54 @@ def verdict(math_recovery: list[float], fact_drop: list[float], skill_drop: list
     ``fact_drop`` / ``skill_drop``: per seed, accuracy of the full model minus that of the norm-matched
     rank-1 model on the knowledge probe / second skill. Reading 1 decides the verdict.
     """
-    t = THRESHOLDS
-    mr, fd, sd = summarize(math_recovery), summarize(fact_drop), summarize(skill_drop)
-    out = {"math_recovery": mr, "fact_drop": fd, "skill_drop": sd}
-    if too_few_seeds(len(math_recovery)):
-        out.update(verdict=INCONCLUSIVE, why=too_few_seeds(len(math_recovery)))
-    else:
-        keeps_math = mr["mean"] >= t["min_math_recovery"]
-        loses = [name for name, d in (("knowledge probe", fd), ("second skill", sd))
-                 if d["mean"] >= t["min_knowledge_drop"] and d["ci"][0] > 0]
-        out.update(keeps_math=bool(keeps_math), loses=loses, verdict=HOLDS if keeps_math and loses else FAILS)
+    out = {"math_recovery": summarize(math_recovery), "fact_drop": summarize(fact_drop), "skill_drop": summarize(skill_drop)}
     if mix_math_recovery is not None:
-        r2 = {"math_recovery": summarize(mix_math_recovery), "skill_recovery": summarize(mix_skill_recovery),
-              "skill_gain": summarize(mix_skill_gain)}
-        if too_few_seeds(len(mix_math_recovery)):
-            r2.update(verdict=INCONCLUSIVE, why=too_few_seeds(len(mix_math_recovery)))
-        elif r2["skill_gain"]["ci"][0] <= 0:
-            r2.update(verdict=INCONCLUSIVE, why="multi-task RL did not raise the skill (gain CI includes 0)")
+        out["reading2"] = {"math_recovery": summarize(mix_math_recovery), "skill_recovery": summarize(mix_skill_recovery),
+                           "skill_gain": summarize(mix_skill_gain)}
+    return {**out, **judge(out)}
+
+
+def rejudge(res: dict) -> dict:
+    """Verdicts recomputed from a stored c2.json's summaries under the rule in force."""
+    return judge(res)
+
+
+def sensitivity(res: dict) -> list[str]:
+    """C2's documented alternative reading is reading 2, reported with its own verdict; nothing flips reading 1."""
+    return []
+
+
+def ceiling_checks(res: dict) -> dict[str, str]:
+    """axis -> a sentence, for the probes (fact, skill) on which base, full and rank-1 models all score
+    >= CEILING: whether a damaging control (the residual model) or the log-likelihood shows the probe can drop."""
+    if not res.get("scores"):
+        return {}
+    table = pd.DataFrame(res["scores"]).drop(columns="seed").groupby("model", sort=False).mean()
+    out = {}
+    for axis in ("fact", "skill"):
+        col = f"{axis}_acc"
+        core = [m for m in ("base", "full", "normmatch") if m in table.index]
+        if not core or table.loc[core, col].min() < CEILING:
+            continue
+        name = "knowledge probe" if axis == "fact" else "second skill"
+        drop = table.loc["full", col] - table.loc["residual", col] if "residual" in table.index else float("nan")
+        if drop >= THRESHOLDS["min_knowledge_drop"]:
+            out[axis] = (f"the {name} is at its ceiling (every compared model ≥ {CEILING:g}); it can show a drop: the "
+                         f"residual model scores {drop:.3f} below the full model")
         else:
-            ok = (r2["math_recovery"]["mean"] >= t["min_math_recovery"]
-                  and r2["skill_recovery"]["mean"] <= t["max_other_recovery"])
-            r2["verdict"] = HOLDS if ok else FAILS
-        out["reading2"] = r2
+            out[axis] = (f"the {name} is at its ceiling (every compared model ≥ {CEILING:g}) and no damaging control "
+                         f"drops on it: unable to show a drop")
+    return out
+
+
+def notes(res: dict) -> list[str]:
+    """Sentences the claims table needs to be read right: ceilings, recoveries above 1."""
+    out = [s[0].upper() + s[1:] + "." for s in ceiling_checks(res).values()]
+    r2 = res.get("reading2") or {}
+    above = [task for task in ("math", "skill") if r2.get(f"{task}_recovery", {}).get("mean", 0) > 1]
+    if above:
+        out.append(f"Multi-task recovery above 1 ({', '.join(above)}): the rank-1 model scored above the full model "
+                   "on that task, so recovery exceeds 1; it is a ratio of gains, not capped.")
     return out
 
 
@@ -254,6 +324,7 @@ class C2Result(ClaimResult):
     lora: dict  # {"arms": arm_summary rows, "direction_cosines": by matrix type, "max_sigma2_over_sigma1"}
     reading2: dict | None = None
     why: str | None = None
+    verdict_bootstrap_only: str | None = None
     keeps_math: bool | None = None
     loses: list | None = None
 
@@ -270,7 +341,7 @@ def decide(profile: str, seeds: list, score_rows: list[dict], mix_rows: list[dic
 
 
 def _ci(x: dict) -> str:
-    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+    return fmt_both(x)
 
 
 def readme_block(r: C2Result) -> str:
@@ -280,21 +351,25 @@ def readme_block(r: C2Result) -> str:
     lines = ["| model (mean over seeds) | math acc | fact acc | skill acc | math log p | fact log p | skill log p |",
              "|---|---|---|---|---|---|---|"]
     for model, row in table.iterrows():
-        lines.append(f"| {model} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
-    r2 = r.reading2 or {}
+        lines.append(f"| {arm_label(model)} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    v = rejudge(r.to_json())
+    r2 = v.get("reading2") or {}
     cos = r.lora.get("direction_cosines", {})
     lines += ["",
               f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): math recovery "
               f"{_ci(r.math_recovery)}, knowledge-probe drop (full − rank-1) {_ci(r.fact_drop)}, skill drop "
               f"{_ci(r.skill_drop)} over {r.math_recovery['n']} seeds. "
-              f"**Verdict (profile {r.profile}): C2 {r.verdict}** (thresholds in `claims.c2`: math recovery ≥ "
-              f"{t['min_math_recovery']:g} and a drop ≥ {t['min_knowledge_drop']:g} with CI lower bound > 0 on the "
-              "probe or the skill)." + (f" {r.why}." if r.why else ""),
+              f"**Verdict (profile {r.profile}): C2 {v['verdict']}** (earlier rule, bootstrap CI alone: "
+              f"{v['verdict_bootstrap_only']}; thresholds in `claims.c2`: math recovery ≥ "
+              f"{t['min_math_recovery']:g} and a drop ≥ {t['min_knowledge_drop']:g} with lower bound > 0, bootstrap "
+              "and t, on the probe or the skill)." + (f" {v['why']}." if v.get("why") else ""),
               ""]
+    if notes(r.to_json()):
+        lines += [" ".join(notes(r.to_json())), ""]
     if r2:
         lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain {_ci(r2['skill_gain'])}; "
                      f"rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, of the skill gain "
-                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}**" + (f" ({r2['why']})" if r2.get("why") else "")
+                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}** (bootstrap only: {r2['verdict_bootstrap_only']})" + (f" ({r2['why']})" if r2.get("why") else "")
                      + f" (holds if math recovery ≥ {t['min_math_recovery']:g} while skill recovery ≤ "
                      f"{t['max_other_recovery']:g}).")
         lines.append("")

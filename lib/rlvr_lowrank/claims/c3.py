@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from .. import runs, spectra
-from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
-from .stats import summarize
+from .base import FAILS, HOLDS, Claim, ClaimResult, arm_label, both_intervals, inconclusive, too_few_seeds
+from .stats import fmt_both, summarize
 
 CLAIM = Claim(
     "C3",
@@ -24,6 +24,8 @@ CLAIM = Claim(
     "reported next to the base model and the entry-shuffled control.",
     {"min_fraction": 0.9},
     (("heavy-tailed fraction, Full-RL model", ("fraction_rl",)),),
+    "whether almost all weight matrices of the RL-trained model have heavy-tailed singular-value spectra",
+    {"heavy-tailed fraction, Full-RL model": ("min_fraction",)},
 )
 THRESHOLDS = CLAIM.thresholds
 READINGS = ("strict", "ww_band", "shuffled", "median_alpha")  # summarized per model in c3.json
@@ -67,16 +69,42 @@ def measure(base_table: pd.DataFrame, tables: dict[tuple[str, int], pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def judge(s: dict) -> dict:
+    """The verdict from the summary ``fraction_rl`` (a c3.json): a threshold on the mean alone, so the
+    bootstrap and t readings agree (base.both_intervals reads no bound here)."""
+    f = s["fraction_rl"]
+    if too_few_seeds(f["n"]):
+        return inconclusive(too_few_seeds(f["n"]))
+    return both_intervals(lambda k: f["mean"] >= THRESHOLDS["min_fraction"])
+
+
 def verdict(fraction_rl: list[float]) -> dict:
     """Per-seed strict heavy-tailed fraction of the RL-trained model's target matrices.
 
-    Holds when the mean over seeds is >= min_fraction ("almost all"); the CI is reported.
+    Holds when the mean over seeds is >= min_fraction ("almost all"); both intervals are reported.
     """
-    f = summarize(fraction_rl)
-    out = {"fraction_rl": f}
-    if too_few_seeds(len(fraction_rl)):
-        return {**out, "verdict": INCONCLUSIVE, "why": too_few_seeds(len(fraction_rl))}
-    return {**out, "verdict": HOLDS if f["mean"] >= THRESHOLDS["min_fraction"] else FAILS}
+    out = {"fraction_rl": summarize(fraction_rl)}
+    return {**out, **judge(out)}
+
+
+def rejudge(res: dict) -> dict:
+    """Verdicts recomputed from a stored c3.json's summaries under the rule in force."""
+    return judge(res)
+
+
+def sensitivity(res: dict) -> list[str]:
+    """The weaker WeightWatcher reading (``ww_band``) of the deciding arm, where it flips the verdict."""
+    arm = (res.get("arms") or [None])[0]
+    ww = (res.get("models", {}).get(arm) or {}).get("ww_band")
+    if not ww:
+        return []
+    v = judge({"fraction_rl": ww})["verdict"]
+    return [f"the weaker reading (reliable fit, α ≤ 6, fraction {ww['mean']:.3f}) gives '{v}'"] \
+        if v != rejudge(res)["verdict"] else []
+
+
+def notes(res: dict) -> list[str]:
+    return []
 
 
 def smollm2_summary(table: pd.DataFrame) -> dict:
@@ -95,6 +123,7 @@ class C3Result(ClaimResult):
     verdict: str
     models: dict  # model -> reading -> summarize over seeds (and "smollm2" -> smollm2_summary)
     why: str | None = None
+    verdict_bootstrap_only: str | None = None
 
 
 RESULT = C3Result  # the schema of this claim's cN.json
@@ -110,7 +139,7 @@ def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame, smoll
 
 
 def _ci(x: dict) -> str:
-    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+    return fmt_both(x)
 
 
 def readme_block(r: C3Result) -> str:
@@ -121,10 +150,12 @@ def readme_block(r: C3Result) -> str:
             lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
                          f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
         else:
-            lines.append(f"| {model} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
+            lines.append(f"| {arm_label(model)} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
                          f"{_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
     f = r.fraction_rl
-    lines += ["", f"**Verdict (profile {r.profile}): C3 {r.verdict}**: heavy-tailed fraction of the Full-RL model "
-              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g})."
-              + (f" {r.why}." if r.why else "")]
+    fl = sensitivity(r.to_json())
+    lines += ["", f"**Verdict (profile {r.profile}): C3 {rejudge(r.to_json())['verdict']}**: heavy-tailed fraction of the Full-RL model "
+              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g}; a threshold on the "
+              "mean, so the interval rule changes nothing here)." + (f" {r.why}." if r.why else "")
+              + (f" Fragile: {'; '.join(fl)}." if fl else "")]
     return "\n".join(lines)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from .. import runs, spectra
-from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, too_few_seeds
-from .stats import summarize
+from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from .stats import fmt_interval, summarize
 
 CLAIM = Claim(
     "C4",
@@ -22,7 +22,12 @@ CLAIM = Claim(
     "the random-vector baseline: both CIs over seeds have lower bound > 0.",
     {"min_u_minus_v": 0.0, "min_u_minus_baseline": 0.0},
     (("u-alignment − v-alignment", ("u_minus_v",)), ("u-alignment − random baseline", ("u_minus_baseline",))),
+    "whether the left singular vector u1 of the update settles onto its final direction earlier than the right one v1",
+    {"u-alignment − v-alignment": ("min_u_minus_v",), "u-alignment − random baseline": ("min_u_minus_baseline",)},
 )
+CONVENTION = ("u is the output side of PyTorch's [out, in] weight, the paper's convention: the reference code it "
+              "builds on, AlphaRL's eval/svd.py, takes torch.linalg.svd of the Hugging Face [out, in] ΔW, so its U "
+              "is the output side; under y = xW the sides swap, and both readings are reported")
 THRESHOLDS = CLAIM.thresholds
 
 
@@ -69,15 +74,44 @@ def measure(tables: dict[tuple[str, int], pd.DataFrame]) -> list[dict]:
     return [{"arm": arm, "seed": s, **per_seed(t)} for (arm, s), t in tables.items()]
 
 
-def verdict(u_minus_v: list[float], u_minus_baseline: list[float]) -> dict:
-    """Holds when the CIs over seeds of both differences have lower bounds above the thresholds (0)."""
+def judge(s: dict) -> dict:
+    """The verdict from the summaries ``u_minus_v`` and ``u_minus_baseline`` (one arm of a c4.json):
+    both lower bounds above the thresholds, read with both intervals (base.both_intervals)."""
     t = THRESHOLDS
-    a, b = summarize(u_minus_v), summarize(u_minus_baseline)
-    out = {"u_minus_v": a, "u_minus_baseline": b}
-    if too_few_seeds(len(u_minus_v)):
-        return {**out, "verdict": INCONCLUSIVE, "why": too_few_seeds(len(u_minus_v))}
-    ok = a["ci"][0] > t["min_u_minus_v"] and b["ci"][0] > t["min_u_minus_baseline"]
-    return {**out, "verdict": HOLDS if ok else FAILS}
+    a, b = s["u_minus_v"], s["u_minus_baseline"]
+    if too_few_seeds(a["n"]):
+        return inconclusive(too_few_seeds(a["n"]))
+    return both_intervals(lambda k: interval(a, k)[0] > t["min_u_minus_v"] and interval(b, k)[0] > t["min_u_minus_baseline"])
+
+
+def verdict(u_minus_v: list[float], u_minus_baseline: list[float]) -> dict:
+    """Holds when the intervals over seeds of both differences have lower bounds above the thresholds (0)."""
+    out = {"u_minus_v": summarize(u_minus_v), "u_minus_baseline": summarize(u_minus_baseline)}
+    return {**out, **judge(out)}
+
+
+def swapped(per_seed_rows: list[dict]) -> dict:
+    """The verdict under the swapped side convention (y = xW: "u" is the input side), from the same
+    per-seed numbers: v − u and v − v's random baseline."""
+    return verdict([-r["u_minus_v"] for r in per_seed_rows], [r["v_cos_final"] - r["v_baseline"] for r in per_seed_rows])
+
+
+def rejudge(res: dict) -> dict:
+    """Verdicts of the deciding arm recomputed from a stored c4.json's summaries under the rule in force."""
+    return judge(res["by_arm"][res["arms"][0]])
+
+
+def sensitivity(res: dict) -> list[str]:
+    """The swapped side convention, where it flips the verdict of the deciding arm."""
+    part = res["by_arm"][res["arms"][0]]["per_seed"]
+    sw = swapped(part)
+    if sw["verdict"] == rejudge(res)["verdict"]:
+        return []
+    return [f"under y = xW (sides swapped) v − u = {sw['u_minus_v']['mean']:.3f} and the verdict is '{sw['verdict']}'"]
+
+
+def notes(res: dict) -> list[str]:
+    return []
 
 
 def verdicts_by_arm(rows: list[dict]) -> dict[str, dict]:
@@ -100,6 +134,8 @@ class C4Result(ClaimResult):
     u_minus_v: dict
     u_minus_baseline: dict
     by_arm: dict  # verdicts_by_arm()
+    verdict_bootstrap_only: str | None = None
+    why: str | None = None
 
 
 RESULT = C4Result  # the schema of this claim's cN.json
@@ -109,20 +145,30 @@ def decide(profile: str, arms: list, seeds: list, rows: list[dict]) -> C4Result:
     by_arm = verdicts_by_arm(rows)
     first = by_arm[arms[0]]
     return C4Result(profile=profile, arms=list(arms), seeds=list(seeds), verdict=first["verdict"],
+                    verdict_bootstrap_only=first["verdict_bootstrap_only"], why=first.get("why"),
                     u_minus_v=first["u_minus_v"], u_minus_baseline=first["u_minus_baseline"], by_arm=by_arm)
 
 
 def readme_block(r: C4Result) -> str:
     t = THRESHOLDS
     lines = ["| arm | mean \\|cos(u1(t), u1(T))\\| | mean \\|cos(v1(t), v1(T))\\| | u − v (95% CI) | "
-             "u − random baseline (95% CI) | verdict |", "|---|---|---|---|---|---|"]
+             "u − random baseline (95% CI) | verdict | swapped sides (y = xW): v − u, verdict |",
+             "|---|---|---|---|---|---|---|"]
     for arm, a_r in r.by_arm.items():
         ps = a_r["per_seed"]
         mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
         a, b = a_r["u_minus_v"], a_r["u_minus_baseline"]
-        lines.append(f"| {arm} ({len(ps)} seeds) | {mean('u_cos_final'):.3f} | {mean('v_cos_final'):.3f} | "
-                     f"{a['mean']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}] | {b['mean']:.3f} [{b['ci'][0]:.3f}, "
-                     f"{b['ci'][1]:.3f}] | {a_r['verdict']} |")
-    lines += ["", f"**Verdict (profile {r.profile}, arm {r.arms[0]}): C4 {r.verdict}** (thresholds in `claims.c4`: "
-              f"CI lower bound of u − v > {t['min_u_minus_v']:g} and of u − baseline > {t['min_u_minus_baseline']:g})."]
+        v, sw = judge(a_r), swapped(ps)
+        lines.append(f"| {arm_label(arm)} ({len(ps)} seeds) | {mean('u_cos_final'):.3f} | {mean('v_cos_final'):.3f} | "
+                     f"{a['mean']:.3f}, bootstrap {fmt_interval(a)}, t {fmt_interval(a, 't_ci')} | "
+                     f"{b['mean']:.3f}, bootstrap {fmt_interval(b)}, t {fmt_interval(b, 't_ci')} | {v['verdict']} "
+                     f"(bootstrap only: {v['verdict_bootstrap_only']}) | {sw['u_minus_v']['mean']:.3f}, bootstrap "
+                     f"{fmt_interval(sw['u_minus_v'])}, t {fmt_interval(sw['u_minus_v'], 't_ci')}: {sw['verdict']} |")
+    v, fl = rejudge(r.to_json()), sensitivity(r.to_json())
+    lines += ["", f"**Verdict (profile {r.profile}, arm {arm_label(r.arms[0])}): C4 {v['verdict']}** (thresholds in "
+              f"`claims.c4`: lower bound of u − v > {t['min_u_minus_v']:g} and of u − baseline > "
+              f"{t['min_u_minus_baseline']:g}, with both the bootstrap CI and the t-interval)."
+              + (f" {v['why'][0].upper() + v['why'][1:]}." if v.get("why") else "")
+              + (f" **Fragile**: {'; '.join(fl)}." if fl else ""), "",
+              f"Side convention: {CONVENTION}."]
     return "\n".join(lines)

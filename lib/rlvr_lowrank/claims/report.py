@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from .. import config, io, paths, pipeline
 from . import c0, c1, c2, c3, c4
+from .base import WHY_TIGHTENED
+from .stats import fmt_interval
 
 MODULES = {m.CLAIM.id: m for m in (c0, c1, c2, c3, c4)}
 CLAIMS = {cid: m.CLAIM for cid, m in MODULES.items()}
 NOT_RUN = "not run"
+# The longer-budget variant of a profile: a claim whose verdict differs there is marked fragile.
+BUDGET_VARIANT = {"tiny": "tiny-long"}
 
 
 # Keys of a profile that say how the pipeline reads the runs, not how they are made; a change there
@@ -53,14 +57,33 @@ def claim_entry(cid: str, profile: str) -> dict:
     if res.get("profile") != profile:
         raise ValueError(f"{path} was written for profile {res.get('profile')!r}, not {profile!r}; "
                          f"re-run `{notebook_command(nb.stem, profile)}`")
+    module = MODULES[cid]
+    v = module.rejudge(res)  # the rule in force, from the stored summaries (never a stored verdict string)
     measured = []
     for label, keys in claim.quantities:
         s = _dig(res, keys)
         if s is not None:
-            measured.append({"quantity": label, "mean": s["mean"], "ci": list(s["ci"]), "n": s["n"]})
-    entry.update(verdict=res["verdict"], why=res.get("why", ""), measured=measured,
-                 seeds=max((m["n"] for m in measured), default=0))
+            measured.append({"quantity": label, "mean": s["mean"], "ci": list(s["ci"]),
+                             "t_ci": list(s["t_ci"]) if s.get("t_ci") else None, "n": s["n"],
+                             "thresholds": [claim.thresholds[k] for k in claim.lines.get(label, ())]})
+    fragile = module.sensitivity(res)
+    other = budget_verdict(cid, profile)
+    if other is not None and other[1] != v["verdict"]:
+        fragile.append(f"the {other[0]} budget gives '{other[1]}'")
+    entry.update(verdict=v["verdict"], verdict_bootstrap_only=v["verdict_bootstrap_only"], why=v.get("why", ""),
+                 measured=measured, seeds=max((m["n"] for m in measured), default=0), fragile=fragile,
+                 notes=module.notes(res))
     return entry
+
+
+def budget_verdict(cid: str, profile: str) -> tuple[str, str] | None:
+    """(variant profile, its verdict under the rule in force) for the longer-budget variant of
+    ``profile``, recomputed from its stored cN.json; None where there is no variant or no file."""
+    other = BUDGET_VARIANT.get(profile)
+    path = paths.REPORTS / other / f"{cid.lower()}.json" if other else None
+    if path is None or not path.exists():
+        return None
+    return other, MODULES[cid].rejudge(io.read_json(path))["verdict"]
 
 
 def build_report(profile: str) -> dict:
@@ -77,31 +100,74 @@ def build_report(profile: str) -> dict:
     return report
 
 
+def fmt_quantity(m: dict) -> str:
+    """One measured quantity of the report: mean, both intervals and its own number of seeds."""
+    t = {"t_ci": m["t_ci"]} if m.get("t_ci") else {}
+    return (f"{m['quantity']}: {m['mean']:.3f}, bootstrap {fmt_interval({'ci': m['ci']})}, "
+            f"t {fmt_interval(t, 't_ci')} (n = {m['n']})")
+
+
 def _fmt_measured(measured: list[dict]) -> str:
-    if not measured:
-        return "—"
-    return "; ".join(f"{m['quantity']}: {m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]" for m in measured)
+    return "; ".join(fmt_quantity(m) for m in measured) if measured else "—"
+
+
+def _seeds(c: dict) -> str:
+    ns = list(dict.fromkeys(m["n"] for m in c["measured"]))
+    return " / ".join(str(n) for n in ns) if ns else str(c["seeds"])
+
+
+def verdict_cell(c: dict) -> str:
+    """The verdict word, with "fragile: …" where a documented alternative reading flips it."""
+    cell = f"**{c['verdict']}**"
+    if c.get("fragile"):
+        cell += " — fragile: " + "; ".join(c["fragile"])
+    return cell
 
 
 def results_table(report: dict) -> str:
     """The markdown results table (README and claims.md): one row per claim."""
-    lines = ["| claim | measured (mean [95% CI]) | seeds | verdict | notebook → figure |", "|---|---|---|---|---|"]
+    lines = ["| claim | measured (mean, 95% bootstrap CI, 95% t-interval) | seeds | verdict | "
+             "earlier rule (bootstrap only) | notebook → figure |", "|---|---|---|---|---|---|"]
     for c in report["claims"]:
         nb = c["notebook"].split("/")[-1]
-        lines.append(f"| {c['id']} | {_fmt_measured(c['measured'])} | {c['seeds']} | **{c['verdict']}** | "
-                     f"`{nb}` → `{c['figure'].split('/')[-1]}` |")
+        lines.append(f"| {c['id']} | {_fmt_measured(c['measured'])} | {_seeds(c)} | {verdict_cell(c)} | "
+                     f"{c.get('verdict_bootstrap_only', '—')} | `{nb}` → `{c['figure'].split('/')[-1]}` |")
+    notes = [f"{c['id']}: {n}" for c in report["claims"] for n in c.get("notes", [])]
+    if notes:
+        lines += [""] + [f"* {n}" for n in notes]
+    return "\n".join(lines)
+
+
+RULE = ("A threshold stated on an interval bound is met only when both the percentile-bootstrap CI and the "
+        "Student-t interval meet it; the verdict is inconclusive when one does and the other does not. A threshold "
+        "on a mean alone (C3) is unchanged.")
+
+
+def rule_change_table(report: dict) -> str:
+    """Once per claim: the verdict under the earlier rule (bootstrap CI alone) → under the rule in force."""
+    lines = [f"The verdict rule was tightened: {RULE} Why: {WHY_TIGHTENED}.", "",
+             f"| claim | earlier verdict (bootstrap only) → verdict (both intervals), profile {report['profile']} |",
+             "|---|---|"]
+    for c in report["claims"]:
+        old = c.get("verdict_bootstrap_only", c["verdict"])
+        lines.append(f"| {c['id']} | {old} → **{c['verdict']}**" + (" (changed)" if old != c["verdict"] else "") + " |")
     return "\n".join(lines)
 
 
 def report_markdown(report: dict) -> str:
     lines = [f"# Claims report — profile `{report['profile']}` (config hash {report['config_hash']})", "",
              "Generated by `python -m rlvr_lowrank claims` from the notebooks' outputs; do not edit.", "",
-             results_table(report), ""]
+             results_table(report), "", "## The verdict rule", "", rule_change_table(report), ""]
     for c in report["claims"]:
         lines += [f"## {c['id']}: {c['verdict']}", "", f"**Paper.** {c['paper']}", "", f"**Test.** {c['test']}", "",
-                  f"**Thresholds.** {c['thresholds']}", "", f"**Measured.** {_fmt_measured(c['measured'])} "
-                  f"({c['seeds']} seeds)." + (f" {c['why']}" if c.get("why") else ""), "",
-                  f"Notebook `{c['notebook']}`, figure `{c['figure']}`.", ""]
+                  f"**Thresholds.** {c['thresholds']}", "", f"**Measured.** {_fmt_measured(c['measured'])}."
+                  + (f" {c['why'][0].upper() + c['why'][1:]}." if c.get("why") else ""), "",
+                  f"**Earlier rule (bootstrap CI alone).** {c.get('verdict_bootstrap_only', '—')}.", ""]
+        if c.get("fragile"):
+            lines += ["**Fragile.** " + "; ".join(c["fragile"]) + ".", ""]
+        for n in c.get("notes", []):
+            lines += [n, ""]
+        lines += [f"Notebook `{c['notebook']}`, figure `{c['figure']}`.", ""]
     return "\n".join(lines)
 
 

@@ -71,3 +71,17 @@ def last_fraction_mean(metrics: pd.DataFrame, column: str = "reward", n_steps: i
     """
     n = int(metrics["step"].max()) if n_steps is None else int(n_steps)
     return float(metrics.loc[metrics["step"] > last_steps_start(n, fraction), column].mean())
+
+
+def fmt_interval(summary: dict, key: str = "ci", digits: int = 3) -> str:
+    """``[lo, hi]`` of one interval of a summarize() dict ("—" where the summary lacks it)."""
+    iv = summary.get(key)
+    if not iv or any(v is None or not np.isfinite(v) for v in iv):
+        return "—"
+    return f"[{iv[0]:.{digits}f}, {iv[1]:.{digits}f}]"
+
+
+def fmt_both(summary: dict, digits: int = 3) -> str:
+    """``mean, bootstrap [lo, hi], t [lo, hi]``: how every claim table shows a quantity."""
+    return (f"{summary['mean']:.{digits}f}, bootstrap {fmt_interval(summary, 'ci', digits)}, "
+            f"t {fmt_interval(summary, 't_ci', digits)}")

@@ -1,0 +1,101 @@
+"""The interval rule shared by every claim (both intervals must agree), the verdicts recomputed from
+stored summaries, and the sensitivity flags (fragile readings, ceilings, recoveries above 1)."""
+import pytest
+
+from rlvr_lowrank import claims, io, paths
+from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, base, c1, c2, c3, c4, report
+
+
+def _s(mean, ci, t_ci, n=3):
+    return {"mean": mean, "ci": list(ci), "t_ci": list(t_ci), "n": n, "values": []}
+
+
+def test_both_intervals_holds_fails_or_inconclusive():
+    assert base.both_intervals(lambda k: True)["verdict"] == HOLDS
+    assert base.both_intervals(lambda k: False)["verdict"] == FAILS
+    v = base.both_intervals(lambda k: k == "ci")
+    assert v["verdict"] == INCONCLUSIVE and v["verdict_bootstrap_only"] == HOLDS and "t-interval" in v["why"]
+
+
+def test_c1_bootstrap_excludes_zero_t_includes_it_is_inconclusive():
+    # the committed tiny numbers: Δreward 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082]
+    s = {"reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))}
+    v = c1.judge(s)
+    assert v["verdict"] == INCONCLUSIVE and v["verdict_bootstrap_only"] == HOLDS and v["lower_reward"] is False
+    s["reward_gap"]["t_ci"] = [0.01, 0.07]
+    assert c1.judge(s)["verdict"] == HOLDS
+
+
+def test_c1_verdict_from_seed_values_applies_the_rule():
+    v = c1.verdict([0.02, 0.04, 0.055], [0.0, 0.01, -0.01])
+    assert v["reward_gap"]["ci"][0] > 0 > v["reward_gap"]["t_ci"][0]
+    assert v["verdict"] == INCONCLUSIVE and v["verdict_bootstrap_only"] == HOLDS
+
+
+def test_a_mean_threshold_keeps_its_rule():
+    s = {"fraction_rl": _s(0.95, (0.94, 0.96), (0.5, 1.4))}
+    assert c3.judge(s)["verdict"] == HOLDS == c3.judge(s)["verdict_bootstrap_only"]
+
+
+def test_c4_swapped_reading_flips_and_is_flagged():
+    rows = [{"arm": "full", "seed": s, "u_minus_v": -0.08 - 0.005 * s, "u_minus_baseline": 0.8,
+             "v_cos_final": 0.95, "v_baseline": 0.1} for s in range(3)]
+    res = c4.decide("smoke", ["full"], [0, 1, 2], rows).to_json()
+    assert res["verdict"] == FAILS and c4.swapped(rows)["verdict"] == HOLDS
+    assert "y = xW" in c4.sensitivity(res)[0]
+
+
+def test_c1_sweep_arm_that_differs_is_flagged():
+    def rows(arm, gap):
+        return [{"arm": arm, "metric": "reward_gap", "mean": gap, "ci_lo": gap - 0.01, "ci_hi": gap + 0.01,
+                 "t_lo": gap - 0.015, "t_hi": gap + 0.015, "n": 3},
+                {"arm": arm, "metric": "test_gap", "mean": 0.0, "ci_lo": -0.01, "ci_hi": 0.01, "t_lo": -0.02,
+                 "t_hi": 0.02, "n": 3}]
+    res = {"pr1s": "pr1s_trunc_k10", "reward_gap": _s(0.05, (0.04, 0.06), (0.035, 0.065)),
+           "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)),
+           "sweep": rows("pr1s_trunc_k10", 0.05) + rows("pr1s_trunc_k20", 0.0)}
+    assert c1.rejudge(res)["verdict"] == HOLDS
+    assert c1.sensitivity(res) == ["PR1S (K = 20, truncated) gives 'does not hold'"]
+
+
+def test_c2_ceiling_probe_is_marked_unable_to_show_a_drop():
+    scores = [{"seed": s, "model": m, "fact_acc": 1.0, "skill_acc": acc}
+              for s in range(3) for m, acc in (("base", 0.8), ("full", 0.8), ("normmatch", 0.8), ("residual", 0.8))]
+    assert "unable to show a drop" in c2.ceiling_checks({"scores": scores})["fact"]
+    assert "skill" not in c2.ceiling_checks({"scores": scores})
+    scores += [{"seed": s, "model": "residual", "fact_acc": 0.5, "skill_acc": 0.8} for s in range(3)]
+    scores = [r for r in scores if not (r["model"] == "residual" and r["fact_acc"] == 1.0)]
+    assert "can show a drop" in c2.ceiling_checks({"scores": scores})["fact"]
+
+
+def test_recovery_above_one_is_explained():
+    res = {"reading2": {"math_recovery": _s(1.83, (1.4, 2.3), (0.7, 3.0)), "skill_recovery": _s(0.8, (0.6, 1), (0.4, 1.3))}}
+    assert any("ratio of gains, not capped" in n for n in c2.notes(res))
+
+
+def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "REPORTS", tmp_path)
+    # a c1.json written under the earlier rule: its stored verdict says "holds"
+    io.write_json(tmp_path / "smoke" / "c1.json", {
+        "profile": "smoke", "pr1s": "pr1s_trunc_k10", "verdict": HOLDS, "sweep": [],
+        "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
+    entry = report.claim_entry("C1", "smoke")
+    assert entry["verdict"] == INCONCLUSIVE and entry["verdict_bootstrap_only"] == HOLDS
+    assert entry["measured"][0]["t_ci"] == [-0.007, 0.082]
+    table = claims.results_table({"claims": [entry]})
+    assert "t [-0.007, 0.082] (n = 3)" in table and "| holds |" in table
+    assert "holds → **inconclusive** (changed)" in report.rule_change_table({"profile": "smoke", "claims": [entry]})
+
+
+def test_arm_labels_are_for_readers():
+    assert base.arm_label("pr1s_trunc_k10") == "PR1S (K = 10, truncated)"
+    assert base.arm_label("normmatch") == "rank-1, norm-matched"
+    assert "_" not in base.arm_label("pr1s_normmatch_k5")
+
+
+@pytest.mark.parametrize("profile", ["tiny-long"])
+def test_committed_reports_are_judged_by_the_rule_in_force(profile):
+    for cid, module in claims.MODULES.items():
+        res = io.read_json(paths.REPORTS / profile / f"{cid.lower()}.json")
+        v = module.rejudge(res)
+        assert v["verdict"] in (HOLDS, FAILS, INCONCLUSIVE) and v["verdict_bootstrap_only"] in (HOLDS, FAILS, INCONCLUSIVE)
