@@ -48,7 +48,8 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     res.write()
     d = io.read_json(tmp_path / "smoke" / "c0.json")
     assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain", "verdict",
-                      "verdict_bootstrap_only"}
+                      "verdict_bootstrap_only", "runs"}
+    assert d["runs"] == {}  # no finished run of the claim's arms under this RUNS: nothing recorded
     assert c0.C0Result.read("smoke").verdict == HOLDS
     block = c0.readme_block(res)
     assert "| rank-1, norm-matched | 0.970 |" in block and "≥ 0.9 with lower bound ≥ 0.75" in block

@@ -12,7 +12,7 @@ def reports_dir(tmp_path, monkeypatch):
 
 
 def test_build_report_marks_missing_claims_not_run_and_reads_the_rest(reports_dir):
-    io.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "verdict": "does not hold",
+    io.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "runs": {}, "verdict": "does not hold",
                                                       "fraction_rl": claims.summarize([0.6, 0.7, 0.65])})
     report = claims.build_report("smoke")
     by_id = {c["id"]: c for c in report["claims"]}
@@ -67,3 +67,23 @@ def test_result_refuses_unknown_keys():
     with pytest.raises(ValueError, match="not in the C3Result schema"):
         claims.c3.C3Result.from_json({"profile": "smoke", "arms": [], "seeds": [], "fraction_rl": {}, "verdict": "x",
                                       "models": {}, "surprise": 1})
+
+
+def test_a_result_whose_runs_changed_is_refused_naming_the_notebook(tmp_path, monkeypatch):
+    """cN.json records the run hashes it was computed from; the report refuses it once they are stale."""
+    from rlvr_lowrank import config, io, paths, runs
+    from rlvr_lowrank.claims import c1, report
+
+    monkeypatch.setattr(paths, "REPORTS", tmp_path)
+    (tmp_path / "smoke").mkdir()
+    current = runs.run_hash(runs.identity(config.resolve("smoke", "full", 0)))
+    good = {"profile": "smoke", "runs": {"full/seed0": current}}
+    assert runs.stale_hashes("smoke", good["runs"]) == []
+    assert runs.stale_hashes("smoke", {"full/seed0": "0ld"}) == ["full/seed0"]
+    io.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {"full/seed0": "0ld"}})
+    with pytest.raises(report.StaleResultError, match=r"c1.json is stale: its runs \['full/seed0'\].*notebook 02_reward_overfitting"):
+        report.claim_entry("C1", "smoke")
+    io.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke"})
+    with pytest.raises(report.StaleResultError, match="records no run hashes"):
+        report.claim_entry("C1", "smoke")
+    assert c1  # the claim module is importable beside the report

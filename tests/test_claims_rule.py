@@ -76,7 +76,7 @@ def test_recovery_above_one_is_explained():
 def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "REPORTS", tmp_path)
     # a c1.json written under the earlier rule: its stored verdict says "holds"
-    io.write_json(tmp_path / "smoke" / "c1.json", {
+    io.write_json(tmp_path / "smoke" / "c1.json", {"runs": {},
         "profile": "smoke", "pr1s": "pr1s_trunc_k10", "verdict": HOLDS, "sweep": [],
         "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
     entry = report.claim_entry("C1", "smoke")

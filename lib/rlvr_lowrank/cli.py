@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p = sub.add_parser("claims", help="write reports/<profile>/claims.json and claims.md")
     p.add_argument("--profile", default="tiny")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="re-judge results whose runs have changed (or were not recorded) instead of refusing them; "
+                        "the report marks them stale")
     sub.add_parser("readme", help="rewrite the generated blocks of README.md from pipeline outputs")
     p = sub.add_parser("reproduce", help="execute the whole pipeline for a profile")
     p.add_argument("--profile", default="tiny")
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         reproduce.reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
                             replace_stale=args.replace_stale)
     elif args.command == "claims":
-        print(claims.results_table(claims.build_report(args.profile)))
+        print(claims.results_table(claims.build_report(args.profile, allow_stale=args.allow_stale)))
     elif args.command == "readme":
         print("README.md updated" if readme.update() else "README.md already up to date")
     return 0

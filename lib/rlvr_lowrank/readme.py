@@ -221,6 +221,11 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
         cold = io.read_json(tfile).get("cold") if tfile.exists() else None
         if cold:
             times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, {cold['processes']} processes)")
+    for p in present:
+        if reports[p].get("stale"):
+            lines.append(f"{p}: stale results, re-judged under the current rule but not re-run ("
+                         + "; ".join(reports[p]["stale"]) + "); the verdicts are those of the code that made them.")
+            lines.append("")
     lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + "."
                  + (" Cold `make reproduce` times: " + "; ".join(times) + "." if times else ""))
     return "\n".join(lines)

@@ -162,6 +162,33 @@ def identity_problem(run: Path, cfg: config.Experiment) -> str | None:
         f"{IDENTITY_MEANING[k]} changed ({old.get(k)} -> {current[k]})" for k in changed)
 
 
+def recorded_hashes(profile: str, experiments) -> dict[str, str]:
+    """{"<experiment>/seed<k>": run hash from its DONE} for every finished run of ``experiments``."""
+    out = {}
+    for e in experiments:
+        for s in config.seeds_of(profile, e):
+            done = integrity.read_done(run_dir(profile, e, s) / "DONE")
+            if done is not None:
+                out[f"{e}/seed{s}"] = done.get("run_hash")
+    return out
+
+
+def stale_hashes(profile: str, recorded: dict[str, str]) -> list[str]:
+    """The entries of ``recorded`` (see recorded_hashes) whose run hash is not what the current config, base
+    model, data and training code would give: the result was computed from runs that are now stale. Needs
+    no run directory (the identity is computed from the inputs)."""
+    stale = []
+    for key, recorded_hash in recorded.items():
+        experiment, seed = key.rsplit("/seed", 1)
+        try:
+            current = run_hash(identity(config.resolve(profile, experiment, int(seed))))
+        except config.ConfigError:
+            current = None  # the experiment or seed no longer exists
+        if current != recorded_hash:
+            stale.append(key)
+    return stale
+
+
 def require_run(profile: str, experiment: str, seed: int) -> Path:
     """The directory of a finished run made from the current config, base model, data and training code;
     never trains. Otherwise a RunError says what is missing or what changed, and the command that remakes it.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import io, paths
+from .. import io, paths, pipeline, runs
 
 MIN_SEEDS = 3
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -109,6 +109,7 @@ class ClaimResult:
 
     @classmethod
     def from_json(cls, data: dict):
+        data = {k: v for k, v in data.items() if k != RUNS_KEY}  # provenance, checked by the report
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -117,13 +118,21 @@ class ClaimResult:
 
     @classmethod
     def path(cls, profile: str) -> Path:
-        return paths.REPORTS / profile / cls.FILE
+        """Where this result is read from (paths.report_source: this session's copy, else the tracked one)."""
+        return paths.report_source(profile, cls.FILE)
 
     def write(self) -> None:
-        """Write reports/<profile>/cN.json (every result carries its profile). Returns nothing, so a
-        notebook's last line ``result.write()`` displays nothing (nbval compares that cell's output)."""
-        io.write_json(self.path(self.profile), self.to_json())
+        """Write cN.json into paths.report_dir(profile) (the tracked reports/<profile>/ under the pipeline),
+        with the run hashes of the runs the claim's notebook reads, so the report can refuse a result whose
+        runs have changed since. Returns nothing, so a notebook's last line ``result.write()`` displays
+        nothing (nbval compares that cell's output)."""
+        stem = pipeline.by_claim(self.FILE.removesuffix(".json").upper()).stem
+        data = {**self.to_json(), RUNS_KEY: runs.recorded_hashes(self.profile, pipeline.experiments_read(stem, self.profile))}
+        io.write_json(paths.report_dir(self.profile) / self.FILE, data)
 
     @classmethod
     def read(cls, profile: str):
         return cls.from_json(io.read_json(cls.path(profile)))
+
+
+RUNS_KEY = "runs"  # cN.json: {"<experiment>/seed<k>": run hash} of the runs the result was computed from

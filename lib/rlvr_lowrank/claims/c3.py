@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import runs, spectra
-from .base import FAILS, HOLDS, Claim, ClaimResult, arm_label, both_intervals, inconclusive, too_few_seeds
+from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, too_few_seeds
 from .stats import fmt_both, summarize
 
 CLAIM = Claim(
