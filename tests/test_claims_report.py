@@ -59,6 +59,8 @@ def test_result_dataclass_is_the_schema_of_the_committed_tiny_report(cid):
     if not path.exists():
         pytest.skip(f"{path} not produced yet")
     data = io.read_json(path)
+    runs_read = data.pop("runs")  # provenance: the run hashes the result was computed from (checked by the report)
+    assert runs_read and all(key.count("/seed") == 1 for key in runs_read)
     assert module.RESULT.from_json(data).to_json() == data  # same keys, nothing dropped or added
     assert module.readme_block(module.RESULT.from_json(data))
 

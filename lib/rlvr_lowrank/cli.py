@@ -21,7 +21,16 @@ import os
 import sys
 from pathlib import Path
 
-from . import checkpoints_cli, claims, config, paths, pipeline, pretrain, readme, reproduce, tasks, train
+import importlib
+
+from . import checkpoints_cli, config, paths, pipeline
+
+
+def _load(name: str):
+    """The module that runs one command, imported only for that command: ``make reproduce`` starts one
+    ``python -m rlvr_lowrank train`` process per run, and importing papermill, the claims package and
+    the pretraining code into each of them cost about 2 s per process on 2 cores."""
+    return importlib.import_module(f".{name}", __package__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         # notebook subprocesses and their kernels inherit this
         os.environ[paths.WRITE_TRACKED_ENV] = "1"
     if args.command == "world":
-        for path in tasks.write_world():
+        for path in _load("tasks").write_world():
             print(path.relative_to(paths.ROOT))
     elif args.command == "pretrain":
+        pretrain = _load("pretrain")
         cfg = pretrain.PretrainConfig(seed=args.seed)
         if args.steps is not None:
             cfg.steps = args.steps
@@ -90,20 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(metrics["targets_met"], indent=2))
     elif args.command == "train":
         config.check_seed(args.seed)
+        train = _load("train")
         print(train.dry_run(args.profile, args.experiment, args.seed) if args.dry_run
               else train.train(args.profile, args.experiment, args.seed))
     elif args.command == "train-all":
-        reproduce.train_all(args.profile, processes=args.jobs, experiments=args.experiments,
+        _load("reproduce").train_all(args.profile, processes=args.jobs, experiments=args.experiments,
                             replace_stale=args.replace_stale)
     elif args.command == "notebook":
-        reproduce.run_notebook(args.stem, args.profile, force=args.force)
+        _load("reproduce").run_notebook(args.stem, args.profile, force=args.force)
     elif args.command == "reproduce":
-        reproduce.reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
+        _load("reproduce").reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
                             replace_stale=args.replace_stale)
     elif args.command == "claims":
+        claims = _load("claims")
         print(claims.results_table(claims.build_report(args.profile, allow_stale=args.allow_stale)))
     elif args.command == "readme":
-        print("README.md updated" if readme.update() else "README.md already up to date")
+        print("README.md updated" if _load("readme").update() else "README.md already up to date")
     return 0
 
 
