@@ -55,7 +55,7 @@ def test_finished_run_is_reused_and_a_changed_config_is_refused(smoke_run, monke
     before = (smoke_run / "DONE").stat().st_mtime_ns
     assert train.train("smoke", "pr1s_trunc_k10", seed=0) == smoke_run
     assert (smoke_run / "DONE").stat().st_mtime_ns == before
-    with pytest.raises(runs.RunError, match="another config"):
+    with pytest.raises(runs.RunError, match="the resolved config .* changed"):
         train.train("smoke", "pr1s_trunc_k10", seed=0, overrides={"train": {"learning_rate": 1e-4}})
 
 
@@ -101,7 +101,7 @@ def test_a_raising_or_nan_reward_is_a_clear_error_and_none_passes():
     assert wrapped.__name__ == "exploding"  # TRL's per-reward log key is kept
     with pytest.raises(rewards.RewardError, match=r"exploding raised KeyError.*'Q:1\+2='"):
         wrapped(["Q:1+2="], answer=["3"])
-    with pytest.raises(rewards.RewardError, match="1 non-finite reward"):
+    with pytest.raises(rewards.RewardError, match="1 non-finite or non-numeric reward"):
         rewards.guarded_reward(nan_reward)(["a", "b"])
     assert rewards.guarded_reward(lambda c, **k: [1.0, None])(["a", "b"]) == [1.0, None]
     assert rewards.guarded_reward(rewards.math_reward)(["1+2=3,A:3."], answer=["3"]) == [1.0]
