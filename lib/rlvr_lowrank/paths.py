@@ -89,7 +89,8 @@ def report_dir(profile: str) -> Path:
 def report_source(profile: str, name: str) -> Path:
     """A report file to read (e.g. ``c1.json`` for the claims notebook): the copy in ``report_dir(profile)``
     when this session wrote one there, else the tracked ``reports/<profile>/<name>`` (which may be missing)."""
-    mine = report_dir(profile) / name
+    # reading creates nothing and prints nothing (only writing through report_dir does)
+    mine = (REPORTS / profile if writes_tracked(profile) else scratch_root() / profile / "reports") / name
     return mine if mine.exists() else REPORTS / profile / name
 
 

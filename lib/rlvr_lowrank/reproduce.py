@@ -242,13 +242,14 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
 
 def write_timing(profile: str, record: dict) -> Path:
     """Keep the last ``reproduce``'s times under ``last``; also under ``cold`` when it trained every run
-    from nothing (a fresh clone) and under ``warm`` when it found everything cached. The README quotes
-    cold and warm."""
+    from nothing (a fresh clone) and under ``warm`` when it found everything cached (a new cold record
+    drops the old warm one). The README quotes cold and warm."""
     path = paths.REPORTS / profile / TIMING
     data = io.read_json(path) if path.exists() else {}
     data["last"] = record
     if record["runs_trained"] and not record["runs_cached"]:
         data["cold"] = record
+        data.pop("warm", None)  # a warm record of an earlier pipeline would quote the wrong number of runs
     if not record["runs_trained"] and not record["notebooks_executed"]:
         data["warm"] = record
     io.write_json(path, data)
