@@ -41,6 +41,7 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     from rlvr_lowrank import io, paths
 
     monkeypatch.setattr(paths, "REPORTS", tmp_path)
+    monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")  # no finished run: nothing to record
     rows = _rows(0, 0.2, 0.8, 0.77, 0.2) + _rows(1, 0.1, 0.6, 0.58, 0.1) + _rows(2, 0.2, 0.7, 0.7, 0.22)
     res = c0.decide("smoke", [0, 1, 2], rows)
     assert res.verdict == HOLDS and res.why is None
