@@ -18,21 +18,7 @@ from rlvr_lowrank import models, paths, spectra
 from test_rank1 import tiny_llama, np_rank1, close  # the small models both test files build
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core box, 2 BLAS threads competing with another process are 3-50x slower than 1.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:  # numpy's BLAS too (the numpy references); threadpoolctl is optional
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        limits = None
-    yield
-    torch.set_num_threads(n)
-    if limits is not None:
-        limits.restore_original_limits()
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,21 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 FAST_RTOL = 5e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core box, 2 BLAS threads competing with another process are 3-50x slower than 1.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:  # numpy's BLAS too (the numpy references); threadpoolctl is optional
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        limits = None
-    yield
-    torch.set_num_threads(n)
-    if limits is not None:
-        limits.restore_original_limits()
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # ----------------------------------------------------------------------------------------------

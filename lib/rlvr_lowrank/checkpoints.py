@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+import yaml
 
+from . import io, paths
 from .rank1 import is_target
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -421,10 +423,6 @@ def _run_weights(d: Path) -> tuple[Path, Path] | None:
     cfg = d / "config.yaml"
     if not cfg.exists():
         return None
-    import yaml
-
-    from . import paths
-
     rc = yaml.safe_load(cfg.read_text()) or {}
     model = Path(str(rc.get("model", "")))
     model = model if model.is_absolute() else paths.ROOT / model
@@ -608,15 +606,7 @@ are written too (e.g. a provenance note). Returns `out`.
         extra = extra_files() if callable(extra_files) else (extra_files or {})
         for f, text in extra.items():
             (tmp / f).write_text(text)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        io.replace_directory(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

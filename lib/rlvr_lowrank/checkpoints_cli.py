@@ -64,6 +64,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute one of COMMANDS; a CheckpointError becomes a one-line message and exit status 2."""
+    # function-level: cli imports this module for every command (training subprocesses included); the
+    # checkpoint code and its figures are loaded only when one of these commands runs
     from .checkpoints import CheckpointError
 
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -169,3 +170,17 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def replace_directory(tmp: Path, directory: Path) -> None:
+    """Move a fully written temporary directory onto ``directory`` (its old content, if any, is removed only
+    after the new one is in place), so a reader never sees a half-written directory."""
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, directory)

@@ -319,15 +319,7 @@ def save_model(model, tokenizer, directory: str | os.PathLike) -> None:
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
+        io.replace_directory(tmp, directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
