@@ -40,3 +40,58 @@ def test_run_jobs_refuses_jobs_that_wait_on_each_other(tmp_path):
     with pytest.raises(ValueError, match="wait on each other"):
         jobs.run_jobs([_job(tmp_path, "a", "pass", ["b"]), _job(tmp_path, "b", "pass", ["a"])])
     assert not (tmp_path / "a.log").exists()   # nothing started
+
+
+FAKE_WORKER = """
+import os, sys
+from rlvr_lowrank import jobs
+
+def dispatch(call):
+    print(f"pid {os.getpid()} runs {call}")  # into the job's log
+    os.write(2, b"fd-level stderr too\\n")
+    if call[0] == "fail":
+        raise RuntimeError("this job fails")
+
+jobs.serve(dispatch)
+"""
+
+
+def test_worker_jobs_share_one_process_log_separately_and_a_failure_stops_the_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "WORKER_ARGV", [sys.executable, "-c", FAKE_WORKER])
+
+    def call_job(name, call, deps=()):
+        return jobs.Job(name, ["unused"], tmp_path / f"{name}.log", frozenset(deps), call=call)
+
+    queue = [call_job("a", ["ok", 1]), call_job("b", ["ok", 2], ["a"]), call_job("c", ["fail"], ["b"]),
+             call_job("d", ["ok", 3], ["c"])]
+    assert jobs.run_jobs(queue, workers=1) == ["c"]
+    logs = {n: (tmp_path / f"{n}.log").read_text() for n in "abc"}
+    pids = {n: logs[n].split()[1] for n in "abc"}
+    assert pids["a"] == pids["b"] == pids["c"]  # one worker process ran them one after the other
+    assert "['ok', 1]" in logs["a"] and "['ok', 2]" in logs["b"] and "['ok', 1]" not in logs["b"]
+    assert all("fd-level stderr too" in text for text in logs.values())
+    assert "RuntimeError: this job fails" in logs["c"]  # the traceback is in the failed job's log
+    assert not (tmp_path / "d.log").exists()
+
+
+@pytest.mark.slow
+def test_a_run_trained_by_a_worker_after_another_run_equals_one_trained_in_its_own_process(tmp_path, monkeypatch):
+    """The worker's premise: training runs one after another in one process changes no result (every run
+    seeds itself; TRL keeps no state between trainers that would alter the next run)."""
+    import os
+    import subprocess
+
+    from rlvr_lowrank import integrity, paths
+
+    worker_jobs = [jobs.Job(f"train {e}", ["unused"], tmp_path / f"{e}.log", call=["train", "smoke", e, 0])
+                   for e in ("full", "pr1s_trunc_k10")]
+    monkeypatch.setenv("RLVR_RUNS_DIR", str(tmp_path / "worker"))  # the worker process inherits it
+    assert jobs.run_jobs(worker_jobs, workers=1) == []
+    monkeypatch.delenv("RLVR_RUNS_DIR")
+    alone = {**os.environ, "RLVR_RUNS_DIR": str(tmp_path / "alone")}
+    subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train", "--profile", "smoke", "--experiment",
+                    "pr1s_trunc_k10", "--seed", "0"], env=alone, check=True, capture_output=True)
+    done = {where: integrity.read_done(tmp_path / where / "smoke" / "pr1s_trunc_k10" / "seed0" / "DONE")
+            for where in ("worker", "alone")}
+    assert done["worker"]["weights_sha256"] == done["alone"]["weights_sha256"]
+    assert paths.RUNS != tmp_path  # this process's own runs directory was not touched

@@ -102,7 +102,9 @@ def test_rewards_unchanged_on_stored_task_data(task, splits):
 
 
 def test_addition_reward_unchanged_on_legitimate_replies():
-    items = tasks.addition_items(n=64)
+    from rlvr_lowrank import chat_tasks
+
+    items = chat_tasks.arithmetic_items("rl_train", n=64)
     n_checked = 0
     for it in items:
         a, b = it.prompt.split("What is ")[1].split("?")[0].split(" + ")

@@ -59,12 +59,21 @@ def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
     assert config.resolve("smollm2", "grpo_add_pr1s_k5", 0).pr1s.every == 5
 
 
-def test_addition_items_and_reward():
-    items = tasks.addition_items(n=50)
-    assert items == tasks.addition_items(n=50)  # deterministic
-    for it in items:
+def test_chat_arithmetic_items_and_reward():
+    from rlvr_lowrank import chat_tasks
+
+    train_items, test = chat_tasks.arithmetic_items("rl_train"), chat_tasks.arithmetic_items("test")
+    assert train_items == chat_tasks.arithmetic_items("rl_train")  # deterministic
+
+    def pair(it):
         a, b = [int(x) for x in it.prompt.split("What is ")[1].split("?")[0].split(" + ")]
-        assert 1 <= a <= 9 and 1 <= b <= 9 and it.answer == str(a + b)
+        assert 1 <= a <= 20 and 1 <= b <= 20 and it.answer == str(a + b)
+        return frozenset((a, b))
+
+    train_pairs, test_pairs = {pair(it) for it in train_items}, {pair(it) for it in test}
+    assert not train_pairs & test_pairs  # no pair in both splits, in either order
+    assert len(train_pairs | test_pairs) == 20 * 21 // 2  # every unordered pair is in one split
+    assert len(train_items) + len(test) == 20 * 20  # both orders of every pair
     r = rewards.addition_reward(["12", "7 + 5 = 12, which is", "7 + 5 = 13", "The answer is 12.", "", None,
                                [{"role": "assistant", "content": "7 + 5 = 12"}], "-12"],
                               ["12"] * 8)

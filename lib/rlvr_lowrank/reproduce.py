@@ -130,13 +130,16 @@ def move_aside(run: Path) -> Path:
 
 def training_jobs(profile: str, experiments: list[str] | None = None, readers: dict[str, float] | None = None,
                   replace_stale: bool = False) -> tuple[list[jobs.Job], int]:
-    """One ``python -m rlvr_lowrank train`` job per experiment x seed that is not done. Order: highest
+    """One training job (run by a persistent worker, jobs.Worker) per experiment x seed that is not done;
+    experiments named explicitly may be ``manual_experiments``. Order: highest
     ``readers`` weight first (runs that let notebooks start soonest), then LoRA runs (the slowest: peft
     wraps every target module), otherwise config order. A run made from other inputs (config, base model,
     data, training code) is refused, naming what changed, or with ``replace_stale`` moved aside and retrained."""
     prof = config.load_profile(profile)
     defined = prof.get("experiments") or {}
     names = experiments or list(defined)
+    if experiments:  # named explicitly (train-all --experiments): manual_experiments may be trained too
+        defined = {**(prof.get("manual_experiments") or {}), **defined}
     unknown = sorted(set(names) - set(defined))
     if unknown:
         raise config.ConfigError(f"unknown experiment(s) {unknown} for profile {profile!r}; defined: {sorted(defined)}")
@@ -154,7 +157,7 @@ def training_jobs(profile: str, experiments: list[str] | None = None, readers: d
     logs = paths.RUNS / profile / "logs"
     todo_jobs = [jobs.Job(f"train {e} seed {s}", [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", profile,
                                                   "--experiment", e, "--seed", str(s)],
-                          logs / f"{e}-seed{s}.log", experiment=e)
+                          logs / f"{e}-seed{s}.log", experiment=e, call=["train", profile, e, s])
                  for e, s in todo]
     return todo_jobs, len(every) - len(todo)
 
@@ -163,9 +166,9 @@ def train_all(profile: str, processes: int = 2, experiments: list[str] | None = 
               replace_stale: bool = False) -> list[Path]:
     """Train every experiment x seed of a profile that has no ``DONE`` yet, ``processes`` runs at a time.
 
-    Each run is its own ``python -m rlvr_lowrank train`` process (the profile pins one torch thread per
-    run, so two runs keep both cores of a 2-core machine busy; one process per run also keeps a crash from
-    taking the others down). Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``; finished
+    Runs are trained by ``processes`` persistent worker processes (jobs.Worker; the profile pins one torch
+    thread per run, so two runs keep both cores of a 2-core machine busy); a worker whose run fails is
+    stopped, so a crash takes no other run down. Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``; finished
     runs are reused and interrupted ones resume, so this is safe to re-run.
     """
     todo, cached = training_jobs(profile, experiments, replace_stale=replace_stale)

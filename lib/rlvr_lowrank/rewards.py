@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -128,8 +129,11 @@ def extract_answer(task: str, completion) -> str | None:
 
 
 def score(task: str, completion, answer: str) -> float:
-    """1.0 for an exactly correct final answer, else 0.0. Never raises."""
+    """1.0 for an exactly correct final answer, else 0.0. Never raises. The chat tasks of a real model
+    (chat_tasks.CHAT_TASKS) are scored by :data:`CHAT_SCORERS`."""
     try:
+        if task in CHAT_SCORERS:
+            return CHAT_SCORERS[task](completion, answer)
         got = extract_answer(task, completion)
         return 1.0 if got is not None and got == str(answer).strip() else 0.0
     except Exception:  # a verifier must never take down a training run
@@ -239,14 +243,47 @@ def addition_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> l
     """1.0 when the reply's integer (:func:`addition_answer`) equals the reference, else 0.0. Never raises
     on a completion."""
     _columns(completions, answer=answer)
-    out = []
-    for c, a in zip(completions, answer):
-        try:
-            got, ref = addition_answer(c), integer_value(str(a))
-            out.append(1.0 if got is not None and got == ref else 0.0)
-        except Exception:
-            out.append(0.0)
-    return out
+    return [score("chat_math", c, a) for c, a in zip(completions, answer)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Short answers of a chat model: facts and words (never rewarded; C2's probes on a real model)
+# ----------------------------------------------------------------------------------------------
+
+# A reply longer than this is a runaway and scores 0 (the probes ask for one short answer; evaluation caps
+# them at 16 new tokens, which is at most a few dozen characters for SmolLM2's tokenizer).
+MAX_SHORT_ANSWER_CHARS = 200
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case words with accents, punctuation and the articles a/an/the removed ("Brasília." -> ["brasilia"])."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return [w for w in _WORDS.findall(plain.replace("'", "")) if w not in ("a", "an", "the")]
+
+
+def fact_match(completion, answers: str) -> float:
+    """1.0 when the reply contains one of the ``|``-separated answers as whole words after
+    :func:`normalise` ("The capital of France is Paris." matches "Paris"; "Parisian" does not), else 0.0.
+    Whole-word containment, not equality, because an instruction-tuned model answers in a sentence."""
+    text = completion_text(completion)
+    if text is None or not text.strip() or len(text) > MAX_SHORT_ANSWER_CHARS:
+        return 0.0
+    words = normalise(text)
+    for answer in str(answers).split("|"):
+        target = normalise(answer)
+        if target and any(words[i:i + len(target)] == target for i in range(len(words) - len(target) + 1)):
+            return 1.0
+    return 0.0
+
+
+def addition_score(completion, answer: str) -> float:
+    """:func:`addition_reward` for one completion (the chat arithmetic task)."""
+    got, ref = addition_answer(completion), integer_value(str(answer))
+    return 1.0 if got is not None and got == ref else 0.0
+
+
+CHAT_SCORERS = {"chat_math": addition_score, "chat_fact": fact_match, "chat_skill": fact_match}
 
 
 REWARDS = {"math": math_reward, "skill": skill_reward, "task": task_reward, "boxed_math": boxed_math_reward,

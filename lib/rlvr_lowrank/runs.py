@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, integrity, io, models, paths
+from . import config, integrity, io, models, paths, precision
 
 
 class RunError(RuntimeError):
@@ -116,16 +116,23 @@ def identity(cfg: config.Experiment) -> dict:
     alters training (integrity.RESULT_MODULES; not, say, plots.py). Cached per process while no file changes."""
     base = base_model_path(cfg)
     base_files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file()]
-    data_files = sorted(paths.TASKS_DIR.glob("*.jsonl"))
+    data_dir = paths.DATA / "real" if cfg.model == config.SMOLLM2_MODEL else paths.TASKS_DIR  # chat_tasks.REAL_DATA
+    data_files = sorted(data_dir.glob("*.jsonl"))
     code_files = [Path(paths.ROOT / "lib" / Path(*m.split("."))).with_suffix(".py") for m in integrity.RESULT_MODULES]
-    return {"config": cfg.hash,
-            "base_model": _model_fingerprint(str(base), _stat_key(base_files))[:16],
-            "data": _data_fingerprint(_stat_key(data_files))[:16],
-            "code": _code_fingerprint(_stat_key(code_files))[:16]}
+    ident = {"config": cfg.hash,
+             "base_model": _model_fingerprint(str(base), _stat_key(base_files))[:16],
+             "data": _data_fingerprint(_stat_key(data_files))[:16],
+             "code": _code_fingerprint(_stat_key(code_files))[:16]}
+    if cfg.train.get("precision") == "bf16":
+        # what it computes in on this machine: bf16, or fp32 where the CPU has no native bf16 (a fallback
+        # run is a different result); only for runs that ask for bf16, so other runs keep their identity
+        ident["precision"] = precision.effective_precision("bf16", warn=lambda m: None)
+    return ident
 
 
 IDENTITY_MEANING = {"config": "the resolved config (configs/<profile>.yaml)", "base_model": "the base model's files",
-                    "data": "the task data (data/tasks/)", "code": "the training code (integrity.RESULT_MODULES)"}
+                    "data": "the task data (data/tasks/; data/real/ for SmolLM2)", "code": "the training code (integrity.RESULT_MODULES)",
+                    "precision": "the precision it computes in on this machine (precision.effective_precision)"}
 
 
 HEADER_KEYS = ("config_hash", "identity", "run_hash")  # what config.yaml holds besides the resolved config

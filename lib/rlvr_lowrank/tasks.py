@@ -256,19 +256,3 @@ def sample_pretrain_word(rng: random.Random, reserved: set[str], length: int) ->
         w = "".join(rng.choice(ALPHABET) for _ in range(length))
         if w not in reserved and w != w[::-1]:
             return w
-
-
-# ----------------------------------------------------------------------------------------------
-# An easy task for a real small model (smollm2 profile): one-digit addition, asked in a chat turn
-# ----------------------------------------------------------------------------------------------
-
-def addition_items(n: int = 64, seed: int = WORLD_SEED, max_operand: int = 9) -> list[Item]:
-    """``What is a + b? Reply with only the number.`` (sent as a user chat turn) with operands 1..9.
-    SmolLM2-135M-Instruct answers some but not all of them (the sampled reward a run logs in
-    metrics.jsonl shows how many), so GRPO has room to improve it. Deterministic for a seed."""
-    rng = random.Random(seed)
-    items = []
-    for _ in range(n):
-        a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
-        items.append(Item("add", "rl_train", f"What is {a} + {b}? Reply with only the number.", str(a + b), 1))
-    return items

@@ -22,16 +22,23 @@ from datasets import Dataset, load_dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from . import callbacks, config, integrity, io, models, paths, rewards, runs, tasks
+from . import callbacks, chat_tasks, config, integrity, io, models, paths, precision, rewards, runs, tasks
 from .rewards import guarded_reward
 from .config import SMOLLM2_MODEL, Experiment
 from .runs import RunError
 
-# CPU settings: fp32 (the tiny model's 128-wide matmuls gain nothing from bf16), no gradient checkpointing
+# CPU settings: TRL's own autocast off (the tiny model's 128-wide matmuls gain nothing from bf16, and for a real
+# model ``train.precision: bf16`` places bf16 where it pays: precision.Bf16Compute), no gradient checkpointing
 # (it trades compute for memory, and memory is not short here), dropout off (GRPO's importance ratio
 # assumes the same function for sampling and for the loss).
 CPU_FIXED = dict(use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, report_to="none",
                  dataloader_num_workers=0, disable_dropout=True, logging_steps=1, remove_unused_columns=False)
+
+
+class FastGRPOTrainer(precision.Bf16Compute, GRPOTrainer):
+    """GRPOTrainer with bf16 compute and fp32 master weights (precision.Bf16Compute); ``train.precision: bf16``."""
+
+
 LOGS = ("metrics.jsonl", "evals.jsonl", "substitutions.jsonl")  # the per-step logs a resume truncates
 
 
@@ -48,12 +55,12 @@ def rl_items(cfg: Experiment, task: str) -> list:
 
 
 def train_dataset(cfg: Experiment) -> Dataset:
-    """The RL training prompts: the rl_train split of each task in the mix; for ``data: addition`` (smollm2)
-    a chat-turn addition task; for a profile with ``data.train`` (paper-*), a local JSONL with ``prompt``
+    """The RL training prompts: the rl_train split of each task in the mix; for ``data: chat_math`` (smollm2)
+    the chat arithmetic task (chat_tasks); for a profile with ``data.train`` (paper-*), a local JSONL with ``prompt``
     and ``answer`` columns."""
-    if cfg.data == "addition":
-        return Dataset.from_list([{"prompt": [{"role": "user", "content": it.prompt}], "answer": it.answer}
-                                  for it in tasks.addition_items()])  # conversational: TRL applies the chat template
+    if cfg.data == "chat_math":  # the real-model arithmetic task (chat_tasks), conversational
+        return Dataset.from_list([{"prompt": chat_tasks.conversational(it), "answer": it.answer}
+                                  for it in chat_items(cfg)["math_train"]])
     if cfg.data:
         path = Path(cfg.data["train"])
         path = path if path.is_absolute() else paths.ROOT / path
@@ -64,9 +71,21 @@ def train_dataset(cfg: Experiment) -> Dataset:
                               for task in cfg.tasks for it in rl_items(cfg, task)])
 
 
+def chat_items(cfg: Experiment) -> dict:
+    """The chat tasks of a real-model run (``data: chat_math``): its RL problems, held-out test problems, the
+    knowledge probe (the items the base answers correctly) and the word skill."""
+    return {"math_train": chat_tasks.arithmetic_items("rl_train"), "math_test": chat_tasks.arithmetic_items("test"),
+            "facts": chat_tasks.knowledge_items(), "skill_test": chat_tasks.plural_items()}
+
+
 def eval_sets(cfg: Experiment) -> dict:
     """The items the run recorder scores greedily at every evaluation."""
     e = cfg.eval
+    if cfg.data == "chat_math":
+        items = chat_items(cfg)
+        return {"math_test": tasks.spread_subset(items["math_test"], e.n_math_test or len(items["math_test"])),
+                "math_train": items["math_train"][: e.n_math_train],
+                "facts": items["facts"][: e.n_facts], "skill_test": items["skill_test"][: e.n_skill]}
     test = tasks.load_items("math", "test")
     return {
         "math_test": tasks.spread_subset(test, e.n_math_test or len(test)),
@@ -99,13 +118,20 @@ def grpo_kwargs(cfg: Experiment, run: Path, quiet: bool = False) -> dict:
     """The GRPOConfig arguments of a resolved config: the profile's ``train`` fields plus the run-directory
     settings, and on CPU the fixed CPU settings (CPU_FIXED); a ``device: cuda`` profile keeps its own
     precision / gradient-checkpointing / vLLM fields."""
-    tr = {k: v for k, v in cfg.train.items() if k != "threads"}
+    tr = {k: v for k, v in cfg.train.items() if k not in config.TRAIN_EXTRA_KEYS}
     fixed = CPU_FIXED if cfg.device == "cpu" else {k: CPU_FIXED[k] for k in ("report_to", "disable_dropout",
                                                                            "logging_steps", "remove_unused_columns")}
     return {"output_dir": str(run / "trainer"), "seed": cfg.seed, "data_seed": cfg.seed, "disable_tqdm": quiet,
             "save_strategy": "steps" if cfg.checkpoint_every else "no",
             "save_steps": cfg.checkpoint_every or 500, "save_only_model": False, "save_total_limit": 1,
-            "log_level": "error" if quiet else "passive", **fixed, **tr}
+            "log_level": "error" if quiet else "passive", **fixed, **tr,
+            # the bf16 fast path projects the LM head in fp32 (precision.Bf16Compute)
+            **({"cast_lm_head_to_fp32": True} if run_precision(cfg) == "bf16" else {})}
+
+
+def run_precision(cfg: Experiment) -> str:
+    """The precision the run computes in (precision.effective_precision of ``train.precision``)."""
+    return precision.effective_precision(cfg.train.get("precision", "fp32"), warn=lambda m: None)
 
 
 def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
@@ -219,7 +245,11 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
 
         check_lora_targets(model, cfg.lora)
         peft_config = LoraConfig(**cfg.to_dict()["lora"])
-    trainer = GRPOTrainer(model=model, reward_funcs=guarded_reward(reward_function(cfg)),
+    fast = run_precision(cfg) == "bf16"
+    if cfg.train.get("precision") == "bf16" and not fast:
+        precision.effective_precision("bf16")  # prints the one-line fallback warning
+    trainer_class = FastGRPOTrainer if fast else GRPOTrainer
+    trainer = trainer_class(model=model, reward_funcs=guarded_reward(reward_function(cfg)),
                           args=GRPOConfig(**grpo_kwargs(cfg, run, quiet)), train_dataset=train_dataset(cfg),
                           processing_class=tok, peft_config=peft_config,
                           callbacks=make_callbacks(cfg, run, base_state))

@@ -1,0 +1,108 @@
+"""The bf16 path (precision.py): detection and fallback, identity, the refusals, the loss and gradient on tiny."""
+import copy
+
+import pytest
+import torch
+
+from rlvr_lowrank import config, models, paths, precision, runs
+
+
+def test_bf16_feature_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv(precision.NO_BF16_ENV, raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert precision.cpu_bf16_feature(info) == "amx_bf16"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert precision.cpu_bf16_feature(info) is None
+    assert precision.cpu_bf16_feature(tmp_path / "absent") is None  # no /proc/cpuinfo (macOS): not assumed fast
+
+
+def test_bf16_without_native_support_falls_back_to_fp32_with_one_warning(monkeypatch):
+    monkeypatch.setenv(precision.NO_BF16_ENV, "1")
+    said = []
+    assert precision.effective_precision("bf16", warn=said.append) == "fp32"
+    assert len(said) == 1 and "fp32" in said[0] and "bench_training.py --smollm2" in said[0]
+    assert precision.effective_precision("fp32", warn=said.append) == "fp32" and len(said) == 1
+    with pytest.raises(ValueError, match="fp32.*bf16"):
+        precision.effective_precision("fp16")
+
+
+def test_a_fallback_run_has_another_identity_than_a_bf16_run(monkeypatch):
+    cfg = config.resolve("smoke", "full", 0, {"train": {"precision": "bf16"}})
+    monkeypatch.setenv(precision.NO_BF16_ENV, "1")
+    fallback = runs.identity(cfg)
+    assert fallback["precision"] == "fp32"
+    plain = runs.identity(config.resolve("smoke", "full", 0))
+    assert "precision" not in plain  # runs that do not ask for bf16 keep the identity they had
+
+
+def test_precision_values_and_lora_are_checked():
+    with pytest.raises(config.ConfigError, match="train.precision must be"):
+        config.resolve("smoke", "full", 0, {"train": {"precision": "half"}})
+    with pytest.raises(config.ConfigError, match="full fine-tuning only"):
+        config.resolve("smoke", "lora_r1", 0, {"train": {"precision": "bf16"}})
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model, tok = models.load_model(paths.TINY_BASE)
+    return model, tok
+
+
+def test_the_bf16_trainer_refuses_settings_it_cannot_honour():
+    from trl import GRPOConfig
+
+    from rlvr_lowrank import train
+
+    class Base:
+        def __init__(self, *a, **kw):
+            self.kw = kw
+
+    class Checked(precision.Bf16Compute, Base):
+        pass
+
+    with pytest.raises(ValueError, match="full fine-tuning only"):
+        Checked(peft_config=object())
+    with pytest.raises(ValueError, match="cast_lm_head_to_fp32=True"):
+        Checked(args=GRPOConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, cast_lm_head_to_fp32=False))
+    assert issubclass(train.FastGRPOTrainer, precision.Bf16Compute)
+
+
+@pytest.mark.slow
+def test_bf16_loss_and_gradient_agree_with_fp32_on_the_same_batch(tmp_path):
+    """One GRPO batch of the tiny profile, scored by TRL's fp32 loss and by the bf16 fast path: same loss
+    (the importance ratio is 1 in both), gradients within bf16's rounding (tolerances fixed in advance)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr_lowrank import train
+
+    cfg = config.resolve("smoke", "full", 0, {"train": {"max_steps": 1}})
+    captured = {}
+
+    class Capture(GRPOTrainer):
+        def compute_loss(self, model, inputs, **kw):
+            captured.setdefault("inputs", inputs)
+            return super().compute_loss(model, inputs, **kw)
+
+    def trainer(cls, model, tok, **extra):
+        kwargs = {**train.grpo_kwargs(cfg, tmp_path), "save_strategy": "no", "log_level": "error", **extra}
+        return cls(model=model, reward_funcs=train.reward_function(cfg), args=GRPOConfig(**kwargs),
+                   train_dataset=train.train_dataset(cfg), processing_class=tok)
+
+    def loss_and_grad(t):
+        t.model.zero_grad()
+        loss = t.compute_loss(t.model, captured["inputs"])
+        loss.backward()
+        return float(loss.detach()), torch.cat([p.grad.detach().flatten().double() for p in t.model.parameters()
+                                                if p.grad is not None])
+
+    model, tok = _tiny()
+    fp32 = trainer(Capture, copy.deepcopy(model), tok)
+    fp32.train()  # one step, to obtain a real batch (completions, advantages) from TRL
+    fast = trainer(train.FastGRPOTrainer, copy.deepcopy(model), tok, cast_lm_head_to_fp32=True)
+    ref = trainer(GRPOTrainer, copy.deepcopy(model), tok)
+    l32, g32 = loss_and_grad(ref)
+    l16, g16 = loss_and_grad(fast)
+    assert abs(l16 - l32) <= 1e-3 + 1e-2 * abs(l32)
+    assert abs(g16.norm() / g32.norm() - 1) <= 0.05
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) >= 0.99
