@@ -83,14 +83,15 @@ def test_a_run_trained_by_a_worker_after_another_run_equals_one_trained_in_its_o
 
     from rlvr_lowrank import integrity, paths
 
-    worker_jobs = [jobs.Job(f"train {e}", ["unused"], tmp_path / f"{e}.log", call=["train", "smoke", e, 0])
+    short = {"train": {"max_steps": 2}, "eval": {"every": 0}, "trajectory": {"every": 2}}  # seconds, not minutes
+    worker_jobs = [jobs.Job(f"train {e}", ["unused"], tmp_path / f"{e}.log", call=["train", "smoke", e, 0, short])
                    for e in ("full", "pr1s_trunc_k10")]
     monkeypatch.setenv("RLVR_RUNS_DIR", str(tmp_path / "worker"))  # the worker process inherits it
     assert jobs.run_jobs(worker_jobs, workers=1) == []
     monkeypatch.delenv("RLVR_RUNS_DIR")
     alone = {**os.environ, "RLVR_RUNS_DIR": str(tmp_path / "alone")}
-    subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train", "--profile", "smoke", "--experiment",
-                    "pr1s_trunc_k10", "--seed", "0"], env=alone, check=True, capture_output=True)
+    code = f"from rlvr_lowrank import train; train.train('smoke', 'pr1s_trunc_k10', 0, {short!r})"
+    subprocess.run([sys.executable, "-c", code], env=alone, check=True, capture_output=True)
     done = {where: integrity.read_done(tmp_path / where / "smoke" / "pr1s_trunc_k10" / "seed0" / "DONE")
             for where in ("worker", "alone")}
     assert done["worker"]["weights_sha256"] == done["alone"]["weights_sha256"]

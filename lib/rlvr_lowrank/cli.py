@@ -37,10 +37,12 @@ def _load(name: str):
 
 
 def _worker_call(call: list) -> None:
-    """One request of a worker: ``["train", profile, experiment, seed]`` (what ``train`` would do)."""
-    if call[0] != "train" or len(call) != 4:
-        raise ValueError(f"a worker runs ['train', profile, experiment, seed], got {call!r}")
-    print(_load("train").train(call[1], call[2], config.check_seed(int(call[3]))), flush=True)
+    """One request of a worker: ``["train", profile, experiment, seed]`` (what ``train`` would do), optionally
+    with a fifth element, the overrides of ``train.train`` (tests)."""
+    if call[0] != "train" or len(call) not in (4, 5):
+        raise ValueError(f"a worker runs ['train', profile, experiment, seed(, overrides)], got {call!r}")
+    overrides = call[4] if len(call) == 5 else None
+    print(_load("train").train(call[1], call[2], config.check_seed(int(call[3])), overrides), flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
