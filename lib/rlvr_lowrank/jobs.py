@@ -21,8 +21,8 @@ from pathlib import Path
 from . import paths
 
 # A persistent worker runs jobs that have a ``call`` in its own process, one after the other, instead of one
-# new Python process per job: each ``python -m rlvr_lowrank train`` process spent about 5 s of a ~55 s tiny
-# run importing torch, transformers and TRL. Worker jobs give the same results as subprocess jobs (every run
+# new Python process per job: each ``python -m rlvr_lowrank train`` process spent a sizeable share of a tiny
+# run just importing torch, transformers and TRL. Worker jobs give the same results as subprocess jobs (every run
 # seeds itself; the test compares the weights' checksums).
 WORKER_ARGV = [sys.executable, "-m", "rlvr_lowrank", "worker"]
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import chat_tasks, evaluate, io, paths
+from . import chat_tasks, evaluate, io, paths, runs
 
 MAX_BASE_GREEDY = 0.5
 MIN_BASE_PASS8 = 0.6
@@ -119,8 +119,6 @@ MAX_PROBE_DAMAGE = 0.05  # a run whose final test accuracy is this much below it
 def probe_row(run) -> dict:
     """One probe run: its learning rate, greedy test accuracy at step 0 and at the end, sampled reward
     (mean of the first and of the last 5 steps), and whether every logged loss and gradient norm is finite."""
-    from . import runs  # runs imports the models and the training-side modules; only this summary needs them
-
     cfg = runs.read_config(run)
     metrics, evals = runs.run_curves(run)
     finite = bool(np.isfinite(metrics[[c for c in ("loss", "grad_norm") if c in metrics]].to_numpy(float)).all())
