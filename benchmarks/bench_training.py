@@ -112,7 +112,7 @@ def smollm2_trainer(arm: str, base, tok, steps: int, out: str, capture: dict | N
 
     from rlvr_lowrank import config, train
 
-    cfg = config.resolve("smollm2", "grpo_add", 0, {"train": {"max_steps": steps, "precision": arm}})
+    cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": steps, "precision": arm}})
     kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
     kwargs.update(save_strategy="no", log_level="error", disable_tqdm=True)
     timer = StepTimer()

@@ -73,3 +73,31 @@ def test_probe_rules():
 def test_lenient_reading_finds_the_number_anywhere_but_not_inside_another():
     assert real_model.lenient_correct("I think 13 + 7 is 20", "20")
     assert not real_model.lenient_correct("200", "20") and not real_model.lenient_correct("", "20")
+
+
+def test_bf16_curve_compares_the_two_runs_and_its_readme_block(tmp_path, monkeypatch):
+    from fake_runs import reward_curve, write_run
+    from rlvr_lowrank import io, paths, readme
+
+    def run(name, seed, precision, rewards_, test_accs):
+        evals = [{"step": s, "test_acc": a, "train_acc": a, "fact_acc": 1.0, "skill_acc": 0.5}
+                 for s, a in zip((0, 10), test_accs)]
+        r = write_run(tmp_path / name, reward_curve(rewards_), evals,
+                      config={"experiment": name, "seed": seed, "train": {"precision": precision}})
+        done = io.read_json(r / "DONE")
+        io.write_json(r / "DONE", {**done, "identity": {"precision": precision} if precision == "bf16" else {}})
+        return r
+
+    fp32 = run("full", 0, "fp32", [0.1] * 5 + [0.5] * 5, (0.4, 0.6))
+    bf16 = run("full_bf16", 0, "bf16", [0.1] * 5 + [0.7] * 5, (0.4, 0.55))
+    other = run("full1", 1, "fp32", [0.2] * 10, (0.4, 0.65))
+    r = real_model.bf16_curve(fp32, bf16, [other])
+    assert r["difference"]["reward_last5"] == pytest.approx(0.2)
+    assert r["difference"]["test_acc_final"] == pytest.approx(-0.05)
+    assert r["fp32_seeds"] == {"seeds": [0, 1], "test_acc_final": [0.6, 0.65]}
+    assert r["bf16"]["effective_precision"] == "bf16" and r["fp32"]["precision"] == "fp32"
+    monkeypatch.setattr(paths, "REPORTS", tmp_path / "reports")
+    monkeypatch.setenv(paths.WRITE_TRACKED_ENV, "1")  # as the smollm2-bf16 command does
+    real_model.write_bf16_curve(r)
+    block = readme.smollm2_bf16_block()
+    assert "| 10 | 0.600 | 0.550 | 1.00 | 1.00 | 0.500 | 0.700 |" in block and "final greedy test accuracy -0.050" in block

@@ -132,3 +132,27 @@ def test_scores_refuses_a_probe_the_tokenizer_cannot_encode():
     bad = [tasks.Item("fact", "test", "F:café>", "teal", 0)]
     with pytest.raises(ValueError, match="cannot encode"):
         c2.scores(base, tok, {"fact": bad})
+
+
+def test_decide_without_multitask_or_lora_arm_has_reading1_only():
+    # a profile with neither a multi-task nor a LoRA arm (smollm2): reading 1 decides, nothing else is invented
+    rows = [r for s in range(3) for r in _reading1(s, 0.2 + 0.01 * s)]
+    arms = [{"arm": "full", "seed": 0, "reward_last_quarter": 0.5, "test_acc": 0.7, "fact_acc": 1.0, "skill_acc": 0.5}]
+    x = c2.verdict_inputs(rows, [])
+    assert set(x) == {"math_recovery", "fact_drop", "skill_drop"}
+    res = c2.decide("smollm2", [0, 1, 2], rows, [], arms)
+    assert res.reading2 is None and res.multitask == [] and res.lora == {"arms": arms}
+    assert res.verdict == c2.verdict(**x)["verdict"] == HOLDS and res.loses == ["knowledge probe"]
+    block = c2.readme_block(res)
+    assert "was not run in this profile" in block and "LoRA" not in block
+
+
+def test_eval_sets_follow_the_profile():
+    from rlvr_lowrank import chat_tasks, tasks
+
+    chat = c2.eval_sets(n_math=20, n_skill=30, profile="smollm2")
+    assert chat["math"] == tasks.spread_subset(chat_tasks.arithmetic_items("test"), 20)
+    assert chat["fact"] == chat_tasks.knowledge_items() and chat["skill"] == chat_tasks.plural_items()[:30]
+    tiny = c2.eval_sets(n_math=20, n_skill=30, profile="tiny")
+    assert tiny["math"] == tasks.spread_subset(tasks.load_items("math", "test"), 20)
+    assert tiny["fact"] == tasks.load_items("fact") and tiny["skill"] == tasks.load_items("skill", "test")[:30]

@@ -66,3 +66,22 @@ def test_unknown_notebook_and_claim_are_named():
         pipeline.notebook("09_nope")
     with pytest.raises(ValueError, match="no notebook decides claim 'C9'"):
         pipeline.by_claim("C9")
+
+
+def test_a_profile_without_the_optional_arms_passes_their_empty_values():
+    # smollm2 maps only full and pr1s: the sweep, LoRA and multi-task arms are left out, not refused
+    assert set(pipeline.arms("smollm2")) == {"full", "pr1s"}
+    assert pipeline.parameters("02_reward_overfitting", "smollm2")["SWEEP"] == []
+    p3 = pipeline.parameters("03_knowledge_loss", "smollm2")
+    assert p3["LORA"] is None and p3["MIX"] is None and p3["FULL"] == "full"
+    assert pipeline.experiments_read("03_knowledge_loss", "smollm2") == ["full", "pr1s_trunc_k5"]
+    assert set(pipeline.OPTIONAL_ARMS) == set(pipeline.ARM_PARAMETERS) - {"full", "pr1s"}
+
+
+def test_a_missing_deciding_arm_is_still_refused(tmp_path, monkeypatch):
+    prof = io.read_yaml(paths.CONFIGS / "smollm2.yaml")
+    del prof["arms"]["pr1s"]
+    io.write_yaml(tmp_path / "smollm2.yaml", prof)
+    monkeypatch.setattr(paths, "CONFIGS", tmp_path)
+    with pytest.raises(config.ConfigError, match="reads arm 'pr1s'"):
+        pipeline.experiments_read("02_reward_overfitting", "smollm2")

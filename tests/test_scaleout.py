@@ -51,12 +51,15 @@ def test_boxed_math_reward():
 
 
 def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
-    cfg = config.resolve("smollm2", "grpo_add", 0)
+    cfg = config.resolve("smollm2", "full", 0)
     assert cfg.model == train.SMOLLM2_MODEL and train.reward_function(cfg) is rewards.addition_reward
     ds = train.train_dataset(cfg)
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"].isdigit()
-    assert "grpo_add" not in (config.load_profile("smollm2").get("experiments") or {})  # never trained by make reproduce
-    assert config.resolve("smollm2", "grpo_add_pr1s_k5", 0).pr1s.every == 5
+    prof = config.load_profile("smollm2")
+    assert set(prof["experiments"]) == {"full", "pr1s_trunc_k5"} and len(prof["seeds"]) >= 3
+    assert "lr_probe_1e-5" not in prof["experiments"]  # the learning-rate probes are never trained by make reproduce
+    pr1s = config.resolve("smollm2", "pr1s_trunc_k5", 0)
+    assert pr1s.pr1s.every == 5 and pr1s.train["max_steps"] // pr1s.pr1s.every >= 4  # >= 4 substitutions
 
 
 def test_chat_arithmetic_items_and_reward():

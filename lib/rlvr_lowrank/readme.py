@@ -175,6 +175,27 @@ def dynamics_block() -> str:
     return "\n".join(lines)
 
 
+def _claim(report: dict, cid: str) -> dict | None:
+    return next((c for c in report["claims"] if c["id"] == cid), None)
+
+
+def _verdict_table(reports: dict[str, dict]) -> list[str]:
+    """One row per claim: each profile's first measured quantity (both intervals) and its verdict."""
+    head = "| claim | " + " | ".join(f"{p}: first quantity, mean [95% CI] | {p}: verdict" for p in reports) + " |"
+    lines = [head, "|---|" + "---|---|" * len(reports)]
+    for cid in [c["id"] for c in next(iter(reports.values()))["claims"]]:
+        cells = []
+        for report in reports.values():
+            c = _claim(report, cid)
+            if c is None or not c.get("measured"):
+                cells += ["—", c["verdict"] if c else "—"]
+                continue
+            m = c["measured"][0]
+            cells += [f"{m['quantity']}: {_ci(m)}", f"**{c['verdict']}**"]
+        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     """Verdicts of the same claims under the tiny profile and its longer variant, side by side."""
     present = [p for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
@@ -183,19 +204,7 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
         return ("_Not produced yet: `make reproduce PROFILE=tiny-long` writes reports/tiny-long/claims.json "
                 f"(missing: {', '.join(missing)})._")
     reports = {p: claims.load_report(p) for p in present}
-    head = "| claim | " + " | ".join(f"{p}: first quantity, mean [95% CI] | {p}: verdict" for p in present) + " |"
-    lines = [head, "|---|" + "---|---|" * len(present)]
-    ids = [c["id"] for c in reports[present[0]]["claims"]]
-    for cid in ids:
-        cells = []
-        for p in present:
-            c = next((c for c in reports[p]["claims"] if c["id"] == cid), None)
-            if c is None or not c.get("measured"):
-                cells += ["—", c["verdict"] if c else "—"]
-                continue
-            m = c["measured"][0]
-            cells += [f"{m['quantity']}: {_ci(m)}", f"**{c['verdict']}**"]
-        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+    lines = _verdict_table(reports)
     for p in present:
         dyn = paths.REPORTS / p / "dynamics.json"
         if dyn.exists():
@@ -228,6 +237,42 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
             lines.append("")
     lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + "."
                  + (" Cold `make reproduce` times: " + "; ".join(times) + "." if times else ""))
+    return "\n".join(lines)
+
+
+def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> str:
+    """Each claim's verdict and first quantity on the tiny model beside SmolLM2, and where they differ
+    (read from both claims.json: which verdicts differ, and the real model's own reason where it gives one)."""
+    missing = [p for p in profiles if not (paths.REPORTS / p / "claims.json").exists()]
+    if missing:
+        return ("_Not produced yet: `make reproduce PROFILE=smollm2` writes reports/smollm2/claims.json (missing: "
+                + ", ".join(f"reports/{p}/claims.json" for p in missing) + ")._")
+    reports = {p: claims.load_report(p) for p in profiles}
+    lines = _verdict_table(reports)
+    small, real = profiles
+    differ = []
+    for c in reports[small]["claims"]:
+        other = _claim(reports[real], c["id"])
+        if other is not None and other["verdict"] != c["verdict"]:
+            why = f" ({real}: {other['why']})" if other.get("why") else ""
+            differ.append(f"{c['id']} {c['verdict']} on {small}, {other['verdict']} on {real}{why}")
+    lines.append("")
+    lines.append(("Where they differ: " + "; ".join(differ) + "." if differ else
+                  "The two profiles give the same verdict on every claim.")
+                 + f" Seeds: {small} {max(c['seeds'] for c in reports[small]['claims'])}, "
+                 f"{real} {max(c['seeds'] for c in reports[real]['claims'])}. " + SMOLLM2_NOTE)
+    for p in profiles:
+        if reports[p].get("stale"):
+            lines += ["", f"{p}: stale results (" + "; ".join(reports[p]["stale"]) + ")."]
+    tfile = paths.REPORTS / real / "timing.json"
+    t = io.read_json(tfile) if tfile.exists() else {}
+    if t.get("cold"):
+        c = t["cold"]
+        lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** ({c['setup_s']:.0f} s "
+                      f"set-up, {c['runs_trained']} GRPO runs and {c['notebooks_executed']} notebooks in "
+                      f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores)"
+                      + (f"; again with nothing changed: **{t['warm']['total_s']:.0f} s**" if t.get("warm") else "")
+                      + f" (reports/{real}/timing.json)."]
     return "\n".join(lines)
 
 
@@ -338,10 +383,35 @@ def smollm2_lr_block() -> str:
     return "\n".join(lines)
 
 
+def smollm2_bf16_block() -> str:
+    """The learning curve of the bf16 path beside fp32, one seed (reports/smollm2/bf16_curve.json)."""
+    path = paths.REPORTS / "smollm2" / "bf16_curve.json"
+    if not path.exists():
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
+    r = io.read_json(path)
+    a, b = r["fp32"], r["bf16"]
+    evals_b = {e["step"]: e for e in b["evals"]}
+    lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | sampled reward (mean of the 5 "
+             "steps up to here), fp32 | bf16 |", "|---|---|---|---|---|---|---|"]
+    for e in a["evals"]:
+        step, other = e["step"], evals_b.get(e["step"], {})
+        window = lambda c: c["reward"][max(0, step - 5):step]  # noqa: E731
+        rw = [f"{sum(window(c)) / len(window(c)):.3f}" if step > 0 else "—" for c in (a, b)]
+        lines.append(f"| {step} | {e['test_acc']:.3f} | {other.get('test_acc', float('nan')):.3f} | {e['fact_acc']:.2f} | "
+                     f"{other.get('fact_acc', float('nan')):.2f} | {rw[0]} | {rw[1]} |")
+    d = r["difference"]
+    lines += ["", f"bf16 − fp32, seed {a['seed']}: final greedy test accuracy {d['test_acc_final']:+.3f}, sampled reward "
+                  f"over the last 5 steps {d['reward_last5']:+.3f}, knowledge probe {d['fact_acc_final']:+.2f}. For scale, the "
+                  f"final greedy test accuracy of the fp32 runs over seeds {r['fp32_seeds']['seeds']}: "
+                  + ", ".join(f"{x:.3f}" for x in r["fp32_seeds"]["test_acc_final"])
+                  + f". The bf16 run computed in {b['effective_precision']}. " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
 BLOCKS = {"timing": timing_block, "robustness": robustness_block, "base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
           "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block,
           "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block,
-          "smollm2-base": smollm2_base_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
+          "smollm2-base": smollm2_base_block, "smollm2-claims": real_model_claims_block, "smollm2-bf16": smollm2_bf16_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

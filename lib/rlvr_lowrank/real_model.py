@@ -154,3 +154,40 @@ def lr_window(run_dirs) -> dict:
 
 def write_lr_window(window: dict) -> None:
     io.write_json(paths.report_dir("smollm2") / "lr_window.json", window)
+
+
+# ----------------------------------------------------------------------------------------------
+# What the bf16 path changes in the learning curve: full_bf16 beside full, one seed
+# ----------------------------------------------------------------------------------------------
+
+BF16_CURVE_SEED = 0
+
+
+def learning_curve(run) -> dict:
+    """A finished run's curves: sampled reward per step and the greedy evaluations. (No step times: the
+    runs train side by side with others; the speed ratio is the benchmark's, measured in one process.)"""
+    metrics, evals = runs.run_curves(run)
+    done = io.read_json(run / "DONE")
+    cfg = runs.read_config(run)
+    return {"experiment": cfg["experiment"], "seed": cfg["seed"], "precision": cfg["train"].get("precision", "fp32"),
+            "effective_precision": (done.get("identity") or {}).get("precision", "fp32"),
+            "reward": [float(x) for x in metrics["reward"]], "steps": [int(x) for x in metrics["step"]],
+            "evals": evals[[c for c in ("step", "test_acc", "train_acc", "fact_acc", "skill_acc") if c in evals]].to_dict("records")}
+
+
+def bf16_curve(fp32_run, bf16_run, fp32_seed_runs=()) -> dict:
+    """Both curves and their differences: reward over the last 5 steps, final greedy test accuracy. The two runs
+    share seed, data order and configuration except ``train.precision``. ``fp32_seed_runs``: the fp32 runs of
+    other seeds, whose final test accuracies give the seed-to-seed scale the difference is read against."""
+    a, b = learning_curve(fp32_run), learning_curve(bf16_run)
+    last = lambda c, k: c["evals"][-1][k]  # noqa: E731
+    seeds = [learning_curve(r) for r in [fp32_run, *fp32_seed_runs]]
+    return {"fp32": a, "bf16": b,
+            "fp32_seeds": {"seeds": [c["seed"] for c in seeds], "test_acc_final": [last(c, "test_acc") for c in seeds]},
+            "difference": {"reward_last5": float(np.mean(b["reward"][-5:]) - np.mean(a["reward"][-5:])),
+                           "test_acc_final": float(last(b, "test_acc") - last(a, "test_acc")),
+                           "fact_acc_final": float(last(b, "fact_acc") - last(a, "fact_acc"))}}
+
+
+def write_bf16_curve(result: dict) -> None:
+    io.write_json(paths.report_dir("smollm2") / "bf16_curve.json", result)

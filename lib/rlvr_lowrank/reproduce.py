@@ -21,9 +21,9 @@ from .pipeline import experiments_read, notebook, parameters, stems
 # ----------------------------------------------------------------------------------------------
 
 TIMING = "timing.json"   # reports/<profile>/timing.json: written by reproduce, read by no notebook
-# library modules no notebook imports (the command line, the job queue, the README writer, this module): editing them
+# library modules no notebook imports (the command line, the job queue, the README writer, the SmolLM2 commands, this module): editing them
 # keeps executed notebooks cached; every other module of lib/rlvr_lowrank is part of each notebook's fingerprint
-NOT_NOTEBOOK_INPUTS = {"cli.py", "checkpoints_cli.py", "jobs.py", "readme.py", "reproduce.py", "__main__.py"}
+NOT_NOTEBOOK_INPUTS = {"cli.py", "checkpoints_cli.py", "jobs.py", "readme.py", "real_model.py", "reproduce.py", "__main__.py"}
 
 
 def checked_parameters(stem: str, profile: str) -> dict:

@@ -254,8 +254,19 @@ def final_weights(run) -> dict:
 
 
 def load_base(run):
-    """(base model, tokenizer) a finished run was trained from."""
-    return models.load_model(model_dir(read_config(require_done(run))))
+    """(base model, tokenizer) a finished run was trained from: the shipped tiny model (or a local one), or
+    SmolLM2 from its GGUF (models.load_smollm2: the cached dequantized copy, rebuilt when missing)."""
+    cfg = read_config(require_done(run))
+    if cfg.get("model") == config.SMOLLM2_MODEL:
+        return models.load_smollm2()
+    return models.load_model(model_dir(cfg))
+
+
+def same_base(run_dirs) -> bool:
+    """Whether finished runs were all trained from one base model (same recorded base-model hash): a
+    notebook then scores the base once for all of them (greedy decoding of one model is deterministic)."""
+    hashes = {(read_config(r).get("identity") or {}).get("base_model") for r in run_dirs}
+    return len(hashes) == 1 and None not in hashes
 
 
 def load_run_pair(run):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import evaluate, rank1, runs, tasks
+from .. import evaluate, rank1, runs, suites
 from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
 from .stats import fmt_interval, recovery, summarize
 
@@ -41,9 +41,9 @@ def variant_label(variant: str, k: int) -> str:
     return f"rank-{k}" if variant == "rankk" else variant
 
 
-def test_items(n_test: int):
-    """The held-out math problems C0 is scored on: ``n_test`` spread evenly over difficulties."""
-    return tasks.spread_subset(tasks.load_items("math", "test"), n_test)
+def test_items(n_test: int, profile: str = "tiny"):
+    """The held-out math problems C0 is scored on: ``n_test`` spread evenly over the profile's test split."""
+    return suites.math_test(profile, n_test)
 
 
 def accuracies(run: Path, items, variants=VARIANTS, seed: int = 0) -> list[dict]:
@@ -64,8 +64,17 @@ def accuracies(run: Path, items, variants=VARIANTS, seed: int = 0) -> list[dict]
 
 
 def measure(runs_by_seed: dict[int, Path], items) -> list[dict]:
-    """One row per (seed, variant): {"seed", "variant", "k", "test_acc"} (the ``accuracy`` of c0.json)."""
-    return [{"seed": s, **r} for s, run in runs_by_seed.items() for r in accuracies(run, items)]
+    """One row per (seed, variant): {"seed", "variant", "k", "test_acc"} (the ``accuracy`` of c0.json).
+    When every run has the same base model (runs.same_base) the base is scored once and its row repeated."""
+    rows, base_row = [], None
+    shared = runs.same_base(runs_by_seed.values())
+    for s, run in runs_by_seed.items():
+        reuse = shared and base_row is not None
+        got = accuracies(run, items, [v for v in VARIANTS if not (reuse and v[0] == "base")])
+        got = [base_row] + got if reuse else got
+        base_row = next(r for r in got if r["variant"] == "base")
+        rows += [{"seed": s, **r} for r in got]
+    return rows
 
 
 def recoveries(rows: list[dict]) -> tuple[dict[str, list[float]], list[float]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import evaluate, models, rank1, runs, tasks
+from .. import chat_tasks, evaluate, models, rank1, runs, suites, tasks
 from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
 
@@ -52,32 +52,48 @@ DIRECTION_COLUMNS = ["cos_u", "cos_v", "baseline_u", "baseline_v"]
 # Scoring models on the three axes
 # ----------------------------------------------------------------------------------------------
 
-def eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 300) -> dict:
-    """The three C2 axes: held-out math problems (spread over difficulties), facts, reversal test words."""
-    facts = tasks.load_items("fact")
-    return {"math": tasks.spread_subset(tasks.load_items("math", "test"), n_math), "fact": facts[: n_fact or len(facts)],
-            "skill": tasks.load_items("skill", "test")[:n_skill]}
+def eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 300, profile: str = "tiny") -> dict:
+    """The three C2 axes of a profile (suites): held-out math problems (spread over the test split), the
+    knowledge probe (all of it by default), the second skill's test words."""
+    return {"math": suites.math_test(profile, n_math), "fact": suites.facts(profile, n_fact),
+            "skill": suites.skill_test(profile, n_skill)}
 
 
 def scores(model, tokenizer, sets: dict) -> dict:
     """Per axis: greedy exact-match accuracy and the mean log-likelihood of the correct answer."""
     out = {}
     for axis, items in sets.items():
-        # a tokenizer lacking a character of the probe would score <unk> silently: refuse instead
-        models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in items])
+        # a character-level tokenizer lacking a character of the probe would score <unk> silently: refuse
+        # instead (a chat model's byte-level BPE has no unknown characters)
+        synthetic = [it for it in items if it.task not in chat_tasks.CHAT_TASKS]
+        models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in synthetic])
         out[f"{axis}_acc"] = evaluate.greedy_accuracy(model, tokenizer, items).accuracy
         out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items).mean())
     return out
 
 
-def model_scores(run: Path, sets: dict, variants=VARIANTS) -> list[dict]:
-    """``scores`` of each substituted model built from a finished run (rank1.build_substituted_model)."""
+def model_scores(run: Path, sets: dict, variants=VARIANTS, base_row: dict | None = None) -> list[dict]:
+    """``scores`` of each substituted model built from a finished run (rank1.build_substituted_model);
+    ``base_row``: the base model's scores already measured (same base, same sets), reused instead."""
     base, tok, trained = runs.load_run_pair(run)
     rows = []
     for variant, k in variants:
+        if variant == "base" and base_row is not None:
+            rows.append(dict(base_row))
+            continue
         m = rank1.build_substituted_model(base, trained, variant, k=k)
         rows.append({"model": f"rank-{k}" if variant == "rankk" else variant, **scores(m, tok, sets)})
     return rows
+
+
+def _scores_per_seed(runs_by_seed: dict[int, Path], sets: dict, variants) -> dict[int, list[dict]]:
+    """model_scores of each seed's run; the base is scored once when all runs share it (runs.same_base)."""
+    out, base_row = {}, None
+    shared = runs.same_base(runs_by_seed.values())
+    for s, run in runs_by_seed.items():
+        out[s] = model_scores(run, sets, variants, base_row if shared else None)
+        base_row = next((r for r in out[s] if r["model"] == "base"), None)
+    return out
 
 
 def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict) -> list[dict]:
@@ -85,8 +101,9 @@ def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[in
     then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run; an arm
     trained with fewer seeds contributes only the seeds it has)."""
     rows = []
-    for s, run in full_runs.items():
-        rows += [{"seed": s, **r} for r in model_scores(run, sets)]
+    per_seed = _scores_per_seed(full_runs, sets, VARIANTS)
+    for s in full_runs:
+        rows += [{"seed": s, **r} for r in per_seed[s]]
         for arm, by_seed in trained_runs.items():
             if s not in by_seed:
                 continue
@@ -98,7 +115,8 @@ def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[in
 def measure_reading2(mix_runs: dict[int, Path], sets: dict) -> list[dict]:
     """Rows of the substituted models (with rank-k) of the multi-task runs, on math and the skill."""
     two = {t: sets[t] for t in ("math", "skill")}
-    return [{"seed": s, **r} for s, run in mix_runs.items() for r in model_scores(run, two, variants=MIX_VARIANTS)]
+    per_seed = _scores_per_seed(mix_runs, two, MIX_VARIANTS)
+    return [{"seed": s, **r} for s in mix_runs for r in per_seed[s]]
 
 
 def per_task_recovery(table: pd.DataFrame, tasks=("math", "skill"), metric: str = "acc") -> pd.DataFrame:
@@ -294,18 +312,21 @@ def notes(res: dict) -> list[str]:
 
 
 def verdict_inputs(score_rows: list[dict], mix_rows: list[dict]) -> dict:
-    """The per-seed inputs of ``verdict`` from the reading-1 and reading-2 rows."""
+    """The per-seed inputs of ``verdict`` from the reading-1 and reading-2 rows (no reading 2 when a
+    profile has no multi-task arm: ``mix_rows`` empty)."""
     table = pd.DataFrame(score_rows)
     wide = table.set_index(["seed", "model"])
     seeds = list(dict.fromkeys(table["seed"]))
     rec1 = per_task_recovery(table, tasks=("math",))
-    mix_rec = per_task_recovery(pd.DataFrame(mix_rows), tasks=("math", "skill"))
-    by_task = mix_rec[mix_rec.model == "normmatch"].set_index(["task", "seed"])["recovery"]
     drop = {ax: [wide.loc[(s, "full"), f"{ax}_acc"] - wide.loc[(s, "normmatch"), f"{ax}_acc"] for s in seeds]
             for ax in ("fact", "skill")}
-    return {"math_recovery": rec1[rec1.model == "normmatch"]["recovery"].tolist(),
-            "fact_drop": drop["fact"], "skill_drop": drop["skill"],
-            "mix_math_recovery": by_task["math"].tolist(), "mix_skill_recovery": by_task["skill"].tolist(),
+    out = {"math_recovery": rec1[rec1.model == "normmatch"]["recovery"].tolist(),
+           "fact_drop": drop["fact"], "skill_drop": drop["skill"]}
+    if not mix_rows:
+        return out
+    mix_rec = per_task_recovery(pd.DataFrame(mix_rows), tasks=("math", "skill"))
+    by_task = mix_rec[mix_rec.model == "normmatch"].set_index(["task", "seed"])["recovery"]
+    return {**out, "mix_math_recovery": by_task["math"].tolist(), "mix_skill_recovery": by_task["skill"].tolist(),
             "mix_skill_gain": mix_rec[(mix_rec.model == "full") & (mix_rec.task == "skill")]["gain"].tolist()}
 
 
@@ -333,10 +354,14 @@ RESULT = C2Result  # the schema of this claim's cN.json
 
 
 def decide(profile: str, seeds: list, score_rows: list[dict], mix_rows: list[dict], arm_rows: list[dict],
-           cos: pd.DataFrame, rank_ratio: list[float]) -> C2Result:
+           cos: pd.DataFrame | None = None, rank_ratio: list[float] | None = None) -> C2Result:
+    """c2.json from the notebook's measurements; a profile without a multi-task arm passes ``mix_rows=[]``
+    (no reading 2), one without a LoRA arm ``cos=None`` (no direction comparison)."""
     v = verdict(**verdict_inputs(score_rows, mix_rows))
-    lora = {"arms": arm_rows, "direction_cosines": direction_by_type(cos).to_dict("index"),
-            "max_sigma2_over_sigma1": max(rank_ratio)}
+    lora = {"arms": arm_rows}
+    if cos is not None:
+        lora.update({"direction_cosines": direction_by_type(cos).to_dict("index"),
+                     "max_sigma2_over_sigma1": max(rank_ratio)})
     return C2Result(profile=profile, seeds=list(seeds), scores=score_rows, multitask=mix_rows, lora=lora, **v)
 
 
@@ -373,6 +398,8 @@ def readme_block(r: C2Result) -> str:
                      + f" (holds if math recovery ≥ {t['min_math_recovery']:g} while skill recovery ≤ "
                      f"{t['max_other_recovery']:g}).")
         lines.append("")
+    else:
+        lines += ["**Reading 2** (multi-task RL) was not run in this profile: it has no multi-task arm.", ""]
     if cos:
         mean = lambda k: sum(c[k] for c in cos.values()) / len(cos)  # noqa: E731
         lines.append(f"**Rank-1 LoRA arm:** the merged LoRA update has rank 1 (max σ2/σ1 = "
