@@ -73,6 +73,7 @@ NOT_RESULT_MODULES = {
     "rlvr_lowrank.cli": "command line: dispatches to the modules above",
     "rlvr_lowrank.runs": "where runs live and how they are read",
     "rlvr_lowrank.pipeline": "which notebook reads which runs",
+    "rlvr_lowrank.suites": "which items the notebooks score finished runs on (training's own evaluations are in train)",
     "rlvr_lowrank.reproduce": "schedules training and notebooks",
     "rlvr_lowrank.jobs": "runs subprocesses",
     "rlvr_lowrank.checkpoints": "reads and writes a user's checkpoints (analyze / substitute / export)",
