@@ -42,12 +42,3 @@ def skill_test(profile: str, n: int | None = None) -> list[Item]:
     items = chat_tasks.plural_items() if is_chat(profile) else tasks.load_items("skill", "test")
     return items[:n] if n else items
 
-
-def skill_name(profile: str) -> str:
-    """How a figure or report names the second skill."""
-    return "plurals" if is_chat(profile) else "reversal"
-
-
-def model_name(profile: str) -> str:
-    """How a figure names the profile's base model."""
-    return "SmolLM2-135M-Instruct (dequantized Q4_1 GGUF)" if is_chat(profile) else "the tiny model"
