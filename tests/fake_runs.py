@@ -34,3 +34,17 @@ def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | 
 def reward_curve(rewards: list[float]) -> list[dict]:
     """metrics.jsonl rows for steps 1..len(rewards)."""
     return [{"step": i + 1, "reward": r} for i, r in enumerate(rewards)]
+
+
+def perturbed_tiny_run(path: Path, seed: int, base_hash: str) -> Path:
+    """A finished fake run of the shipped tiny base: final weights = base + a small seeded update on the
+    target matrices; ``base_hash`` is the base-model identity it records (runs.same_base compares them)."""
+    from rlvr_lowrank import models, rank1
+
+    base, _ = models.load_model()
+    g = torch.Generator().manual_seed(seed)
+    final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t
+             for n, t in base.state_dict().items()}
+    run = write_run(path, config={"model": "data/models/tiny-base", "identity": {"base_model": base_hash}})
+    io.save_tensors(run / "final" / "model.safetensors", {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
+    return run

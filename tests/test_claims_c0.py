@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from fake_runs import perturbed_tiny_run
 from rlvr_lowrank import tasks
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c0
 
@@ -56,27 +57,11 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     assert "| rank-1, norm-matched | 0.970 |" in block and "≥ 0.9 with lower bound ≥ 0.75" in block
 
 
-def _perturbed_run(path, seed: int, base_hash: str):
-    """A finished fake run of the shipped tiny base: final weights = base + a small seeded update."""
-    import torch
-
-    from fake_runs import write_run
-    from rlvr_lowrank import io, models, rank1
-
-    base, _ = models.load_model()
-    g = torch.Generator().manual_seed(seed)
-    final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t
-             for n, t in base.state_dict().items()}
-    run = write_run(path, config={"model": "data/models/tiny-base", "identity": {"base_model": base_hash}})
-    io.save_tensors(run / "final" / "model.safetensors", {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
-    return run
-
-
 def test_measure_scores_a_shared_base_once_with_the_same_rows(tmp_path, monkeypatch):
     from rlvr_lowrank import evaluate, runs
 
-    by_seed = {s: _perturbed_run(tmp_path / f"seed{s}", s, "same") for s in (0, 1)}
-    other = _perturbed_run(tmp_path / "other", 2, "another")
+    by_seed = {s: perturbed_tiny_run(tmp_path / f"seed{s}", s, "same") for s in (0, 1)}
+    other = perturbed_tiny_run(tmp_path / "other", 2, "another")
     assert runs.same_base(by_seed.values()) and not runs.same_base([by_seed[0], other])
     items = c0.test_items(12)
     calls = []

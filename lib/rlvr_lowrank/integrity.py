@@ -66,6 +66,7 @@ NOT_RESULT_MODULES = {
     "rlvr_lowrank.integrity": "computes these hashes",
     "rlvr_lowrank.spectra": "analysis of finished runs (and of the monitor's logs)",
     "rlvr_lowrank.dynamics": "analysis of finished runs",
+    "rlvr_lowrank.parallel": "spreads the notebooks' scoring of finished runs over processes (same numbers)",
     "rlvr_lowrank.claims": "reads results; notebooks fingerprint it separately",
     "rlvr_lowrank.plots": "presentation of results",
     "rlvr_lowrank.readme": "presentation of results",

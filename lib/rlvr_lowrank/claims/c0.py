@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import evaluate, rank1, runs, suites
+from .. import evaluate, parallel, rank1, runs, suites
 from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
 from .stats import fmt_interval, recovery, summarize
 
@@ -46,34 +46,36 @@ def test_items(n_test: int, profile: str = "tiny"):
     return suites.math_test(profile, n_test)
 
 
-def accuracies(run: Path, items, variants=VARIANTS, seed: int = 0) -> list[dict]:
-    """Greedy test accuracy of each substituted model built from a finished run's final weights.
+def variant_accuracy(run: Path, items, variant: str, k: int, seed: int = 0) -> dict:
+    """Greedy test accuracy of one substituted model built from a finished run's final weights.
 
     Models follow AlphaRL's convention (rank1.build_substituted_model): non-target tensors (norms,
     embeddings) stay at base in every variant, including "full" = W0 + ΔW on the target matrices. So
     "full" can differ slightly from the trained model; it is the denominator of the recovery, which
     keeps every variant comparable (only the target-matrix update differs between them).
     """
-    base, tok, trained = runs.load_run_pair(run)
-    rows = []
-    for variant, k in variants:
-        m = rank1.build_substituted_model(base, trained, variant, k=k, seed=seed)
-        rows.append({"variant": variant_label(variant, k), "k": k,
-                     "test_acc": evaluate.greedy_accuracy(m, tok, items).accuracy})
-    return rows
+    base, tok, trained = parallel.run_pair(run)
+    m = rank1.build_substituted_model(base, trained, variant, k=k, seed=seed)
+    return {"variant": variant_label(variant, k), "k": k, "test_acc": evaluate.greedy_accuracy(m, tok, items).accuracy}
 
 
-def measure(runs_by_seed: dict[int, Path], items) -> list[dict]:
+def measure(runs_by_seed: dict[int, Path], items, processes: int = 1) -> list[dict]:
     """One row per (seed, variant): {"seed", "variant", "k", "test_acc"} (the ``accuracy`` of c0.json).
-    When every run has the same base model (runs.same_base) the base is scored once and its row repeated."""
-    rows, base_row = [], None
+    When every run has the same base model (runs.same_base) the base is scored once and its row repeated.
+    ``processes``: how many processes score the models (parallel.map_tasks); the rows do not depend on it."""
     shared = runs.same_base(runs_by_seed.values())
-    for s, run in runs_by_seed.items():
-        reuse = shared and base_row is not None
-        got = accuracies(run, items, [v for v in VARIANTS if not (reuse and v[0] == "base")])
-        got = [base_row] + got if reuse else got
-        base_row = next(r for r in got if r["variant"] == "base")
-        rows += [{"seed": s, **r} for r in got]
+    tasks, seeds = [], []
+    for i, (s, run) in enumerate(runs_by_seed.items()):
+        for v, k in VARIANTS:
+            if not (shared and i > 0 and v == "base"):
+                tasks.append((run, items, v, k))
+                seeds.append(s)
+    got = parallel.map_tasks(variant_accuracy, tasks, processes)
+    base_row = next(r for r in got if r["variant"] == "base")
+    rows = []
+    for i, s in enumerate(runs_by_seed):
+        mine = [r for r, owner in zip(got, seeds) if owner == s]
+        rows += [{"seed": s, **r} for r in ([base_row] if shared and i > 0 else []) + mine]
     return rows
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import chat_tasks, evaluate, models, rank1, runs, suites, tasks
+from .. import chat_tasks, evaluate, models, parallel, rank1, runs, suites, tasks
 from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
 
@@ -46,6 +46,10 @@ AXES = ("math", "fact", "skill")  # math test split, knowledge probe, second (no
 VARIANTS = (("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("residual", 1))  # reading 1
 MIX_VARIANTS = VARIANTS + (("rankk", 2), ("rankk", 4), ("rankk", 8))  # reading 2: rank-k curves per task
 DIRECTION_COLUMNS = ["cos_u", "cos_v", "baseline_u", "baseline_v"]
+# sequences per log-likelihood forward: each row's numbers do not depend on its batch (right padding; measured
+# bit-identical to 256 on SmolLM2's 211 facts), and the [batch, length, vocabulary] logits of SmolLM2's 49,152
+# tokens stay near 0.7 GB, so two scoring processes (parallel.map_tasks) fit in memory beside another job
+LOGP_BATCH = 64
 
 
 # ----------------------------------------------------------------------------------------------
@@ -68,55 +72,54 @@ def scores(model, tokenizer, sets: dict) -> dict:
         synthetic = [it for it in items if it.task not in chat_tasks.CHAT_TASKS]
         models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in synthetic])
         out[f"{axis}_acc"] = evaluate.greedy_accuracy(model, tokenizer, items).accuracy
-        out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items).mean())
+        out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items, batch_size=LOGP_BATCH).mean())
     return out
 
 
-def model_scores(run: Path, sets: dict, variants=VARIANTS, base_row: dict | None = None) -> list[dict]:
-    """``scores`` of each substituted model built from a finished run (rank1.build_substituted_model);
-    ``base_row``: the base model's scores already measured (same base, same sets), reused instead."""
-    base, tok, trained = runs.load_run_pair(run)
-    rows = []
-    for variant, k in variants:
-        if variant == "base" and base_row is not None:
-            rows.append(dict(base_row))
-            continue
-        m = rank1.build_substituted_model(base, trained, variant, k=k)
-        rows.append({"model": f"rank-{k}" if variant == "rankk" else variant, **scores(m, tok, sets)})
+def model_scores(run: Path, sets: dict, variant: str | None, k: int = 1) -> dict:
+    """``scores`` of one model of a finished run: a substituted model (rank1.build_substituted_model), or
+    with ``variant`` None the trained model as it came out of training."""
+    base, tok, trained = parallel.run_pair(run)
+    return scores(trained if variant is None else rank1.build_substituted_model(base, trained, variant, k=k), tok, sets)
+
+
+def _model_specs(runs_by_seed: dict[int, Path], variants, trained_runs: dict[str, dict[int, Path]] | None = None) -> list[tuple]:
+    """(seed, label, run, variant, k, reuse) of every model to score, seed by seed: the substituted models
+    of the seed's run, then each other arm's trained model (variant None) where that arm has the seed.
+    ``reuse``: the base of a later seed when all runs share one base (runs.same_base): its row is the first
+    seed's (greedy decoding of one model is deterministic), so it is not scored again."""
+    shared = runs.same_base(runs_by_seed.values())
+    specs = []
+    for i, (s, run) in enumerate(runs_by_seed.items()):
+        specs += [(s, f"rank-{k}" if v == "rankk" else v, run, v, k, shared and i > 0 and v == "base") for v, k in variants]
+        specs += [(s, arm, by_seed[s], None, 1, False) for arm, by_seed in (trained_runs or {}).items() if s in by_seed]
+    return specs
+
+
+def _score_rows(specs: list[tuple], sets: dict, processes: int) -> list[dict]:
+    """Rows {seed, model, <axis>_acc, <axis>_logp} of the specs (_model_specs), scored by ``processes``
+    processes (parallel.map_tasks: the rows do not depend on it)."""
+    scored = iter(parallel.map_tasks(model_scores, [(run, sets, v, k) for _, _, run, v, k, reuse in specs if not reuse],
+                                     processes))
+    rows, base = [], None
+    for s, label, _, variant, _, reuse in specs:
+        got = base if reuse else next(scored)
+        base = got if variant == "base" else base
+        rows.append({"seed": s, "model": label, **got})
     return rows
 
 
-def _scores_per_seed(runs_by_seed: dict[int, Path], sets: dict, variants) -> dict[int, list[dict]]:
-    """model_scores of each seed's run; the base is scored once when all runs share it (runs.same_base)."""
-    out, base_row = {}, None
-    shared = runs.same_base(runs_by_seed.values())
-    for s, run in runs_by_seed.items():
-        out[s] = model_scores(run, sets, variants, base_row if shared else None)
-        base_row = next((r for r in out[s] if r["model"] == "base"), None)
-    return out
-
-
-def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict) -> list[dict]:
+def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict,
+                     processes: int = 1) -> list[dict]:
     """Rows (seed, model, <axis>_acc, <axis>_logp): the substituted models of each seed's Full-RL run,
     then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run; an arm
     trained with fewer seeds contributes only the seeds it has)."""
-    rows = []
-    per_seed = _scores_per_seed(full_runs, sets, VARIANTS)
-    for s in full_runs:
-        rows += [{"seed": s, **r} for r in per_seed[s]]
-        for arm, by_seed in trained_runs.items():
-            if s not in by_seed:
-                continue
-            _, tok, trained = runs.load_run_pair(by_seed[s])
-            rows.append({"seed": s, "model": arm, **scores(trained, tok, sets)})
-    return rows
+    return _score_rows(_model_specs(full_runs, VARIANTS, trained_runs), sets, processes)
 
 
-def measure_reading2(mix_runs: dict[int, Path], sets: dict) -> list[dict]:
+def measure_reading2(mix_runs: dict[int, Path], sets: dict, processes: int = 1) -> list[dict]:
     """Rows of the substituted models (with rank-k) of the multi-task runs, on math and the skill."""
-    two = {t: sets[t] for t in ("math", "skill")}
-    per_seed = _scores_per_seed(mix_runs, two, MIX_VARIANTS)
-    return [{"seed": s, **r} for s in mix_runs for r in per_seed[s]]
+    return _score_rows(_model_specs(mix_runs, MIX_VARIANTS), {t: sets[t] for t in ("math", "skill")}, processes)
 
 
 def per_task_recovery(table: pd.DataFrame, tasks=("math", "skill"), metric: str = "acc") -> pd.DataFrame:
