@@ -38,3 +38,25 @@ def test_findings_and_rule_change_blocks_read_the_report(monkeypatch):
     assert "fragile: under y = xW" in lines[1]
     rule = readme.rule_change_block()
     assert "holds → **inconclusive** (changed)" in rule and "does not hold → **does not hold** |" in rule
+
+
+def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_against_the_budget(tmp_path, monkeypatch):
+    from rlvr_lowrank import io
+
+    reports = {"tiny": {"profile": "tiny", "claims": [{**_entry("C1", "holds", "holds"), "seeds": 5}]},
+               "smollm2": {"profile": "smollm2", "claims": [{**_entry("C1", "does not hold", "does not hold"), "seeds": 3,
+                                                             "why": "no gap"}]}}
+    monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
+    monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
+    for p in reports:
+        io.write_json(tmp_path / p / "claims.json", reports[p])
+    cold = {"total_s": 3500.0, "setup_s": 100.0, "runs_trained": 6, "notebooks_executed": 7, "jobs_wall_s": 3390.0,
+            "processes": 2, "cpu_count": 2}
+    io.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
+    block = readme.real_model_claims_block()
+    assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**does not hold**") == 1
+    assert "C1 holds on tiny, does not hold on smollm2 (smollm2: no gap)" in block and "Seeds: tiny 5, smollm2 3" in block
+    assert "**58.3 min**" in block and "within the 60-minute budget; the run again with nothing changed is not recorded" in block
+    io.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
+    block = readme.real_model_claims_block()
+    assert "over the 60-minute budget; again with nothing changed: **75 s**, over the 1-minute budget" in block

@@ -267,13 +267,24 @@ def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> 
     tfile = paths.REPORTS / real / "timing.json"
     t = io.read_json(tfile) if tfile.exists() else {}
     if t.get("cold"):
-        c = t["cold"]
+        c, warm = t["cold"], t.get("warm")
         lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** ({c['setup_s']:.0f} s "
                       f"set-up, {c['runs_trained']} GRPO runs and {c['notebooks_executed']} notebooks in "
-                      f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores)"
-                      + (f"; again with nothing changed: **{t['warm']['total_s']:.0f} s**" if t.get("warm") else "")
+                      f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores), "
+                      + _against_budget(c["total_s"], "cold")
+                      + (f"; again with nothing changed: **{warm['total_s']:.0f} s**, " + _against_budget(warm["total_s"], "warm")
+                         if warm else "; the run again with nothing changed is not recorded yet")
                       + f" (reports/{real}/timing.json)."]
     return "\n".join(lines)
+
+
+# the real-model tier's goals for `make reproduce PROFILE=smollm2` on 2 cores, set before it was built
+REAL_MODEL_BUDGET_S = {"cold": 3600, "warm": 60}
+
+
+def _against_budget(seconds: float, kind: str) -> str:
+    budget = REAL_MODEL_BUDGET_S[kind]
+    return f"{'within' if seconds <= budget else 'over'} the {budget // 60}-minute budget"
 
 
 def timing_block() -> str:
