@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlvr_lowrank import io
+from rlvr_lowrank import io, models, rank1
 
 
 def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | None = None,
@@ -39,8 +39,6 @@ def reward_curve(rewards: list[float]) -> list[dict]:
 def perturbed_tiny_run(path: Path, seed: int, base_hash: str) -> Path:
     """A finished fake run of the shipped tiny base: final weights = base + a small seeded update on the
     target matrices; ``base_hash`` is the base-model identity it records (runs.same_base compares them)."""
-    from rlvr_lowrank import models, rank1
-
     base, _ = models.load_model()
     g = torch.Generator().manual_seed(seed)
     final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t

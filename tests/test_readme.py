@@ -1,5 +1,5 @@
 """The README quotes pipeline outputs only through generated blocks that match their sources."""
-from rlvr_lowrank import paths, readme
+from rlvr_lowrank import io, paths, readme
 
 
 def test_readme_generated_blocks_match_pipeline_outputs():
@@ -41,8 +41,6 @@ def test_findings_and_rule_change_blocks_read_the_report(monkeypatch):
 
 
 def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_against_the_budget(tmp_path, monkeypatch):
-    from rlvr_lowrank import io
-
     reports = {"tiny": {"profile": "tiny", "claims": [{**_entry("C1", "holds", "holds"), "seeds": 5}]},
                "smollm2": {"profile": "smollm2", "claims": [{**_entry("C1", "does not hold", "does not hold"), "seeds": 3,
                                                              "why": "no gap"}]}}

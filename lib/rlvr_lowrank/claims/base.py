@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import io, paths, pipeline, runs
+from .. import io, parallel, paths, pipeline, runs
 
 MIN_SEEDS = 3
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -136,3 +136,22 @@ class ClaimResult:
 
 
 RUNS_KEY = "runs"  # cN.json: {"<experiment>/seed<k>": run hash} of the runs the result was computed from
+
+
+def score_models(fn: Callable, specs: list[tuple], processes: int = 1) -> list[dict]:
+    """Rows ``{"seed": seed, **head, **fn(*args)}`` of ``specs`` = (seed, head, args, variant, reuse), in order,
+    computed by ``processes`` processes (parallel.map_tasks: the rows do not depend on it). A spec with
+    ``reuse`` is not scored: it takes the result of the last "base" variant before it (base_reused)."""
+    scored = iter(parallel.map_tasks(fn, [args for _, _, args, _, reuse in specs if not reuse], processes))
+    rows, base = [], None
+    for seed, head, _, variant, reuse in specs:
+        got = base if reuse else next(scored)
+        base = got if variant == "base" else base
+        rows.append({"seed": seed, **head, **got})
+    return rows
+
+
+def base_reused(runs_by_seed: dict, index: int, variant: str) -> bool:
+    """Whether the base model of the ``index``-th seed's run need not be scored again: every run was trained
+    from one base (runs.same_base) and an earlier seed scored it (greedy decoding of one model is deterministic)."""
+    return variant == "base" and index > 0 and runs.same_base(runs_by_seed.values())

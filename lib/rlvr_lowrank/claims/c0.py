@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import evaluate, parallel, rank1, runs, suites
-from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from .. import evaluate, parallel, rank1, suites
+from .base import Claim, ClaimResult, arm_label, base_reused, both_intervals, inconclusive, interval, score_models, too_few_seeds
 from .stats import fmt_interval, recovery, summarize
 
 CLAIM = Claim(
@@ -63,20 +63,9 @@ def measure(runs_by_seed: dict[int, Path], items, processes: int = 1) -> list[di
     """One row per (seed, variant): {"seed", "variant", "k", "test_acc"} (the ``accuracy`` of c0.json).
     When every run has the same base model (runs.same_base) the base is scored once and its row repeated.
     ``processes``: how many processes score the models (parallel.map_tasks); the rows do not depend on it."""
-    shared = runs.same_base(runs_by_seed.values())
-    tasks, seeds = [], []
-    for i, (s, run) in enumerate(runs_by_seed.items()):
-        for v, k in VARIANTS:
-            if not (shared and i > 0 and v == "base"):
-                tasks.append((run, items, v, k))
-                seeds.append(s)
-    got = parallel.map_tasks(variant_accuracy, tasks, processes)
-    base_row = next(r for r in got if r["variant"] == "base")
-    rows = []
-    for i, s in enumerate(runs_by_seed):
-        mine = [r for r, owner in zip(got, seeds) if owner == s]
-        rows += [{"seed": s, **r} for r in ([base_row] if shared and i > 0 else []) + mine]
-    return rows
+    specs = [(s, {}, (run, items, v, k), v, base_reused(runs_by_seed, i, v))
+             for i, (s, run) in enumerate(runs_by_seed.items()) for v, k in VARIANTS]
+    return score_models(variant_accuracy, specs, processes)
 
 
 def recoveries(rows: list[dict]) -> tuple[dict[str, list[float]], list[float]]:

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .. import chat_tasks, evaluate, models, parallel, rank1, runs, suites, tasks
-from .base import FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from .base import (FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, base_reused, both_intervals, inconclusive,
+                   interval, score_models, too_few_seeds)
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
 
 CLAIM = Claim(
@@ -84,43 +85,32 @@ def model_scores(run: Path, sets: dict, variant: str | None, k: int = 1) -> dict
     return scores(trained if variant is None else rank1.build_substituted_model(base, trained, variant, k=k), tok, sets)
 
 
-def _model_specs(runs_by_seed: dict[int, Path], variants, trained_runs: dict[str, dict[int, Path]] | None = None) -> list[tuple]:
-    """(seed, label, run, variant, k, reuse) of every model to score, seed by seed: the substituted models
-    of the seed's run, then each other arm's trained model (variant None) where that arm has the seed.
-    ``reuse``: the base of a later seed when all runs share one base (runs.same_base): its row is the first
-    seed's (greedy decoding of one model is deterministic), so it is not scored again."""
-    shared = runs.same_base(runs_by_seed.values())
+def _model_specs(runs_by_seed: dict[int, Path], sets: dict, variants,
+                 trained_runs: dict[str, dict[int, Path]] | None = None) -> list[tuple]:
+    """base.score_models specs of every model to score, seed by seed: the substituted models of the seed's
+    run, then each other arm's trained model (variant None) where that arm has the seed; a later seed's
+    base is not scored again when all runs share it (base.base_reused)."""
     specs = []
     for i, (s, run) in enumerate(runs_by_seed.items()):
-        specs += [(s, f"rank-{k}" if v == "rankk" else v, run, v, k, shared and i > 0 and v == "base") for v, k in variants]
-        specs += [(s, arm, by_seed[s], None, 1, False) for arm, by_seed in (trained_runs or {}).items() if s in by_seed]
+        specs += [(s, {"model": f"rank-{k}" if v == "rankk" else v}, (run, sets, v, k), v, base_reused(runs_by_seed, i, v))
+                  for v, k in variants]
+        specs += [(s, {"model": arm}, (by_seed[s], sets, None, 1), None, False)
+                  for arm, by_seed in (trained_runs or {}).items() if s in by_seed]
     return specs
-
-
-def _score_rows(specs: list[tuple], sets: dict, processes: int) -> list[dict]:
-    """Rows {seed, model, <axis>_acc, <axis>_logp} of the specs (_model_specs), scored by ``processes``
-    processes (parallel.map_tasks: the rows do not depend on it)."""
-    scored = iter(parallel.map_tasks(model_scores, [(run, sets, v, k) for _, _, run, v, k, reuse in specs if not reuse],
-                                     processes))
-    rows, base = [], None
-    for s, label, _, variant, _, reuse in specs:
-        got = base if reuse else next(scored)
-        base = got if variant == "base" else base
-        rows.append({"seed": s, "model": label, **got})
-    return rows
 
 
 def measure_reading1(full_runs: dict[int, Path], trained_runs: dict[str, dict[int, Path]], sets: dict,
                      processes: int = 1) -> list[dict]:
     """Rows (seed, model, <axis>_acc, <axis>_logp): the substituted models of each seed's Full-RL run,
     then each other arm's final model as trained (``trained_runs``: experiment -> seed -> run; an arm
-    trained with fewer seeds contributes only the seeds it has)."""
-    return _score_rows(_model_specs(full_runs, VARIANTS, trained_runs), sets, processes)
+    trained with fewer seeds contributes only the seeds it has). ``processes``: see base.score_models."""
+    return score_models(model_scores, _model_specs(full_runs, sets, VARIANTS, trained_runs), processes)
 
 
 def measure_reading2(mix_runs: dict[int, Path], sets: dict, processes: int = 1) -> list[dict]:
     """Rows of the substituted models (with rank-k) of the multi-task runs, on math and the skill."""
-    return _score_rows(_model_specs(mix_runs, MIX_VARIANTS), {t: sets[t] for t in ("math", "skill")}, processes)
+    return score_models(model_scores, _model_specs(mix_runs, {t: sets[t] for t in ("math", "skill")}, MIX_VARIANTS),
+                        processes)
 
 
 def per_task_recovery(table: pd.DataFrame, tasks=("math", "skill"), metric: str = "acc") -> pd.DataFrame:
