@@ -96,3 +96,29 @@ def test_a_run_trained_by_a_worker_after_another_run_equals_one_trained_in_its_o
             for where in ("worker", "alone")}
     assert done["worker"]["weights_sha256"] == done["alone"]["weights_sha256"]
     assert paths.RUNS != tmp_path  # this process's own runs directory was not touched
+
+
+def test_priority_order_puts_the_jobs_more_jobs_wait_on_first_and_keeps_ties_in_given_order(tmp_path):
+    # the smollm2 shape: notebook "one" reads only run "f", "three" reads "f" and "p", "claims" reads both
+    # notebooks, "spectra" reads nothing; under the old rule "one" went ahead of the still queued "p"
+    queue = [_job(tmp_path, "f", "pass"), _job(tmp_path, "p", "pass"),
+             _job(tmp_path, "one", "pass", ["f"]), _job(tmp_path, "three", "pass", ["f", "p"]),
+             _job(tmp_path, "claims", "pass", ["one", "three"]), _job(tmp_path, "spectra", "pass")]
+    assert [j.name for j in jobs.priority_order(queue)] == ["f", "p", "one", "three", "claims", "spectra"]
+    reordered = [queue[i] for i in (5, 4, 3, 2, 1, 0)]   # the given order only breaks ties
+    assert [j.name for j in jobs.priority_order(reordered)] == ["f", "p", "three", "one", "spectra", "claims"]
+    chain = [_job(tmp_path, "c", "pass", ["b"]), _job(tmp_path, "b", "pass", ["a"]), _job(tmp_path, "a", "pass")]
+    assert [j.name for j in jobs.priority_order(chain)] == ["a", "b", "c"]   # counted through other jobs too
+    cycle = [_job(tmp_path, "x", "pass", ["y"]), _job(tmp_path, "y", "pass", ["x"])]
+    assert {j.name for j in jobs.priority_order(cycle)} == {"x", "y"}   # terminates; run_jobs reports the cycle
+
+
+def test_run_jobs_starts_a_waited_on_run_before_a_ready_notebook_that_nothing_else_needs(tmp_path):
+    order = tmp_path / "order.txt"
+    append = f"open({str(order)!r}, 'a').write('{{}}\\n')"
+    queue = [_job(tmp_path, "f", append.format("f")),
+             _job(tmp_path, "one", append.format("one"), ["f"]),          # ready once f is done
+             _job(tmp_path, "p", append.format("p")),                      # listed after it, but waited on
+             _job(tmp_path, "three", append.format("three"), ["f", "p"])]
+    assert jobs.run_jobs(queue, workers=1) == []
+    assert order.read_text().split() == ["f", "p", "one", "three"]

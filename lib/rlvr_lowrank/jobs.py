@@ -1,10 +1,17 @@
 """A small queue of subprocesses with dependencies: the two lanes of ``make reproduce``.
 
-Why hand-written and not Snakemake or doit: the queue must start, whenever a lane frees up, the first
-job *in priority order* whose dependencies finished, so that a notebook whose runs are done jumps ahead
-of training runs still queued; doit has no priorities, and Snakemake would bring a second description
-of the pipeline (a Snakefile) plus a large dependency tree for about sixty lines of scheduling. What
-to run and in which order is declared in pipeline.py; caching is decided there too (fingerprints).
+Whenever a lane frees up, the queue starts the first job *in priority order* whose dependencies finished.
+The priority is the number of jobs that wait on a job, directly or through others (ties keep the order
+the jobs were given in): training runs go before the notebooks that read them, and the runs that more
+notebooks read go first, so the last run starts as early as it can and no lane idles while a notebook
+waits for it. (The earlier rule, "a notebook whose runs are done goes before queued training", let
+notebook 01 of the smollm2 profile, which reads only the Full RL runs, run ahead of the last PR1S seed;
+one lane then idled for most of a training run until that seed finished and notebook 03 could start.)
+This needs no estimate of how long a job takes: it depends only on the declared dependencies.
+
+Why hand-written and not Snakemake or doit: doit has no priorities, and Snakemake would bring a second
+description of the pipeline (a Snakefile) plus a large dependency tree for about sixty lines of
+scheduling. What to run is declared in pipeline.py; caching is decided there too (fingerprints).
 """
 from __future__ import annotations
 
@@ -68,15 +75,15 @@ class Worker:
 
 
 def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
-    """Run ``jobs`` as subprocesses, ``workers`` at a time; whenever a slot is free, the first job in list
-    order whose dependencies finished starts. After a failure no new job starts and the running ones
+    """Run ``jobs`` as subprocesses, ``workers`` at a time; whenever a slot is free, the first job in
+    priority order (``priority_order``) whose dependencies finished starts. After a failure no new job starts and the running ones
     finish; on an interrupt (Ctrl-C) or error the running ones are terminated (training resumes from its
     last checkpoint next time). Returns the names of the failed jobs (their logs say why)."""
     names = {j.name for j in jobs}
     for job in jobs:
         if job.deps - names:
             raise ValueError(f"job {job.name} depends on {sorted(job.deps - names)}, which no job produces")
-    pending, running, finished, failed = list(jobs), {}, set(), []
+    pending, running, finished, failed = priority_order(jobs), {}, set(), []
     idle: list[Worker] = []
     try:
         while pending or running:
@@ -130,6 +137,28 @@ def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
         for worker in idle:
             worker.stop()
     return failed
+
+
+def priority_order(jobs: list[Job]) -> list[Job]:
+    """``jobs`` sorted by how many jobs wait on each, directly or through others (most first); a stable
+    sort, so jobs with as many waiting on them keep their given order. Dependency cycles are tolerated
+    here (run_jobs reports them)."""
+    waiting_on = {job.name: set() for job in jobs}   # job -> the jobs that list it as a dependency
+    for job in jobs:
+        for dep in job.deps:
+            waiting_on.setdefault(dep, set()).add(job.name)
+
+    def waiting(name: str) -> int:
+        seen, stack = set(), [name]
+        while stack:
+            for later in waiting_on.get(stack.pop(), ()):
+                if later not in seen:
+                    seen.add(later)
+                    stack.append(later)
+        return len(seen - {name})
+
+    counts = {job.name: waiting(job.name) for job in jobs}
+    return sorted(jobs, key=lambda job: -counts[job.name])
 
 
 @dataclasses.dataclass

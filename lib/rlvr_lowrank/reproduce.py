@@ -187,9 +187,10 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
     """Train what the profile's notebooks read, execute them, write the claims report, print the total time.
 
     Training runs and notebooks share one queue of ``processes`` subprocesses (jobs.run_jobs): a notebook
-    starts as soon as every seed of the experiments it reads is trained (a notebook that reads reports,
-    after the other notebooks), ahead of the runs still queued, and the runs most notebooks read train
-    first; so notebooks overlap training, both cores stay busy to the end and the last jobs are short ones.
+    starts once every seed of the experiments it reads is trained (a notebook that reads reports, after the
+    other notebooks); a job that more jobs wait on starts first (jobs.priority_order), so the runs go
+    before the notebooks, the runs most notebooks read first, and no lane idles while a notebook waits for
+    a run that is still queued.
     Notebook kernels run with one torch thread (OMP_NUM_THREADS=1), whether or not another job runs beside
     them, so their numbers do not depend on ``processes``.
 
@@ -220,7 +221,7 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
         nb_jobs.append(jobs.Job(f"notebook {stem}", argv, logs / f"notebook-{stem}.log", frozenset(deps),
                                 env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
     t_jobs = time.time()
-    failed = jobs.run_jobs(nb_jobs + todo, workers=processes)  # a notebook whose runs are done goes before training
+    failed = jobs.run_jobs(todo + nb_jobs, workers=processes)  # in priority order: runs before their notebooks
     t_jobs = time.time() - t_jobs
     if failed:
         raise RuntimeError(f"{failed} failed; logs in {jobs._rel(logs)} (a failed notebook is kept as "
