@@ -76,8 +76,8 @@ class Worker:
 
 def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
     """Run ``jobs`` as subprocesses, ``workers`` at a time; whenever a slot is free, the first job in
-    priority order (``priority_order``) whose dependencies finished starts. After a failure no new job starts and the running ones
-    finish; on an interrupt (Ctrl-C) or error the running ones are terminated (training resumes from its
+    priority order (``priority_order``) whose dependencies finished starts. After a failure no new job
+    starts and the running ones finish; on an interrupt (Ctrl-C) or error the running ones are terminated (training resumes from its
     last checkpoint next time). Returns the names of the failed jobs (their logs say why)."""
     names = {j.name for j in jobs}
     for job in jobs:
@@ -143,7 +143,7 @@ def priority_order(jobs: list[Job]) -> list[Job]:
     """``jobs`` sorted by how many jobs wait on each, directly or through others (most first); a stable
     sort, so jobs with as many waiting on them keep their given order. Dependency cycles are tolerated
     here (run_jobs reports them)."""
-    waiting_on = {job.name: set() for job in jobs}   # job -> the jobs that list it as a dependency
+    waiting_on: dict[str, set] = {}   # job -> the jobs that list it as a dependency
     for job in jobs:
         for dep in job.deps:
             waiting_on.setdefault(dep, set()).add(job.name)

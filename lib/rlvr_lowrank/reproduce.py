@@ -202,8 +202,8 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
     todo_stems = stems(profile)
     params = {stem: checked_parameters(stem, profile) for stem in todo_stems}  # a bad parameter fails before training
     reads = {stem: set(experiments_read(stem, profile)) for stem in todo_stems}
-    # weight of a run: sum over the notebooks reading it of 1 / (experiments that notebook reads), so the
-    # runs that unlock notebooks soonest train first
+    # weight of a run: sum over the notebooks reading it of 1 / (experiments that notebook reads). It sets the
+    # given order of the runs, which jobs.priority_order keeps among runs that as many jobs wait on
     readers = {e: sum(1 / len(r) for r in reads.values() if e in r) for e in prof.get("experiments") or {}}
     todo, cached = (training_jobs(profile, readers=readers, replace_stale=replace_stale)
                     if prof.get("experiments") else ([], 0))
