@@ -67,9 +67,8 @@ def qwen2_config(shape: str, layers: int, vocab: int | None) -> dict:
 
 def write_pair(work: Path, shape: str, layers: int, vocab: int | None) -> tuple[Path, Path, float]:
     import torch
-
-    from rlvr_lowrank import checkpoints as ck
-    from rlvr_lowrank import pair_analysis as pa
+    from rlvr_lowrank.checkpoints import formats as ck
+    from rlvr_lowrank.checkpoints import pair_analysis as pa
 
     t0 = time.perf_counter()
     cfg = qwen2_config(shape, layers, vocab)
@@ -125,7 +124,7 @@ class PeakSampler:
 
 
 def child_ours(kind: str, base: str, rl: str, out: str) -> dict:
-    from rlvr_lowrank import pair_analysis as pa
+    from rlvr_lowrank.checkpoints import pair_analysis as pa
 
     s = PeakSampler()
     t0 = time.perf_counter()
@@ -147,9 +146,8 @@ def child_ours(kind: str, base: str, rl: str, out: str) -> dict:
 def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> dict:
     """AlphaRL's procedure (eval/svd.py + eval/upd_rank.py) on the CPU: both models in memory, full SVDs."""
     import torch
+    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
     from transformers import AutoModelForCausalLM
-
-    from rlvr_lowrank.rank1 import is_target, layer_index
 
     s = PeakSampler()
     t0 = time.perf_counter()
@@ -190,10 +188,9 @@ def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> d
 def child_heavy_tails(base: str, rl: str, ht_layers: int, attn_only: bool = False) -> dict:
     import numpy as np
     import torch
-
-    from rlvr_lowrank import checkpoints as ck
-    from rlvr_lowrank import pair_analysis as pa
-    from rlvr_lowrank.rank1 import is_target, layer_index
+    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
+    from rlvr_lowrank.checkpoints import formats as ck
+    from rlvr_lowrank.checkpoints import pair_analysis as pa
 
     b, r = ck.open_checkpoint(base), ck.open_checkpoint(rl)
     names = [n for n in b.names() if is_target(n, len(b.shape(n))) and layer_index(n) < ht_layers

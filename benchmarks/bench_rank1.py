@@ -23,8 +23,7 @@ import json
 import time
 
 import torch
-
-from rlvr_lowrank.rank1 import svd_topk
+from rlvr_lowrank.analysis.rank1 import svd_topk
 
 SMOLLM2_SHAPES = {"q_proj": (576, 576), "k_proj": (192, 576), "v_proj": (192, 576), "o_proj": (576, 576),
                   "gate_proj": (1536, 576), "up_proj": (1536, 576), "down_proj": (576, 1536)}
@@ -102,7 +101,7 @@ def main() -> None:
           f"{ratio:.1f}x (target >= 10x), fallbacks {tot['fallbacks']}, max σ1 rel err {worst_rel:.1e}, "
           f"min |cos| (u1, v1) {worst_cos:.7f}")
     if args.json:
-        from rlvr_lowrank.io import write_json
+        from rlvr_lowrank.fileio import write_json
 
         write_json(args.json, {"args": vars(args), "threads": torch.get_num_threads(), "rows": rows,
                                "total": {**tot, "ratio": ratio, "max_rel": worst_rel, "min_cos": worst_cos}})

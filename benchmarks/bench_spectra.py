@@ -25,9 +25,8 @@ import warnings
 import numpy as np
 import scipy.linalg
 import torch
-
-from rlvr_lowrank import spectra as S
-from rlvr_lowrank.rank1 import layer_index, target_names
+from rlvr_lowrank.analysis import spectra as S
+from rlvr_lowrank.analysis.rank1 import layer_index, target_names
 
 # SmolLM2-135M: hidden 576, intermediate 1536, 9 query / 3 kv heads of dim 64, 30 layers.
 SMOLLM2_SHAPES = {"self_attn.q_proj": (576, 576), "self_attn.k_proj": (192, 576), "self_attn.v_proj": (192, 576),
@@ -42,7 +41,7 @@ def random_smollm2_like(n_layers: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def real_smollm2(n_layers: int) -> dict[str, np.ndarray]:
-    from rlvr_lowrank.models import load_smollm2   # lazy: heavy import, optional package
+    from rlvr_lowrank.models import load_smollm2  # lazy: heavy import, optional package
 
     model, _ = load_smollm2()
     sd = model.state_dict()

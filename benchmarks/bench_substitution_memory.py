@@ -15,8 +15,7 @@ import resource
 import time
 
 import torch
-
-from rlvr_lowrank import callbacks
+from rlvr_lowrank.training import callbacks
 
 
 def rss_peak_bytes() -> int:

@@ -34,17 +34,20 @@ import argparse
 import statistics
 import tempfile
 import time
-
 from pathlib import Path
 
 import torch
 
 
 def make_trainer(arm: str, steps: int, out: str):
+    from rlvr_lowrank import models, paths
+    from rlvr_lowrank.training import config, train
+    from rlvr_lowrank.training.callbacks import (
+        PeriodicRank1Callback,
+        SpectralMonitor,
+        TrajectoryRecorder,
+    )
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlvr_lowrank import config, models, paths, train
-    from rlvr_lowrank.callbacks import PeriodicRank1Callback, SpectralMonitor, TrajectoryRecorder
 
     cfg = config.resolve("tiny", "full", 0, {"train": {"max_steps": steps}, "checkpoint_every": 0})
     torch.manual_seed(0)
@@ -108,9 +111,8 @@ def smollm2_trainer(arm: str, base, tok, steps: int, out: str, capture: dict | N
     """A GRPOTrainer (fp32) or train.FastGRPOTrainer (bf16) on a fresh copy of the base weights."""
     import copy
 
+    from rlvr_lowrank.training import config, train
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlvr_lowrank import config, train
 
     cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": steps, "precision": arm}})
     kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
@@ -154,7 +156,8 @@ def loss_and_gradient(trainer, inputs):
 def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
     import platform
 
-    from rlvr_lowrank import io, models, precision
+    from rlvr_lowrank import fileio, models
+    from rlvr_lowrank.training import precision
 
     torch.set_num_threads(2)
     feature = precision.cpu_bf16_feature()
@@ -207,7 +210,7 @@ def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
           f"{agree['grad_norm_bf16']:.4g}; cosine {agree['grad_cosine']:.4f} -> "
           f"{'within' if agree['within_tolerance'] else 'OUTSIDE'} the tolerances {t}")
     if out_path:
-        io.write_json(out_path, {"steps": steps, "repeats": repeats, "threads": 2, "cpu_bf16_feature": feature,
+        fileio.write_json(out_path, {"steps": steps, "repeats": repeats, "threads": 2, "cpu_bf16_feature": feature,
                                  "machine": platform.processor() or platform.machine(), "median_seconds": med,
                                  "ratio_fp32_to_bf16": ratio, "samples": per, "agreement": agree,
                                  "tolerances": AGREEMENT, "torch": torch.__version__})

@@ -16,8 +16,9 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
-
-from rlvr_lowrank import callbacks, models, paths, sharding
+from rlvr_lowrank import models, paths
+from rlvr_lowrank.models import sharding
+from rlvr_lowrank.training import callbacks
 
 
 def main() -> None:

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from rlvr_lowrank import io, models, rank1
+from rlvr_lowrank import fileio, models
+from rlvr_lowrank.analysis import rank1
 
 
 def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | None = None,
@@ -13,11 +13,11 @@ def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | 
     """A run directory with config.yaml, metrics.jsonl, evals.jsonl, optional trajectory/ files in the
     recorder's format (``<name>|U``, ``|S``, ``|V``, ``|Wsv`` per step) and a DONE marker."""
     run = Path(run)
-    io.write_yaml(run / "config.yaml", {"profile": "smoke", "experiment": "fake", "seed": 0, **(config or {})})
+    fileio.write_yaml(run / "config.yaml", {"profile": "smoke", "experiment": "fake", "seed": 0, **(config or {})})
     for rec in metrics or []:
-        io.append_jsonl(run / "metrics.jsonl", rec)
+        fileio.append_jsonl(run / "metrics.jsonl", rec)
     for rec in evals or []:
-        io.append_jsonl(run / "evals.jsonl", rec)
+        fileio.append_jsonl(run / "evals.jsonl", rec)
     for step, factors in (trajectory or {}).items():
         tensors = {}
         for name, (U, S, V) in factors.items():
@@ -25,9 +25,9 @@ def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | 
             tensors[f"{name}|S"] = torch.as_tensor(np.asarray(S, dtype=np.float32))
             tensors[f"{name}|V"] = torch.as_tensor(np.asarray(V, dtype=np.float32))
             tensors[f"{name}|Wsv"] = torch.as_tensor(np.asarray(S, dtype=np.float32))
-        io.save_tensors(run / "trajectory" / f"step-{step:05d}.safetensors", tensors)
+        fileio.save_tensors(run / "trajectory" / f"step-{step:05d}.safetensors", tensors)
     if done:  # the keys a complete DONE marker must have (integrity.DONE_KEYS)
-        io.write_json(run / "DONE", {"config_hash": "fake", "steps": len(metrics or []), "weights_sha256": "0" * 64})
+        fileio.write_json(run / "DONE", {"config_hash": "fake", "steps": len(metrics or []), "weights_sha256": "0" * 64})
     return run
 
 
@@ -44,5 +44,5 @@ def perturbed_tiny_run(path: Path, seed: int, base_hash: str) -> Path:
     final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t
              for n, t in base.state_dict().items()}
     run = write_run(path, config={"model": "data/models/tiny-base", "identity": {"base_model": base_hash}})
-    io.save_tensors(run / "final" / "model.safetensors", {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
+    fileio.save_tensors(run / "final" / "model.safetensors", {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
     return run

@@ -28,8 +28,10 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
-
-from rlvr_lowrank import callbacks, models, paths, rank1, sharding
+from rlvr_lowrank import models, paths
+from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.models import sharding
+from rlvr_lowrank.training import callbacks
 
 STEPS, EVERY, CKPT_AT, STOP_AFTER = 8, 2, 4, 5
 LR = 1e-2  # large enough that σ1 of ΔW is ~1e7 x the fp32 rounding noise of W (the rank-1 check needs it)
@@ -122,7 +124,7 @@ def phase_layout(out: Path) -> None:
 
 
 def phase_equiv(out: Path) -> None:
-    from rlvr_lowrank.callbacks import SpectralMonitor, TrajectoryRecorder
+    from rlvr_lowrank.training.callbacks import SpectralMonitor, TrajectoryRecorder
 
     base, trained = perturbed()
     base_state = {k: v.clone() for k, v in base.state_dict().items()}

@@ -9,14 +9,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from rlvr_lowrank import callbacks, rewards
-from rlvr_lowrank import rank1 as r1
-from rlvr_lowrank.callbacks import SpectralMonitor
-from rlvr_lowrank.io import read_jsonl
-from rlvr_lowrank import models, paths, spectra
-from test_rank1 import tiny_llama, np_rank1, close  # the small models both test files build
-
+from rlvr_lowrank import models, paths
+from rlvr_lowrank.analysis import rank1 as r1
+from rlvr_lowrank.analysis import spectra
+from rlvr_lowrank.fileio import read_jsonl
+from rlvr_lowrank.training import callbacks
+from rlvr_lowrank.training.callbacks import SpectralMonitor
+from rlvr_lowrank.world import rewards
+from test_rank1 import (  # the small models both test files build
+    close,
+    np_rank1,
+    tiny_llama,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -164,7 +168,7 @@ def test_callback_never_silently_skips_deepspeed_params():
         pytest.skip("deepspeed is importable here; this checks the error without it")
     except ImportError:
         pass
-    from rlvr_lowrank import sharding
+    from rlvr_lowrank.models import sharding
 
     model = tiny_llama(seed=0)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -285,9 +289,8 @@ def test_zero_update_is_skipped_not_divided_by_zero_and_bad_settings_refused():
 @pytest.mark.slow
 def test_monitor_in_a_plain_trl_grpo_run(tmp_path):
     from datasets import Dataset
+    from rlvr_lowrank.world import tasks
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlvr_lowrank import tasks
 
     torch.manual_seed(0)
     model, tok = models.load_model(paths.TINY_BASE)

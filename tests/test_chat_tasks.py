@@ -2,8 +2,8 @@
 import json
 
 import pytest
-
-from rlvr_lowrank import chat_tasks, evaluate, real_model, rewards
+from rlvr_lowrank.pipeline import real_model
+from rlvr_lowrank.world import chat_tasks, evaluate, rewards
 
 
 def test_fact_match_is_whole_word_containment_after_normalisation():
@@ -77,15 +77,16 @@ def test_lenient_reading_finds_the_number_anywhere_but_not_inside_another():
 
 def test_bf16_curve_compares_the_two_runs_and_its_readme_block(tmp_path, monkeypatch):
     from fake_runs import reward_curve, write_run
-    from rlvr_lowrank import io, paths, readme
+    from rlvr_lowrank import fileio, paths
+    from rlvr_lowrank.pipeline import readme
 
     def run(name, seed, precision, rewards_, test_accs):
         evals = [{"step": s, "test_acc": a, "train_acc": a, "fact_acc": 1.0, "skill_acc": 0.5}
                  for s, a in zip((0, 10), test_accs)]
         r = write_run(tmp_path / name, reward_curve(rewards_), evals,
                       config={"experiment": name, "seed": seed, "train": {"precision": precision}})
-        done = io.read_json(r / "DONE")
-        io.write_json(r / "DONE", {**done, "identity": {"precision": precision} if precision == "bf16" else {}})
+        done = fileio.read_json(r / "DONE")
+        fileio.write_json(r / "DONE", {**done, "identity": {"precision": precision} if precision == "bf16" else {}})
         return r
 
     fp32 = run("full", 0, "fp32", [0.1] * 5 + [0.5] * 5, (0.4, 0.6))

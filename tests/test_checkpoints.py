@@ -19,11 +19,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rlvr_lowrank import checkpoints as ck  # noqa: E402
 from rlvr_lowrank import paths  # noqa: E402
-from rlvr_lowrank import pair_analysis as pa  # noqa: E402
+from rlvr_lowrank.analysis.rank1 import is_target  # noqa: E402
+from rlvr_lowrank.checkpoints import formats as ck  # noqa: E402
+from rlvr_lowrank.checkpoints import pair_analysis as pa  # noqa: E402
 from rlvr_lowrank.cli import main  # noqa: E402
-from rlvr_lowrank.rank1 import is_target  # noqa: E402
 
 BASE = paths.TINY_BASE
 SHARD = 200_000  # bytes: the tiny model (~4 MB in bf16) becomes a dozen shards

@@ -2,10 +2,9 @@
 import math
 
 import pytest
-
 from fake_runs import perturbed_tiny_run
-from rlvr_lowrank import tasks
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c0
+from rlvr_lowrank.world import tasks
 
 
 def _rows(seed, base, full, normmatch, random):
@@ -39,7 +38,7 @@ def test_c0_verdicts():
 
 
 def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
-    from rlvr_lowrank import io, paths
+    from rlvr_lowrank import fileio, paths
 
     monkeypatch.setattr(paths, "REPORTS", tmp_path)
     monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")  # no finished run: nothing to record
@@ -48,7 +47,7 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     assert res.verdict == HOLDS and res.why is None
     assert res.recovery["normmatch"]["values"] == pytest.approx([0.95, 0.96, 1.0])
     res.write()
-    d = io.read_json(tmp_path / "smoke" / "c0.json")
+    d = fileio.read_json(tmp_path / "smoke" / "c0.json")
     assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain", "verdict",
                       "verdict_bootstrap_only", "runs"}
     assert d["runs"] == {}  # no finished run of the claim's arms under this RUNS: nothing recorded
@@ -58,7 +57,8 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
 
 
 def test_measure_scores_a_shared_base_once_with_the_same_rows(tmp_path, monkeypatch):
-    from rlvr_lowrank import evaluate, runs
+    from rlvr_lowrank.training import runs
+    from rlvr_lowrank.world import evaluate
 
     by_seed = {s: perturbed_tiny_run(tmp_path / f"seed{s}", s, "same") for s in (0, 1)}
     other = perturbed_tiny_run(tmp_path / "other", 2, "another")

@@ -1,9 +1,8 @@
 """C1: the paired per-seed numbers read from run directories, the verdict rule, c1.json, its README block."""
 import pytest
 from fake_runs import reward_curve, write_run
-
-from rlvr_lowrank import runs
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c1
+from rlvr_lowrank.training import runs
 
 
 def _evals(test, train):

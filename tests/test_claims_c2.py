@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 from fake_runs import reward_curve, write_run
-
-from rlvr_lowrank import models, paths, tasks
+from rlvr_lowrank import models, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c2
+from rlvr_lowrank.world import tasks
 
 
 def _scores(rows):
@@ -148,7 +148,7 @@ def test_decide_without_multitask_or_lora_arm_has_reading1_only():
 
 
 def test_eval_sets_follow_the_profile():
-    from rlvr_lowrank import chat_tasks, tasks
+    from rlvr_lowrank.world import chat_tasks, tasks
 
     chat = c2.eval_sets(n_math=20, n_skill=30, profile="smollm2")
     assert chat["math"] == tasks.spread_subset(chat_tasks.arithmetic_items("test"), 20)

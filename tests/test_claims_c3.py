@@ -3,8 +3,7 @@ import pandas as pd
 import pytest
 import torch
 from fake_runs import write_run
-
-from rlvr_lowrank import io
+from rlvr_lowrank import fileio
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c3
 
 
@@ -48,6 +47,6 @@ def test_verdict_c3_threshold_and_seed_rule():
 
 def test_run_spectra_refuses_weights_of_another_base(tmp_path):
     run = write_run(tmp_path / "run")
-    io.save_tensors(run / "final" / "model.safetensors", {"model.layers.9.mlp.up_proj.weight": torch.zeros(4, 4)})
+    fileio.save_tensors(run / "final" / "model.safetensors", {"model.layers.9.mlp.up_proj.weight": torch.zeros(4, 4)})
     with pytest.raises(ValueError, match="tensors the base model lacks"):
         c3.run_spectra(run, {"model.layers.0.mlp.up_proj.weight": torch.zeros(4, 4)})

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 from fake_runs import write_run
-
-from rlvr_lowrank import spectra
+from rlvr_lowrank.analysis import spectra
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c4
 
 NAME = "model.layers.0.self_attn.q_proj.weight"

@@ -1,8 +1,8 @@
 """The claims report: registry, claims.json/claims.md from the cN.json files, staleness checks, and the
 cN.json schemas against the committed tiny reports."""
 import pytest
-
-from rlvr_lowrank import claims, io, paths, pipeline
+from rlvr_lowrank import claims, fileio, paths
+from rlvr_lowrank.claims import notebooks
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def reports_dir(tmp_path, monkeypatch):
 
 
 def test_build_report_marks_missing_claims_not_run_and_reads_the_rest(reports_dir):
-    io.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "runs": {}, "verdict": "does not hold",
+    fileio.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "runs": {}, "verdict": "does not hold",
                                                       "fraction_rl": claims.summarize([0.6, 0.7, 0.65])})
     report = claims.build_report("smoke")
     by_id = {c["id"]: c for c in report["claims"]}
@@ -27,16 +27,16 @@ def test_build_report_marks_missing_claims_not_run_and_reads_the_rest(reports_di
 def test_notebook_and_figure_come_from_the_pipeline(reports_dir):
     report = claims.build_report("smoke")
     for c in report["claims"]:
-        nb = pipeline.by_claim(c["id"])
+        nb = notebooks.by_claim(c["id"])
         assert c["notebook"] == f"notebooks/{nb.stem}.ipynb" and c["figure"] == f"figures/smoke/{nb.figures[0]}.png"
         assert c["thresholds"] is claims.CLAIMS[c["id"]].thresholds or c["thresholds"] == claims.CLAIMS[c["id"]].thresholds
 
 
 def test_report_refuses_other_profile_and_stale_config(reports_dir):
-    io.write_json(reports_dir / "smoke" / "c1.json", {"profile": "tiny", "verdict": "holds"})
+    fileio.write_json(reports_dir / "smoke" / "c1.json", {"profile": "tiny", "verdict": "holds"})
     with pytest.raises(ValueError, match="written for profile 'tiny'"):
         claims.build_report("smoke")
-    io.write_json(reports_dir / "smoke" / "claims.json", {"profile": "smoke", "config_hash": "000000000000", "claims": []})
+    fileio.write_json(reports_dir / "smoke" / "claims.json", {"profile": "smoke", "config_hash": "000000000000", "claims": []})
     with pytest.raises(ValueError, match="config hash"):
         claims.load_report("smoke")
     with pytest.raises(FileNotFoundError, match="claims --profile tiny"):
@@ -58,7 +58,7 @@ def test_result_dataclass_is_the_schema_of_the_committed_tiny_report(cid):
     path = paths.REPORTS / "tiny" / module.RESULT.FILE
     if not path.exists():
         pytest.skip(f"{path} not produced yet")
-    data = io.read_json(path)
+    data = fileio.read_json(path)
     runs_read = data.pop("runs")  # provenance: the run hashes the result was computed from (checked by the report)
     assert runs_read and all(key.count("/seed") == 1 for key in runs_read)
     assert module.RESULT.from_json(data).to_json() == data  # same keys, nothing dropped or added
@@ -73,8 +73,9 @@ def test_result_refuses_unknown_keys():
 
 def test_a_result_whose_runs_changed_is_refused_naming_the_notebook(tmp_path, monkeypatch):
     """cN.json records the run hashes it was computed from; the report refuses it once they are stale."""
-    from rlvr_lowrank import config, io, paths, runs
+    from rlvr_lowrank import fileio, paths
     from rlvr_lowrank.claims import c1, report
+    from rlvr_lowrank.training import config, runs
 
     monkeypatch.setattr(paths, "REPORTS", tmp_path)
     (tmp_path / "smoke").mkdir()
@@ -82,10 +83,10 @@ def test_a_result_whose_runs_changed_is_refused_naming_the_notebook(tmp_path, mo
     good = {"profile": "smoke", "runs": {"full/seed0": current}}
     assert runs.stale_hashes("smoke", good["runs"]) == []
     assert runs.stale_hashes("smoke", {"full/seed0": "0ld"}) == ["full/seed0"]
-    io.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {"full/seed0": "0ld"}})
+    fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {"full/seed0": "0ld"}})
     with pytest.raises(report.StaleResultError, match=r"c1.json is stale: its runs \['full/seed0'\].*notebook 02_reward_overfitting"):
         report.claim_entry("C1", "smoke")
-    io.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke"})
+    fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke"})
     with pytest.raises(report.StaleResultError, match="records no run hashes"):
         report.claim_entry("C1", "smoke")
     assert c1  # the claim module is importable beside the report

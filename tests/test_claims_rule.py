@@ -1,8 +1,7 @@
 """The interval rule shared by every claim (both intervals must agree), the verdicts recomputed from
 stored summaries, and the sensitivity flags (fragile readings, ceilings, recoveries above 1)."""
 import pytest
-
-from rlvr_lowrank import claims, io, paths
+from rlvr_lowrank import claims, fileio, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, base, c1, c2, c3, c4, report
 
 
@@ -76,7 +75,7 @@ def test_recovery_above_one_is_explained():
 def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "REPORTS", tmp_path)
     # a c1.json written under the earlier rule: its stored verdict says "holds"
-    io.write_json(tmp_path / "smoke" / "c1.json", {"runs": {},
+    fileio.write_json(tmp_path / "smoke" / "c1.json", {"runs": {},
         "profile": "smoke", "pr1s": "pr1s_trunc_k10", "verdict": HOLDS, "sweep": [],
         "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
     entry = report.claim_entry("C1", "smoke")
@@ -96,6 +95,6 @@ def test_arm_labels_are_for_readers():
 @pytest.mark.parametrize("profile", ["tiny-long"])
 def test_committed_reports_are_judged_by_the_rule_in_force(profile):
     for cid, module in claims.MODULES.items():
-        res = io.read_json(paths.REPORTS / profile / f"{cid.lower()}.json")
+        res = fileio.read_json(paths.REPORTS / profile / f"{cid.lower()}.json")
         v = module.rejudge(res)
         assert v["verdict"] in (HOLDS, FAILS, INCONCLUSIVE) and v["verdict_bootstrap_only"] in (HOLDS, FAILS, INCONCLUSIVE)

@@ -4,14 +4,14 @@ import subprocess
 import sys
 
 import pytest
-
-from rlvr_lowrank import config, io, paths, runs
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.training import config, runs
 
 
 def _profile(tmp_path, monkeypatch, edit):
-    prof = io.read_yaml(paths.CONFIGS / "smoke.yaml")
+    prof = fileio.read_yaml(paths.CONFIGS / "smoke.yaml")
     edit(prof)
-    io.write_yaml(tmp_path / "smoke.yaml", prof)
+    fileio.write_yaml(tmp_path / "smoke.yaml", prof)
     monkeypatch.setattr(paths, "CONFIGS", tmp_path)
 
 
@@ -20,7 +20,7 @@ def test_resolved_config_has_every_default_once():
     assert cfg.pr1s == config.Pr1s(every=10, variant="trunc", optimizer_state="keep")
     assert cfg.trajectory == config.Trajectory(every=5, k=2, factor_dtype="float16")
     assert cfg.eval.every == 15 and cfg.rl_train_size == 40 and cfg.lora is None
-    assert config.from_dict(io.yaml.safe_load(io.yaml.safe_dump(cfg.to_dict()))) == cfg   # config.yaml round trip
+    assert config.from_dict(fileio.yaml.safe_load(fileio.yaml.safe_dump(cfg.to_dict()))) == cfg   # config.yaml round trip
 
 
 def test_misspelled_profile_keys_are_refused_with_the_valid_ones(tmp_path, monkeypatch):

@@ -3,9 +3,8 @@ dense SVD, exact extrapolation of linear trajectories, AlphaRL-style extrapolati
 import numpy as np
 import pytest
 import torch
-
-from rlvr_lowrank import dynamics, spectra
-from rlvr_lowrank.runs import Trajectory
+from rlvr_lowrank.analysis import dynamics, spectra
+from rlvr_lowrank.training.runs import Trajectory
 
 
 def test_sign_align_makes_consecutive_vectors_agree_with_the_last():

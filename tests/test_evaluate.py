@@ -3,8 +3,7 @@ import itertools
 import math
 
 import pytest
-
-from rlvr_lowrank import evaluate
+from rlvr_lowrank.world import evaluate
 
 
 @pytest.mark.parametrize("n,c,k", [(n, c, k) for n in range(1, 9) for c in range(n + 1) for k in range(1, n + 1)])

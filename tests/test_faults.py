@@ -9,8 +9,9 @@ import time
 
 import pytest
 import torch
-
-from rlvr_lowrank import config, io, paths, reproduce, runs, train
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.pipeline import reproduce
+from rlvr_lowrank.training import config, runs, train
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +40,12 @@ def test_kill_9_then_a_half_written_checkpoint_still_resumes_to_the_same_weights
     assert out.returncode == 0, out.stderr[-2000:]
     assert "checkpoint-5 is incomplete" in out.stderr and "trainer_state.json" in out.stderr
     assert runs.is_done(run)
-    assert [r["step"] for r in io.read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in fileio.read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
     # the same run without interruption ends with bit-identical weights
     env_ref = {**env, "RLVR_RUNS_DIR": str(tmp_path / "reference")}
     subprocess.run(_train_cmd(), env=env_ref, check=True, capture_output=True, timeout=600)
     ref = tmp_path / "reference" / "smoke" / "pr1s_trunc_k10" / "seed0"
-    assert io.read_json(run / "DONE")["weights_sha256"] == io.read_json(ref / "DONE")["weights_sha256"]
+    assert fileio.read_json(run / "DONE")["weights_sha256"] == fileio.read_json(ref / "DONE")["weights_sha256"]
 
 
 @pytest.fixture
@@ -54,9 +55,9 @@ def own_base(tmp_path, monkeypatch):
     shutil.copytree(paths.TINY_BASE, base)
     configs = tmp_path / "configs"
     configs.mkdir()
-    prof = io.read_yaml(paths.CONFIGS / "smoke.yaml")
+    prof = fileio.read_yaml(paths.CONFIGS / "smoke.yaml")
     prof["model"] = str(base)
-    io.write_yaml(configs / "smoke.yaml", prof)
+    fileio.write_yaml(configs / "smoke.yaml", prof)
     monkeypatch.setattr(paths, "CONFIGS", configs)
     monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")
     monkeypatch.setenv("RLVR_RUNS_DIR", str(tmp_path / "runs"))
@@ -69,7 +70,7 @@ def _finished_run(experiment="full"):
     run = runs.run_dir("smoke", experiment, 0)
     run.mkdir(parents=True)
     ident = runs.write_header(run, cfg)
-    io.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "config_hash": cfg.hash, "steps": 6,
+    fileio.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "config_hash": cfg.hash, "steps": 6,
                                  "weights_sha256": "0" * 64})
     return run
 
@@ -78,10 +79,10 @@ def test_a_replaced_base_model_is_named_and_never_reused(own_base):
     base, _ = own_base
     run = _finished_run()
     assert runs.require_run("smoke", "full", 0) == run
-    weights = io.load_tensors(base / "model.safetensors")
+    weights = fileio.load_tensors(base / "model.safetensors")
     name = sorted(weights)[0]
     weights[name] = weights[name] + 1e-3   # "pretrain again": same path, other weights
-    io.save_tensors(base / "model.safetensors", weights, metadata={"format": "pt"})
+    fileio.save_tensors(base / "model.safetensors", weights, metadata={"format": "pt"})
     for call in (lambda: runs.require_run("smoke", "full", 0), lambda: train.train("smoke", "full", 0),
                  lambda: reproduce.train_all("smoke", processes=1, experiments=["full"])):
         with pytest.raises(runs.RunError, match="base model's files changed"):
@@ -91,9 +92,9 @@ def test_a_replaced_base_model_is_named_and_never_reused(own_base):
 def test_a_changed_profile_is_refused_then_replaced_on_request(own_base):
     _, profile_yaml = own_base
     run = _finished_run()
-    prof = io.read_yaml(profile_yaml)
+    prof = fileio.read_yaml(profile_yaml)
     prof["train"]["learning_rate"] = 1e-4
-    io.write_yaml(profile_yaml, prof)
+    fileio.write_yaml(profile_yaml, prof)
     with pytest.raises(runs.RunError, match="resolved config .* changed"):
         reproduce.train_all("smoke", processes=1, experiments=["full"])
     with pytest.raises(runs.RunError, match="resolved config .* changed"):
@@ -105,9 +106,9 @@ def test_a_changed_profile_is_refused_then_replaced_on_request(own_base):
 
 def test_a_hand_edited_config_yaml_is_not_reused(own_base):
     run = _finished_run()
-    cfg = io.read_yaml(run / "config.yaml")
+    cfg = fileio.read_yaml(run / "config.yaml")
     cfg["train"]["learning_rate"] = 1e-3   # the identity lines kept as they were
-    io.write_yaml(run / "config.yaml", cfg)
+    fileio.write_yaml(run / "config.yaml", cfg)
     with pytest.raises(runs.RunError, match=r"edited after the run was made \(keys \['train'\]"):
         runs.require_run("smoke", "full", 0)
 

@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from rlvr_lowrank import integrity, paths
+from rlvr_lowrank import paths
+from rlvr_lowrank import layout
+from rlvr_lowrank.training import integrity
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +15,9 @@ def real_trainer_dir(tmp_path_factory):
     """checkpoint-1 and checkpoint-2 written by a real 2-step TRL GRPOTrainer run on the tiny model."""
     import torch
     from datasets import Dataset
+    from rlvr_lowrank import models
+    from rlvr_lowrank.world import rewards, tasks
     from trl import GRPOConfig, GRPOTrainer
-
-    from rlvr_lowrank import models, rewards, tasks
 
     out = tmp_path_factory.mktemp("trainer")
     torch.manual_seed(0)
@@ -198,16 +199,27 @@ def test_code_fingerprint_changes_with_the_source(tmp_path, monkeypatch):
 
 def test_code_fingerprint_of_the_result_modules():
     fp = integrity.code_fingerprint()
-    assert fp == integrity.code_fingerprint(integrity.RESULT_MODULES)
-    assert fp == integrity.code_fingerprint([m.split(".")[-1] for m in integrity.RESULT_MODULES])
+    assert fp == integrity.code_fingerprint(layout.result_modules())
+    assert fp != integrity.code_fingerprint([m for m in layout.result_modules() if m != "rlvr_lowrank.world.rewards"])
 
 
-def test_every_library_module_is_classified_for_the_code_fingerprint():
-    lib = Path(integrity.__file__).parent
-    modules = {f"rlvr_lowrank.{p.stem}" for p in lib.glob("*.py")}
-    modules |= {f"rlvr_lowrank.{p.parent.name}" for p in lib.glob("*/__init__.py")}  # subpackages (claims)
-    result, other = set(integrity.RESULT_MODULES), set(integrity.NOT_RESULT_MODULES)
-    assert not result & other
-    unclassified = sorted(modules - result - other)
-    assert not unclassified, f"add {unclassified} to integrity.RESULT_MODULES or NOT_RESULT_MODULES (with the reason)"
-    assert not (result | other) - modules, "a listed module no longer exists"
+def test_result_modules_are_what_training_imports():
+    result = set(layout.result_modules())
+    # what a training run executes: the trainer, the verifiers, the models, PR1S's algebra, the packages' __init__
+    assert {"rlvr_lowrank.training.train", "rlvr_lowrank.world.rewards", "rlvr_lowrank.world.tasks",
+            "rlvr_lowrank.models", "rlvr_lowrank.models.loading", "rlvr_lowrank.analysis.rank1",
+            "rlvr_lowrank.training.callbacks", "rlvr_lowrank.training.precision", "rlvr_lowrank"} <= result
+    # what only reads finished runs or schedules them
+    for outside in ("rlvr_lowrank.claims", "rlvr_lowrank.pipeline.reproduce", "rlvr_lowrank.figures.plots",
+                    "rlvr_lowrank.checkpoints.formats", "rlvr_lowrank.cli", "rlvr_lowrank.analysis.dynamics"):
+        assert not any(m == outside or m.startswith(outside + ".") for m in result), outside
+    assert result <= set(layout.modules())
+
+
+def test_the_import_scan_resolves_relative_imports_of_modules_and_packages():
+    assert "rlvr_lowrank.world.tasks" in layout.imports("rlvr_lowrank.world.rewards")
+    assert "rlvr_lowrank.models" in layout.imports("rlvr_lowrank.training.runs")   # a package (its __init__)
+    assert "rlvr_lowrank.analysis.rank1" in layout.imports("rlvr_lowrank.checkpoints.formats")
+    # function-level imports count for the closure, not for the module-level graph
+    assert "rlvr_lowrank.training.train" in layout.imports("rlvr_lowrank.pipeline.reproduce")
+    assert "rlvr_lowrank.training.train" not in layout.imports("rlvr_lowrank.pipeline.reproduce", module_level_only=True)

@@ -3,8 +3,7 @@ import os
 import stat
 
 import pytest
-
-from rlvr_lowrank import io
+from rlvr_lowrank import fileio
 
 
 def _mode(path):
@@ -23,9 +22,9 @@ def umask():
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002, 0o077])
 def test_atomic_write_is_not_private_0600_but_follows_the_umask(tmp_path, umask, mask):
     umask(mask)
-    for name, write in [("README.md", lambda p: io.write_text(p, "x\n")),
-                        ("DONE", lambda p: io.write_json(p, {"a": 1})),
-                        ("config.yaml", lambda p: io.write_yaml(p, {"a": 1}))]:
+    for name, write in [("README.md", lambda p: fileio.write_text(p, "x\n")),
+                        ("DONE", lambda p: fileio.write_json(p, {"a": 1})),
+                        ("config.yaml", lambda p: fileio.write_yaml(p, {"a": 1}))]:
         path = tmp_path / name
         write(path)
         plain = tmp_path / f"plain-{name}"
@@ -37,7 +36,7 @@ def test_atomic_tensor_write_follows_the_umask(tmp_path, umask):
     import torch
 
     umask(0o027)
-    io.save_tensors(tmp_path / "t.safetensors", {"a": torch.zeros(2)})
+    fileio.save_tensors(tmp_path / "t.safetensors", {"a": torch.zeros(2)})
     assert _mode(tmp_path / "t.safetensors") == 0o640
 
 
@@ -46,24 +45,24 @@ def test_replacing_a_file_keeps_its_mode(tmp_path, umask):
     path = tmp_path / "report.json"
     path.write_text("{}")
     os.chmod(path, 0o640)
-    io.write_json(path, {"b": 2})
-    assert _mode(path) == 0o640 and io.read_json(path) == {"b": 2}
+    fileio.write_json(path, {"b": 2})
+    assert _mode(path) == 0o640 and fileio.read_json(path) == {"b": 2}
     os.chmod(path, 0o604)
-    io.write_text(path, "y")
+    fileio.write_text(path, "y")
     assert _mode(path) == 0o604
 
 
 def test_umask_is_read_without_being_changed(umask):
     umask(0o037)
-    assert io.current_umask() == 0o037
-    assert io.default_file_mode() == 0o640 and io.default_dir_mode() == 0o740
+    assert fileio.current_umask() == 0o037
+    assert fileio.default_file_mode() == 0o640 and fileio.default_dir_mode() == 0o740
     assert os.umask(0o037) == 0o037  # still what the test set
 
 
 def test_failed_atomic_write_leaves_no_file_and_no_temporary(tmp_path):
     path = tmp_path / "out.txt"
     with pytest.raises(RuntimeError):
-        with io.atomic_path(path) as tmp:
+        with fileio.atomic_path(path) as tmp:
             tmp.write_text("half")
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []

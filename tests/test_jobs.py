@@ -2,8 +2,7 @@
 import sys
 
 import pytest
-
-from rlvr_lowrank import jobs
+from rlvr_lowrank.pipeline import jobs
 
 
 def _job(tmp_path, name, code, deps=()):
@@ -44,7 +43,7 @@ def test_run_jobs_refuses_jobs_that_wait_on_each_other(tmp_path):
 
 FAKE_WORKER = """
 import os, sys
-from rlvr_lowrank import jobs
+from rlvr_lowrank.pipeline import jobs
 
 def dispatch(call):
     print(f"pid {os.getpid()} runs {call}")  # into the job's log
@@ -81,7 +80,8 @@ def test_a_run_trained_by_a_worker_after_another_run_equals_one_trained_in_its_o
     import os
     import subprocess
 
-    from rlvr_lowrank import integrity, paths
+    from rlvr_lowrank import paths
+    from rlvr_lowrank.training import integrity
 
     short = {"train": {"max_steps": 2}, "eval": {"every": 0}, "trajectory": {"every": 2}}  # seconds, not minutes
     worker_jobs = [jobs.Job(f"train {e}", ["unused"], tmp_path / f"{e}.log", call=["train", "smoke", e, 0, short])

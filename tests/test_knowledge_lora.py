@@ -2,8 +2,9 @@
 refused. (C2's statistics are tested in tests/test_claims_c2.py.)"""
 import pytest
 import torch
-
-from rlvr_lowrank import config, io, models, paths, rank1, train
+from rlvr_lowrank import fileio, models, paths
+from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.training import config, train
 
 ALL_TARGETS = list(rank1.TARGET_SUFFIXES)
 
@@ -55,8 +56,8 @@ def test_effective_state_matches_peft_merge_and_never_counts_an_update_twice():
 def test_lora_smoke_run_merges_a_rank_1_update_into_every_target_and_nothing_else(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     run = train.train("smoke", "lora_r1", seed=0)
-    base = io.load_tensors(paths.TINY_BASE / "model.safetensors")
-    final = io.load_tensors(run / "final" / "model.safetensors")
+    base = fileio.load_tensors(paths.TINY_BASE / "model.safetensors")
+    final = fileio.load_tensors(run / "final" / "model.safetensors")
     assert set(final) == set(base)  # merged under the base names: no lora_A/lora_B/base_layer keys
     targets = set(rank1.target_names(base))
     for name, w in final.items():
@@ -65,9 +66,9 @@ def test_lora_smoke_run_merges_a_rank_1_update_into_every_target_and_nothing_els
             assert s[0] > 0 and s[1] <= 1e-4 * s[0], name
         else:
             torch.testing.assert_close(w, base[name], rtol=0, atol=0)  # LoRA trains only the adapters
-    ck = io.load_tensors(run / "checkpoints" / "step-00006" / "model.safetensors")
+    ck = fileio.load_tensors(run / "checkpoints" / "step-00006" / "model.safetensors")
     torch.testing.assert_close(ck[sorted(targets)[0]], final[sorted(targets)[0]])
-    assert len(io.read_jsonl(run / "evals.jsonl")) == 3
+    assert len(fileio.read_jsonl(run / "evals.jsonl")) == 3
 
 
 def test_bad_lora_settings_are_refused():

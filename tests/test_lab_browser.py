@@ -25,7 +25,6 @@ import uuid
 
 import nbformat
 import pytest
-
 from rlvr_lowrank import paths
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,8 @@ def _free_port() -> int:
 def _ensure_smoke_runs() -> None:
     """Train the smoke runs notebook 02 reads when missing or stale (a stale one is moved aside, as
     ``train-all --replace-stale`` does), so a failure in the browser is the notebook's, not the cache's."""
-    from rlvr_lowrank import reproduce, runs
+    from rlvr_lowrank.pipeline import reproduce
+    from rlvr_lowrank.training import runs
 
     experiments = reproduce.experiments_read(STEM, "smoke")
     todo = []

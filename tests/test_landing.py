@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from rlvr_lowrank import paths
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

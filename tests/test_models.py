@@ -4,8 +4,9 @@ import shutil
 
 import pytest
 import torch
-
-from rlvr_lowrank import config, evaluate, io, models, paths, tasks
+from rlvr_lowrank import fileio, models, paths
+from rlvr_lowrank.training import config
+from rlvr_lowrank.world import evaluate, tasks
 
 
 @pytest.fixture(scope="module")
@@ -110,19 +111,19 @@ def test_unknown_profile_lists_the_available_ones():
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
     target = tmp_path / "x.json"
-    io.write_json(target, {"a": 1})
+    fileio.write_json(target, {"a": 1})
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with fileio.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed")
-    assert io.read_json(target) == {"a": 1}
+    assert fileio.read_json(target) == {"a": 1}
     assert list(tmp_path.iterdir()) == [target]
 
 
 def test_safetensors_roundtrip_and_corrupt_file(tmp_path):
     t = {"w": torch.randn(3, 4)}
-    io.save_tensors(tmp_path / "t.safetensors", t)
-    assert torch.equal(io.load_tensors(tmp_path / "t.safetensors")["w"], t["w"])
+    fileio.save_tensors(tmp_path / "t.safetensors", t)
+    assert torch.equal(fileio.load_tensors(tmp_path / "t.safetensors")["w"], t["w"])
     (tmp_path / "bad.safetensors").write_bytes(b"nope")
     with pytest.raises(ValueError, match="bad.safetensors"):
-        io.load_tensors(tmp_path / "bad.safetensors")
+        fileio.load_tensors(tmp_path / "bad.safetensors")

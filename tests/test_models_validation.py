@@ -6,9 +6,8 @@ import stat
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
 from rlvr_lowrank import models, paths
+from safetensors.torch import load_file, save_file
 
 
 @pytest.fixture

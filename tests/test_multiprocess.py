@@ -1,15 +1,15 @@
 """Multi-process training: a smoke PR1S run under `accelerate launch` with two processes (gloo DDP on CPU) trains to
 the end, writes its run directory once (rank 0), and leaves bit-identical weights on both ranks."""
-import pytest
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
-
-from rlvr_lowrank import io, paths, rank1
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.analysis import rank1
 
 pytestmark = pytest.mark.slow  # trains or loads a real model
 
@@ -29,15 +29,15 @@ def test_two_process_pr1s_run_has_identical_weights_on_both_ranks(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=paths.ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "smoke" / "pr1s_trunc_k10" / "seed0"
-    done = io.read_json(run / "DONE")
+    done = fileio.read_json(run / "DONE")
     assert done["processes"] == 2 and done["steps"] == 6
     sums = [(run / "final" / f"rank{r}.sha256").read_text().strip() for r in (0, 1)]
     assert sums[0] == sums[1] == done["weights_sha256"]
     # rank 0 alone writes the logs: one line per step / substitution, never two
-    assert [m["step"] for m in io.read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
-    assert [s["step"] for s in io.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6]
-    base = io.load_tensors(paths.TINY_BASE / "model.safetensors")
-    final = io.load_tensors(run / "final" / "model.safetensors")
+    assert [m["step"] for m in fileio.read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [s["step"] for s in fileio.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6]
+    base = fileio.load_tensors(paths.TINY_BASE / "model.safetensors")
+    final = fileio.load_tensors(run / "final" / "model.safetensors")
     for name in rank1.target_names(base):  # substituted at the last step (6 % 2 == 0): rank 1 exactly
         s = torch.linalg.svdvals(final[name] - base[name])
         assert s[1] <= 1e-4 * s[0] + 1e-6, name

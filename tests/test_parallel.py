@@ -4,10 +4,8 @@ import os
 
 import pytest
 import torch
-
 from fake_runs import perturbed_tiny_run
-from rlvr_lowrank import parallel
-from rlvr_lowrank.claims import c0, c2
+from rlvr_lowrank.claims import c0, c2, parallel
 
 
 @pytest.fixture

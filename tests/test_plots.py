@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
-
-from rlvr_lowrank import plots, spectra
+from rlvr_lowrank.analysis import spectra
 from rlvr_lowrank.claims import c1, c3
+from rlvr_lowrank.figures import plots
 
 
 def _hlines(ax):

@@ -1,6 +1,7 @@
 import pytest
+
 """Pretraining: a short run lowers the loss and is deterministic for a seed."""
-from rlvr_lowrank import pretrain
+from rlvr_lowrank.models import pretrain
 
 
 @pytest.mark.slow

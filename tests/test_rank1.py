@@ -8,8 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-
-from rlvr_lowrank import rank1 as r1
+from rlvr_lowrank.analysis import rank1 as r1
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

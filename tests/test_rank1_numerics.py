@@ -3,8 +3,7 @@ import math
 
 import pytest
 import torch
-
-from rlvr_lowrank import rank1
+from rlvr_lowrank.analysis import rank1
 
 
 def _dw(m=24, n=16, seed=0):

@@ -1,5 +1,6 @@
 """The README quotes pipeline outputs only through generated blocks that match their sources."""
-from rlvr_lowrank import io, paths, readme
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.pipeline import readme
 
 
 def test_readme_generated_blocks_match_pipeline_outputs():
@@ -15,11 +16,12 @@ def test_readme_leads_with_the_two_commands():
 
 
 def test_figures_block_embeds_the_first_figure_of_each_claim():
-    from rlvr_lowrank import claims, pipeline
+    from rlvr_lowrank import claims
+    from rlvr_lowrank.claims import notebooks
 
     block = readme.figures_block()
     for cid in claims.CLAIMS:
-        assert f"](figures/tiny/{pipeline.by_claim(cid).figures[0]}.png)" in block
+        assert f"](figures/tiny/{notebooks.by_claim(cid).figures[0]}.png)" in block
 
 
 def _entry(cid, verdict, old, fragile=()):
@@ -47,14 +49,14 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
     monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
     monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
     for p in reports:
-        io.write_json(tmp_path / p / "claims.json", reports[p])
+        fileio.write_json(tmp_path / p / "claims.json", reports[p])
     cold = {"total_s": 3500.0, "setup_s": 100.0, "runs_trained": 6, "notebooks_executed": 7, "jobs_wall_s": 3390.0,
             "processes": 2, "cpu_count": 2}
-    io.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
     block = readme.real_model_claims_block()
     assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**does not hold**") == 1
     assert "C1 holds on tiny, does not hold on smollm2 (smollm2: no gap)" in block and "Seeds: tiny 5, smollm2 3" in block
     assert "**58.3 min**" in block and "within the 60-minute budget; the run again with nothing changed is not recorded" in block
-    io.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
     block = readme.real_model_claims_block()
     assert "over the 60-minute budget; again with nothing changed: **75 s**, over the 1-minute budget" in block

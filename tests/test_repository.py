@@ -6,10 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from rlvr_lowrank import layout, paths
 
-from rlvr_lowrank import paths
-
-LIB = paths.ROOT / "lib" / "rlvr_lowrank"
 # private notes and work history that a reader of a clone cannot follow
 FORBIDDEN = re.compile(r"HT §|[Dd]esign §|R1 §|R1 OP|rank1_methods\.md|heavy_tails\.md|trl_grpo\.md|aesthetics\.md|"
                        r"\.\./shared|DEVELOPERS\.md|\b[Ii]ssue [0-9]|\b[Ss]ession[ -][0-9]")
@@ -43,24 +41,9 @@ def test_the_forbidden_pattern_catches_what_it_should():
         assert not FORBIDDEN.search(fine), fine
 
 
-def _module_level_imports(path) -> set[str]:
-    """Project modules a module imports at module level (function-level imports are not followed)."""
-    out = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlvr_lowrank."):
-            out.add(node.module.split(".")[1])
-    return out
-
-
 def test_library_has_no_import_cycle():
-    modules = {p.stem: p for p in LIB.glob("*.py") if p.stem not in ("__init__", "__main__")}
-    modules.update({p.name: p / "__init__.py" for p in LIB.iterdir() if (p / "__init__.py").exists()})
-    graph = {m: _module_level_imports(p) & set(modules) for m, p in modules.items()}
+    """Between modules, at module level (function-level imports run later and may go anywhere)."""
+    graph = {m: layout.imports(m, module_level_only=True) for m in layout.modules()}
     state = {}
 
     def visit(m, stack):
@@ -77,12 +60,33 @@ def test_library_has_no_import_cycle():
         visit(m, [])
 
 
+def test_imports_follow_the_package_order():
+    """A module imports its own package and the layers below it (layout.LAYERS), never a layer above, nor
+    another package of its own layer -- function-level imports included."""
+    against = []
+    for m in layout.modules():
+        own = m.split(".")[:2]
+        for dep in layout.imports(m):
+            if dep.split(".")[:2] == own or dep == layout.PACKAGE:
+                continue
+            if layout.layer(dep) > layout.layer(m) or (layout.layer(dep) == layout.layer(m) and layout.layer(m) != 0):
+                against.append(f"{m} imports {dep}")
+    assert not against, "imports against the package order (rlvr_lowrank.layout):\n" + "\n".join(against)
+
+
+def test_the_order_check_sees_a_violation():
+    assert layout.layer("rlvr_lowrank.training.train") > layout.layer("rlvr_lowrank.world.rewards")
+    assert layout.layer("rlvr_lowrank.claims.c1") > layout.layer("rlvr_lowrank.training.runs")
+    with pytest.raises(KeyError, match="no layer"):
+        layout.layer("rlvr_lowrank.nowhere.x")
+
+
 @pytest.mark.slow
 def test_every_module_imports_alone():
-    names = sorted(p.stem for p in LIB.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    names = sorted(m for m in layout.modules() if not m.endswith("__main__"))
     code = ("import importlib, subprocess, sys\n"
             f"for name in {names!r}:\n"
-            "    r = subprocess.run([sys.executable, '-c', f'import rlvr_lowrank.{name}'], capture_output=True, text=True)\n"
+            "    r = subprocess.run([sys.executable, '-c', f'import {name}'], capture_output=True, text=True)\n"
             "    if r.returncode: print(name, r.stderr.strip().splitlines()[-1])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.stdout.strip() == "", out.stdout

@@ -6,9 +6,7 @@ import sys
 import time
 
 import pytest
-
-from rlvr_lowrank import rewards, tasks
-
+from rlvr_lowrank.world import rewards, tasks
 
 # --- The verifiers as they were before they moved to rewards.py (reference for equality) ----------
 
@@ -102,7 +100,7 @@ def test_rewards_unchanged_on_stored_task_data(task, splits):
 
 
 def test_addition_reward_unchanged_on_legitimate_replies():
-    from rlvr_lowrank import chat_tasks
+    from rlvr_lowrank.world import chat_tasks
 
     items = chat_tasks.arithmetic_items("rl_train", n=64)
     n_checked = 0
@@ -232,7 +230,7 @@ def test_guard_keeps_train_guard_behaviour():
 
 
 def test_tasks_does_not_import_rewards_and_the_verifiers_live_only_in_rewards():
-    code = "import sys, rlvr_lowrank.tasks as t; assert 'rlvr_lowrank.rewards' not in sys.modules, 'cycle'"
+    code = "import sys, rlvr_lowrank.world.tasks as t; assert 'rlvr_lowrank.world.rewards' not in sys.modules, 'cycle'"
     subprocess.run([sys.executable, "-c", code], check=True)
     for name in ("score", "math_reward", "task_reward", "REWARDS", "check_task_mix", "boxed_math_reward",
                  "addition_reward", "last_boxed", "skill_reward", "extract_answer"):

@@ -1,8 +1,9 @@
 """Scale-out: the paper-* profile resolves offline (dry run: nothing loaded or downloaded), its
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
-
-from rlvr_lowrank import cli, config, rewards, runs, tasks, train
+from rlvr_lowrank import cli
+from rlvr_lowrank.training import config, runs, train
+from rlvr_lowrank.world import rewards, tasks
 
 PAPER = [p for p in config.available_profiles() if p.startswith("paper-")]
 
@@ -63,7 +64,7 @@ def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
 
 
 def test_chat_arithmetic_items_and_reward():
-    from rlvr_lowrank import chat_tasks
+    from rlvr_lowrank.world import chat_tasks
 
     train_items, test = chat_tasks.arithmetic_items("rl_train"), chat_tasks.arithmetic_items("test")
     assert train_items == chat_tasks.arithmetic_items("rl_train")  # deterministic

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from rlvr_lowrank import callbacks, io, models, paths, sharding
+from rlvr_lowrank import fileio, models, paths
+from rlvr_lowrank.models import sharding
+from rlvr_lowrank.training import callbacks
 
 TESTS = Path(__file__).resolve().parent
 
@@ -76,10 +77,10 @@ def test_pr1s_under_fsdp2_leaves_an_exactly_rank1_update_identical_on_both_ranks
         assert ratio < 1e-6, (step, ratio)
     assert r0["digests"] == r1["digests"]  # every gathered weight, after each substitution, bitwise equal
     assert r0["losses"]["8"] < r0["losses"]["1"]  # it trained
-    done = io.read_json(run / "DONE")
+    done = fileio.read_json(run / "DONE")
     assert done == {"steps": 8, "processes": 2, "final_digest": r0["final_digest"]} and r1["final_digest"] == r0["final_digest"]
     # rank 0 alone writes the substitution log, one line per substitution
-    assert [s["step"] for s in io.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6, 8]
+    assert [s["step"] for s in fileio.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6, 8]
 
 
 @pytest.mark.slow
@@ -93,7 +94,7 @@ def test_fsdp2_run_resumes_from_a_distributed_checkpoint_bitwise(fsdp2):
     assert {k: full["losses"][k] for k in resumed[0]["losses"]} == resumed[0]["losses"]
     assert {k: full["ratios"][k] for k in resumed[0]["ratios"]} == resumed[0]["ratios"]
     # the substitution log: steps 2, 4 from the first process group, 6, 8 from the resumed one
-    assert [s["step"] for s in io.read_jsonl(out / "interrupted" / "substitutions.jsonl")] == [2, 4, 6, 8]
+    assert [s["step"] for s in fileio.read_jsonl(out / "interrupted" / "substitutions.jsonl")] == [2, 4, 6, 8]
 
 
 @pytest.mark.slow
@@ -134,7 +135,7 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
         import fsdp2_worker
     finally:
         sys.path.remove(str(TESTS))
-    from rlvr_lowrank.callbacks import SpectralMonitor, TrajectoryRecorder
+    from rlvr_lowrank.training.callbacks import SpectralMonitor, TrajectoryRecorder
 
     out, _, _ = fsdp2
     base, trained = fsdp2_worker.perturbed()
@@ -143,13 +144,13 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
     mon = SpectralMonitor(every=1, log_path=tmp_path / "monitor.jsonl", base_state=base_state)
     mon.on_step_end(None, SimpleNamespace(global_step=7, max_steps=7, log_history=[]), None, model=trained)
 
-    ref = io.load_tensors(tmp_path / "trajectory" / "step-00007.safetensors")
-    got = io.load_tensors(out / "equiv" / "rank0" / "trajectory" / "step-00007.safetensors")
+    ref = fileio.load_tensors(tmp_path / "trajectory" / "step-00007.safetensors")
+    got = fileio.load_tensors(out / "equiv" / "rank0" / "trajectory" / "step-00007.safetensors")
     assert set(got) == set(ref) and len(ref) == 4 * 28
     for key in ref:
         assert torch.allclose(got[key], ref[key], rtol=1e-5, atol=1e-6), key
     assert not (out / "equiv" / "rank1").exists()  # rank 0 alone writes
-    (ref_line,), (got_line,) = io.read_jsonl(tmp_path / "monitor.jsonl"), io.read_jsonl(out / "equiv" / "rank0" / "monitor.jsonl")
+    (ref_line,), (got_line,) = fileio.read_jsonl(tmp_path / "monitor.jsonl"), fileio.read_jsonl(out / "equiv" / "rank0" / "monitor.jsonl")
     assert [m["name"] for m in got_line["per_matrix"]] == [m["name"] for m in ref_line["per_matrix"]]
     for g, r in zip(got_line["per_matrix"], ref_line["per_matrix"]):
         assert g["rank1_energy"] == pytest.approx(r["rank1_energy"], rel=1e-5)

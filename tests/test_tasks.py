@@ -2,8 +2,8 @@
 import random
 
 import pytest
-
-from rlvr_lowrank import pretrain, rewards, tasks
+from rlvr_lowrank.models import pretrain
+from rlvr_lowrank.world import rewards, tasks
 
 
 def test_correct_chain_adds_and_flawed_chain_differs_when_carrying():

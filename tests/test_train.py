@@ -1,7 +1,8 @@
 """A real smoke GRPO run through TRL writes the run directory (layout: runs.py docstring), and is reused by hash."""
 import pytest
-
-from rlvr_lowrank import config, io, paths, rewards, runs, train
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.training import config, runs, train
+from rlvr_lowrank.world import rewards
 
 
 @pytest.fixture(scope="module")
@@ -17,15 +18,15 @@ def smoke_run(tmp_path_factory):
 @pytest.mark.slow
 def test_run_directory_contract(smoke_run):
     run = smoke_run
-    cfg = io.read_yaml(run / "config.yaml")
-    assert io.read_json(run / "DONE")["config_hash"] == cfg["config_hash"]
-    metrics = io.read_jsonl(run / "metrics.jsonl")
+    cfg = fileio.read_yaml(run / "config.yaml")
+    assert fileio.read_json(run / "DONE")["config_hash"] == cfg["config_hash"]
+    metrics = fileio.read_jsonl(run / "metrics.jsonl")
     assert [m["step"] for m in metrics] == list(range(1, cfg["train"]["max_steps"] + 1))
     assert all(0.0 <= m["reward"] <= 1.0 for m in metrics)
-    evals = io.read_jsonl(run / "evals.jsonl")
+    evals = fileio.read_jsonl(run / "evals.jsonl")
     assert [e["step"] for e in evals] == [0, 3, 6]
     assert {"test_acc", "train_acc", "fact_acc", "skill_acc"} <= set(evals[0])
-    subs = io.read_jsonl(run / "substitutions.jsonl")
+    subs = fileio.read_jsonl(run / "substitutions.jsonl")
     assert [s["step"] for s in subs] == [2, 4, 6]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00003", "step-00006"]
     assert not (run / "trainer").exists()
@@ -38,11 +39,11 @@ def test_run_directory_contract(smoke_run):
 @pytest.mark.slow
 def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
     import torch
-
-    from rlvr_lowrank import models, rank1
+    from rlvr_lowrank import models
+    from rlvr_lowrank.analysis import rank1
 
     base, _ = models.load_model(paths.TINY_BASE)
-    final = io.load_tensors(smoke_run / "final" / "model.safetensors")
+    final = fileio.load_tensors(smoke_run / "final" / "model.safetensors")
     for name in rank1.target_names(base.state_dict()):
         dw = final[name] - base.state_dict()[name]
         s = torch.linalg.svdvals(dw)

@@ -1,8 +1,8 @@
 """An interrupted run resumes from its last checkpoint and finishes with complete, non-duplicated logs."""
 import pytest
+from rlvr_lowrank import fileio, paths
+from rlvr_lowrank.training import runs, train
 from transformers import TrainerCallback
-
-from rlvr_lowrank import io, paths, runs, train
 
 pytestmark = pytest.mark.slow  # trains or loads a real model
 
@@ -32,17 +32,17 @@ def test_interrupted_pr1s_run_resumes_to_done(tmp_path, monkeypatch):
     assert (run / "trainer" / "checkpoint-3").exists()
     with pytest.raises(runs.RunError, match="no DONE marker"):
         runs.require_done(run)
-    before = [r for r in io.read_jsonl(run / "metrics.jsonl") if r["step"] <= 3]
+    before = [r for r in fileio.read_jsonl(run / "metrics.jsonl") if r["step"] <= 3]
 
     monkeypatch.setattr(train, "make_callbacks", original)
     assert train.train("smoke", "pr1s_trunc_k10", 0) == run
     assert (run / "DONE").exists() and not (run / "trainer").exists()
-    assert io.read_json(run / "DONE")["steps"] == 6
-    metrics = io.read_jsonl(run / "metrics.jsonl")
+    assert fileio.read_json(run / "DONE")["steps"] == 6
+    metrics = fileio.read_jsonl(run / "metrics.jsonl")
     assert [r["step"] for r in metrics] == [1, 2, 3, 4, 5, 6]  # step 4 logged once, not twice
     assert metrics[:3] == before  # lines up to the checkpoint are kept as written
-    eval_steps = [r["step"] for r in io.read_jsonl(run / "evals.jsonl")]
+    eval_steps = [r["step"] for r in fileio.read_jsonl(run / "evals.jsonl")]
     assert eval_steps == sorted(set(eval_steps)) and eval_steps[-1] == 6
-    subs = [r["step"] for r in io.read_jsonl(run / "substitutions.jsonl")]
+    subs = [r["step"] for r in fileio.read_jsonl(run / "substitutions.jsonl")]
     assert subs == sorted(set(subs)) and 4 in subs and 6 in subs  # PR1S every 2 steps, across the resume
     assert (run / "final" / "model.safetensors").exists()

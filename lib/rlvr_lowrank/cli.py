@@ -25,25 +25,14 @@ import os
 import sys
 from pathlib import Path
 
-import importlib
+from . import paths
+from .checkpoints import cli as checkpoints_cli
+from .claims import notebooks
+from .training import config
 
-from . import checkpoints_cli, config, paths, pipeline
-
-
-def _load(name: str):
-    """The module that runs one command, imported only for that command: ``make reproduce`` starts one
-    ``python -m rlvr_lowrank train`` process per run, and importing papermill, the claims package and
-    the pretraining code into each of them cost about 2 s per process on 2 cores."""
-    return importlib.import_module(f".{name}", __package__)
-
-
-def _worker_call(call: list) -> None:
-    """One request of a worker: ``["train", profile, experiment, seed]`` (what ``train`` would do), optionally
-    with a fifth element, the overrides of ``train.train`` (tests)."""
-    if call[0] != "train" or len(call) not in (4, 5):
-        raise ValueError(f"a worker runs ['train', profile, experiment, seed(, overrides)], got {call!r}")
-    overrides = call[4] if len(call) == 5 else None
-    print(_load("train").train(call[1], call[2], config.check_seed(int(call[3])), overrides), flush=True)
+# Each command imports the modules it runs inside its branch of main(): ``make reproduce`` starts one
+# process per training run, and importing papermill, the claims package and the pretraining code into
+# each of them cost about 2 s per process on 2 cores.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-stale", action="store_true",
                    help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
     p = sub.add_parser("notebook", help="execute one notebook with papermill")
-    p.add_argument("stem", choices=[nb.stem for nb in pipeline.NOTEBOOKS])
+    p.add_argument("stem", choices=[nb.stem for nb in notebooks.NOTEBOOKS])
     p.add_argument("--profile", default="tiny")
     p.add_argument("--force", action="store_true")
     p = sub.add_parser("claims", help="write reports/<profile>/claims.json and claims.md")
@@ -116,63 +105,51 @@ def main(argv: list[str] | None = None) -> int:
         # notebook subprocesses and their kernels inherit this
         os.environ[paths.WRITE_TRACKED_ENV] = "1"
     if args.command == "world":
-        for path in _load("tasks").write_world():
+        from .world import tasks
+        for path in tasks.write_world():
             print(path.relative_to(paths.ROOT))
     elif args.command == "pretrain":
-        pretrain = _load("pretrain")
+        from .models import pretrain
         cfg = pretrain.PretrainConfig(seed=args.seed)
         if args.steps is not None:
             cfg.steps = args.steps
         metrics = pretrain.main(cfg, out_dir=args.out, probe=not args.no_probe)
         print(json.dumps(metrics["targets_met"], indent=2))
     elif args.command == "train":
+        from .training import train
         config.check_seed(args.seed)
-        train = _load("train")
         print(train.dry_run(args.profile, args.experiment, args.seed) if args.dry_run
               else train.train(args.profile, args.experiment, args.seed))
     elif args.command == "train-all":
-        _load("reproduce").train_all(args.profile, processes=args.jobs, experiments=args.experiments,
+        from .pipeline import reproduce
+        reproduce.train_all(args.profile, processes=args.jobs, experiments=args.experiments,
                             replace_stale=args.replace_stale)
     elif args.command == "notebook":
-        _load("reproduce").run_notebook(args.stem, args.profile, force=args.force)
+        from .pipeline import reproduce
+        reproduce.run_notebook(args.stem, args.profile, force=args.force)
     elif args.command == "reproduce":
-        _load("reproduce").reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
+        from .pipeline import reproduce
+        reproduce.reproduce(args.profile, force=args.force, processes=args.jobs, started_at=args.started_at,
                             replace_stale=args.replace_stale)
     elif args.command == "claims":
-        claims = _load("claims")
+        from . import claims
         print(claims.results_table(claims.build_report(args.profile, allow_stale=args.allow_stale)))
     elif args.command == "worker":
-        _load("jobs").serve(_worker_call)
+        from .pipeline import jobs, reproduce
+        jobs.serve(reproduce.worker_call)
     elif args.command == "smollm2-base":
-        import torch  # only this command needs it here
-
-        torch.set_num_threads(args.threads)
-        real_model, models = _load("real_model"), _load("models")
-        model, tok = models.load_smollm2()
-        temperature = config.resolve("smollm2", "full", 0).train["temperature"]
-        result = real_model.measure(model, tok, temperature, args.also_temperatures, max_operand=args.max_operand, op=args.op,
-                                    also_operands=args.also_operands)
-        real_model.write(result)
-        print(json.dumps({k: result[k] for k in ("accepted", "knowledge", "skill")}, indent=2))
+        from .pipeline import real_model
+        print(json.dumps(real_model.base_command(args.threads, args.also_temperatures, args.max_operand, args.op,
+                                                 args.also_operands), indent=2))
     elif args.command == "smollm2-lr":
-        reproduce, real_model, runs = _load("reproduce"), _load("real_model"), _load("runs")
-        probes = sorted(e for e in config.load_profile("smollm2")["manual_experiments"] if e.startswith("lr_probe_"))
-        done = reproduce.train_all("smollm2", processes=args.jobs, experiments=probes)
-        window = real_model.lr_window(done)
-        real_model.write_lr_window(window)
-        print(json.dumps(window, indent=2))
+        from .pipeline import real_model
+        print(json.dumps(real_model.lr_window_command(args.jobs), indent=2))
     elif args.command == "smollm2-bf16":
-        reproduce, real_model = _load("reproduce"), _load("real_model")
-        seed = real_model.BF16_CURVE_SEED  # full_bf16 is defined with this one seed (configs/smollm2.yaml)
-        done = reproduce.train_all("smollm2", processes=args.jobs, experiments=["full", "full_bf16"])
-        fp32_run, bf16_run = (next(r for r in done if r.parent.name == e and r.name == f"seed{seed}")
-                              for e in ("full", "full_bf16"))
-        others = [r for r in done if r.parent.name == "full" and r != fp32_run]
-        result = real_model.bf16_curve(fp32_run, bf16_run, others)
-        real_model.write_bf16_curve(result)
-        print(json.dumps(result["difference"], indent=2))
+        from .pipeline import real_model
+        print(json.dumps(real_model.bf16_curve_command(args.jobs), indent=2))
     elif args.command == "readme":
-        print("README.md updated" if _load("readme").update() else "README.md already up to date")
+        from .pipeline import readme
+        print("README.md updated" if readme.update() else "README.md already up to date")
     return 0
 
 

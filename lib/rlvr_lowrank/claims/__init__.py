@@ -7,7 +7,16 @@ Each claim quotes the paper's wording (abstract of arXiv 2605.06523, or AlphaRL 
 """
 from . import c0, c1, c2, c3, c4, stats
 from .base import FAILS, HOLDS, INCONCLUSIVE, MIN_SEEDS, Claim, ClaimResult
-from .report import CLAIMS, MODULES, NOT_RUN, build_report, load_report, profile_hash, report_markdown, results_table
+from .report import (
+           CLAIMS,
+           MODULES,
+           NOT_RUN,
+           build_report,
+           load_report,
+           profile_hash,
+           report_markdown,
+           results_table,
+)
 from .stats import bootstrap_ci, recovery, summarize, t_interval
 
 __all__ = ["c0", "c1", "c2", "c3", "c4", "stats", "Claim", "ClaimResult", "HOLDS", "FAILS", "INCONCLUSIVE", "MIN_SEEDS",

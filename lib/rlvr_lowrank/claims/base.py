@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import io, parallel, paths, pipeline, runs
+from .. import fileio, paths
+from ..training import runs
+from . import notebooks, parallel
 
 MIN_SEEDS = 3
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -126,13 +128,13 @@ class ClaimResult:
         with the run hashes of the runs the claim's notebook reads, so the report can refuse a result whose
         runs have changed since. Returns nothing, so a notebook's last line ``result.write()`` displays
         nothing (nbval compares that cell's output)."""
-        stem = pipeline.by_claim(self.FILE.removesuffix(".json").upper()).stem
-        data = {**self.to_json(), RUNS_KEY: runs.recorded_hashes(self.profile, pipeline.experiments_read(stem, self.profile))}
-        io.write_json(paths.report_dir(self.profile) / self.FILE, data)
+        stem = notebooks.by_claim(self.FILE.removesuffix(".json").upper()).stem
+        data = {**self.to_json(), RUNS_KEY: runs.recorded_hashes(self.profile, notebooks.experiments_read(stem, self.profile))}
+        fileio.write_json(paths.report_dir(self.profile) / self.FILE, data)
 
     @classmethod
     def read(cls, profile: str):
-        return cls.from_json(io.read_json(cls.path(profile)))
+        return cls.from_json(fileio.read_json(cls.path(profile)))
 
 
 RUNS_KEY = "runs"  # cN.json: {"<experiment>/seed<k>": run hash} of the runs the result was computed from

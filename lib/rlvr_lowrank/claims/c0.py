@@ -11,8 +11,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import evaluate, parallel, rank1, suites
-from .base import Claim, ClaimResult, arm_label, base_reused, both_intervals, inconclusive, interval, score_models, too_few_seeds
+from ..analysis import rank1
+from ..world import evaluate
+from . import parallel, suites
+from .base import (
+    Claim,
+    ClaimResult,
+    arm_label,
+    base_reused,
+    both_intervals,
+    inconclusive,
+    interval,
+    score_models,
+    too_few_seeds,
+)
 from .stats import fmt_interval, recovery, summarize
 
 CLAIM = Claim(

@@ -8,8 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import runs
-from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from ..training import runs
+from .base import (
+    Claim,
+    ClaimResult,
+    arm_label,
+    both_intervals,
+    inconclusive,
+    interval,
+    too_few_seeds,
+)
 from .stats import LAST_FRACTION, fmt_interval, last_fraction_mean, summarize
 
 CLAIM = Claim(

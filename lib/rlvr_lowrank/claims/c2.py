@@ -18,9 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import chat_tasks, evaluate, models, parallel, rank1, runs, suites, tasks
-from .base import (FAILS, HOLDS, INCONCLUSIVE, Claim, ClaimResult, arm_label, base_reused, both_intervals, inconclusive,
-                   interval, score_models, too_few_seeds)
+from .. import models
+from ..analysis import rank1
+from ..training import runs
+from ..world import chat_tasks, evaluate, tasks
+from . import parallel, suites
+from .base import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    ClaimResult,
+    arm_label,
+    base_reused,
+    both_intervals,
+    inconclusive,
+    interval,
+    score_models,
+    too_few_seeds,
+)
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
 
 CLAIM = Claim(

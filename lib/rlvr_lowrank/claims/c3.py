@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import runs, spectra
-from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, too_few_seeds
+from ..analysis import spectra
+from ..training import runs
+from .base import (
+    Claim,
+    ClaimResult,
+    arm_label,
+    both_intervals,
+    inconclusive,
+    too_few_seeds,
+)
 from .stats import fmt_both, summarize
 
 CLAIM = Claim(

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import runs, spectra
-from .base import Claim, ClaimResult, arm_label, both_intervals, inconclusive, interval, too_few_seeds
+from ..analysis import spectra
+from ..training import runs
+from .base import (
+    Claim,
+    ClaimResult,
+    arm_label,
+    both_intervals,
+    inconclusive,
+    interval,
+    too_few_seeds,
+)
 from .stats import fmt_interval, summarize
 
 CLAIM = Claim(

@@ -1,12 +1,13 @@
 """The claims report: reports/<profile>/claims.json and claims.md from the notebooks' cN.json.
 
-Which notebook and figure back each claim is the pipeline's declaration (pipeline.by_claim); what
+Which notebook and figure back each claim is the pipeline's declaration (notebooks.by_claim); what
 each claim reports (its headline quantities) is declared in its own module.
 """
 from __future__ import annotations
 
-from .. import config, io, paths, pipeline, runs
-from . import c0, c1, c2, c3, c4
+from .. import fileio, paths
+from ..training import config, runs
+from . import c0, c1, c2, c3, c4, notebooks
 from .base import RUNS_KEY, WHY_TIGHTENED
 from .stats import fmt_interval
 
@@ -26,7 +27,7 @@ def profile_hash(profile: str) -> str:
     """Hash of the profile's run settings; a claims report records it so a stale report is detected.
     The profile's name is hashed with its settings (two identical YAMLs are still two profiles)."""
     settings = {k: v for k, v in config.load_profile(profile).items() if k not in NOT_HASHED}
-    return io.config_hash({**settings, "profile": profile})
+    return fileio.config_hash({**settings, "profile": profile})
 
 
 def notebook_command(stem: str, profile: str) -> str:
@@ -49,7 +50,7 @@ class StaleResultError(ValueError):
 def claim_entry(cid: str, profile: str, allow_stale: bool = False) -> dict:
     """One claim of the report: its statement, test and thresholds, where it is measured, and what
     its cN.json says ("not run", with the command that makes it, when that file is missing)."""
-    claim, nb = CLAIMS[cid], pipeline.by_claim(cid)
+    claim, nb = CLAIMS[cid], notebooks.by_claim(cid)
     entry = {"id": cid, "paper": claim.paper, "test": claim.test, "thresholds": claim.thresholds,
              "notebook": f"notebooks/{nb.stem}.ipynb", "figure": f"figures/{profile}/{nb.figures[0]}.png"}
     path = paths.report_source(profile, f"{cid.lower()}.json")
@@ -57,7 +58,7 @@ def claim_entry(cid: str, profile: str, allow_stale: bool = False) -> dict:
         entry.update(verdict=NOT_RUN, why=f"reports/{profile}/{path.name} is missing: run "
                                           f"`{notebook_command(nb.stem, profile)}`", measured=[], seeds=0)
         return entry
-    res = io.read_json(path)
+    res = fileio.read_json(path)
     if res.get("profile") != profile:
         raise ValueError(f"{path} was written for profile {res.get('profile')!r}, not {profile!r}; "
                          f"re-run `{notebook_command(nb.stem, profile)}`")
@@ -96,7 +97,7 @@ def budget_verdict(cid: str, profile: str) -> tuple[str, str] | None:
     path = paths.REPORTS / other / f"{cid.lower()}.json" if other else None
     if path is None or not path.exists():
         return None
-    return other, MODULES[cid].rejudge(io.read_json(path))["verdict"]
+    return other, MODULES[cid].rejudge(fileio.read_json(path))["verdict"]
 
 
 def build_report(profile: str, allow_stale: bool = False) -> dict:
@@ -113,8 +114,8 @@ def build_report(profile: str, allow_stale: bool = False) -> dict:
     if any(e.get("stale") for e in entries):
         report["stale"] = sorted({e["stale"] for e in entries if e.get("stale")})
     out_dir = paths.report_dir(profile)
-    io.write_json(out_dir / "claims.json", report)
-    io.write_text(out_dir / "claims.md", report_markdown(report))
+    fileio.write_json(out_dir / "claims.json", report)
+    fileio.write_text(out_dir / "claims.md", report_markdown(report))
     return report
 
 
@@ -198,7 +199,7 @@ def load_report(profile: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python -m rlvr_lowrank claims --profile {profile}` "
                                 f"(or `make reproduce PROFILE={profile}`)")
-    report = io.read_json(path)
+    report = fileio.read_json(path)
     if report.get("profile") != profile:
         raise ValueError(f"{path} belongs to profile {report.get('profile')!r}, not {profile!r}")
     if report.get("config_hash") != profile_hash(profile):

@@ -36,8 +36,8 @@ from typing import Callable, Mapping
 import torch
 import yaml
 
-from . import io, paths
-from .rank1 import is_target
+from .. import fileio, paths
+from ..analysis.rank1 import is_target
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -606,7 +606,7 @@ are written too (e.g. a provenance note). Returns `out`.
         extra = extra_files() if callable(extra_files) else (extra_files or {})
         for f, text in extra.items():
             (tmp / f).write_text(text)
-        io.replace_directory(tmp, out)
+        fileio.replace_directory(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

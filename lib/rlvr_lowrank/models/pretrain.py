@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from . import evaluate, io, models, paths, rewards, tasks
+from .. import fileio, models, paths
+from ..world import evaluate, rewards, tasks
 
 
 @dataclass
@@ -275,7 +276,7 @@ def write_model_card(directory: Path, metrics: dict) -> None:
         met=", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in m["targets_met"].items()),
         probe=probe["settings"] if probe else {},
     )
-    io.write_text(directory / "MODEL_CARD.md", text)
+    fileio.write_text(directory / "MODEL_CARD.md", text)
 
 
 def main(cfg: PretrainConfig | None = None, out_dir: Path = paths.TINY_BASE, probe: bool = True,
@@ -296,6 +297,6 @@ def main(cfg: PretrainConfig | None = None, out_dir: Path = paths.TINY_BASE, pro
     if probe:
         metrics["grpo_probe"] = grpo_probe(out_dir, progress=progress)
     metrics["targets_met"] = check_targets(metrics)
-    io.write_json(Path(out_dir) / "metrics.json", metrics)
+    fileio.write_json(Path(out_dir) / "metrics.json", metrics)
     write_model_card(Path(out_dir), metrics)
     return metrics

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import config
+from ..training import config
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import papermill
 
-from . import claims, config, io, jobs, paths, readme, runs
-from .pipeline import experiments_read, notebook, parameters, stems
+from .. import claims, fileio, layout, paths
+from ..claims.notebooks import experiments_read, notebook, parameters, stems
+from ..training import config, runs
+from . import jobs, readme
 
 # ----------------------------------------------------------------------------------------------
 
 TIMING = "timing.json"   # reports/<profile>/timing.json: written by reproduce, read by no notebook
-# library modules no notebook imports (the command line, the job queue, the README writer, the SmolLM2 commands, this module): editing them
-# keeps executed notebooks cached; every other module of lib/rlvr_lowrank is part of each notebook's fingerprint
-NOT_NOTEBOOK_INPUTS = {"cli.py", "checkpoints_cli.py", "jobs.py", "readme.py", "real_model.py", "reproduce.py", "__main__.py"}
 
 
 def checked_parameters(stem: str, profile: str) -> dict:
@@ -38,15 +37,24 @@ def checked_parameters(stem: str, profile: str) -> dict:
     return params
 
 
+def worker_call(call: list) -> None:
+    """One request of a training worker (``jobs.serve``): ``["train", profile, experiment, seed]``, what the
+    ``train`` command would do, optionally with a fifth element, the overrides of ``train.train`` (tests)."""
+    from ..training import train
+    if call[0] != "train" or len(call) not in (4, 5):
+        raise ValueError(f"a worker runs ['train', profile, experiment, seed(, overrides)], got {call!r}")
+    overrides = call[4] if len(call) == 5 else None
+    print(train.train(call[1], call[2], config.check_seed(int(call[3])), overrides), flush=True)
+
+
 def fingerprint(stem: str, profile: str, params: dict) -> str:
     """Hash of everything an executed notebook depends on: the notebook, its parameters, the library, the
     shipped base model's metrics, the profile, and the DONE markers of the runs it reads (declared arms)."""
     h = hashlib.sha256()
     h.update((paths.NOTEBOOKS / f"{stem}.ipynb").read_bytes())
-    h.update(io.config_hash(params).encode())
-    for src in sorted((paths.ROOT / "lib" / "rlvr_lowrank").rglob("*.py")):
-        if src.name not in NOT_NOTEBOOK_INPUTS:
-            h.update(str(src.relative_to(paths.ROOT)).encode() + src.read_bytes())
+    h.update(fileio.config_hash(params).encode())
+    for src in sorted(layout.notebook_input_files()):  # all but the pipeline package and the command lines
+        h.update(str(src.relative_to(paths.ROOT)).encode() + src.read_bytes())
     for f in (paths.TINY_BASE / "metrics.json", paths.CONFIGS / f"{profile}.yaml"):
         if f.exists():
             h.update(f.read_bytes())
@@ -103,7 +111,7 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
         raise
     running.replace(out)
     failed.unlink(missing_ok=True)
-    io.write_text(stamp, fp + "\n")
+    fileio.write_text(stamp, fp + "\n")
     print(f"[reproduce] {stem}: done in {time.time() - t0:.0f} s -> {jobs._rel(out)}")
     return out
 
@@ -249,12 +257,12 @@ def write_timing(profile: str, record: dict) -> Path:
     from nothing (a fresh clone) and under ``warm`` when it found everything cached (a new cold record
     drops the old warm one). The README quotes cold and warm."""
     path = paths.REPORTS / profile / TIMING
-    data = io.read_json(path) if path.exists() else {}
+    data = fileio.read_json(path) if path.exists() else {}
     data["last"] = record
     if record["runs_trained"] and not record["runs_cached"]:
         data["cold"] = record
         data.pop("warm", None)  # a warm record of an earlier pipeline would quote the wrong number of runs
     if not record["runs_trained"] and not record["notebooks_executed"]:
         data["warm"] = record
-    io.write_json(path, data)
+    fileio.write_json(path, data)
     return path

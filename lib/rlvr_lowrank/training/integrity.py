@@ -5,8 +5,8 @@ Pure checks and content hashes, no policy: the run layer decides what to do with
 * :func:`directory_fingerprint` / :func:`files_fingerprint` -- sha256 of a model directory (the files
   loading reads) or of task data files, so a run's identity can include its inputs' contents, not
   just their paths.
-* :func:`code_fingerprint` over :data:`RESULT_MODULES` -- sha256 of the source of the library modules
-  whose change alters training results.
+* :func:`code_fingerprint` over the result modules (:func:`layout.result_modules`: the import closure of
+  ``training.train``) -- sha256 of the source of the library modules whose change alters training results.
 * :func:`read_done` / :func:`done_problem` -- a DONE marker counts only if it is a complete JSON object.
 * :func:`checkpoint_problem` / :func:`newest_complete_checkpoint` -- which transformers/TRL trainer
   checkpoint (``checkpoint-N/``) can be resumed from; damaged newer ones are moved aside, never deleted.
@@ -29,6 +29,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from .. import layout
+
 _CHUNK = 1 << 20
 
 # Files of a Hugging Face model directory that loading reads (weights, config, tokenizer). Model
@@ -39,48 +41,6 @@ MODEL_FILE_PATTERNS = (
     "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
     "adapter_config.json",
 )
-
-# Library modules whose source changes what a training run produces; their source is part of a run's
-# identity. A module is here if a change to it can change the weights, logs or evaluations a run writes.
-RESULT_MODULES = (
-    "rlvr_lowrank.train",     # builds the GRPOConfig, the dataset and the trainer: every training number
-    "rlvr_lowrank.tasks",     # the world: prompts, reference answers, splits
-    "rlvr_lowrank.rewards",   # the verifiers: the reward signal GRPO optimises
-    "rlvr_lowrank.models",    # tokenizer, model construction and loading (dtype, checks)
-    "rlvr_lowrank.rank1",     # PR1S substitutes weights during training
-    "rlvr_lowrank.callbacks", # PR1S, the run recorder (evals, checkpoints) and the trajectory recorder
-    "rlvr_lowrank.config",    # the defaults a run's settings fall back to
-    "rlvr_lowrank.evaluate",  # the accuracies a run logs in evals.jsonl (read by the claims)
-    "rlvr_lowrank.sharding",  # how PR1S reads and writes full weights (plain, DDP, FSDP2, DeepSpeed)
-    "rlvr_lowrank.precision", # bf16 compute with fp32 master weights (train.precision: bf16)
-    "rlvr_lowrank.chat_tasks",  # a real chat model's prompts, splits and probes
-)
-# Modules that do not alter training results, and why. Every module of the package must be in one of
-# the two lists (a test enforces it), so a new module is classified when it is added.
-NOT_RESULT_MODULES = {
-    "rlvr_lowrank.__init__": "package marker",
-    "rlvr_lowrank.__main__": "entry point only",
-    "rlvr_lowrank.io": "serialisation; the bytes it writes are what is hashed elsewhere",
-    "rlvr_lowrank.paths": "where files live, not what they contain",
-    "rlvr_lowrank.pretrain": "builds the base model, whose directory is hashed by directory_fingerprint",
-    "rlvr_lowrank.integrity": "computes these hashes",
-    "rlvr_lowrank.spectra": "analysis of finished runs (and of the monitor's logs)",
-    "rlvr_lowrank.dynamics": "analysis of finished runs",
-    "rlvr_lowrank.parallel": "spreads the notebooks' scoring of finished runs over processes (same numbers)",
-    "rlvr_lowrank.claims": "reads results; notebooks fingerprint it separately",
-    "rlvr_lowrank.plots": "presentation of results",
-    "rlvr_lowrank.readme": "presentation of results",
-    "rlvr_lowrank.real_model": "measures the base real model and summarises probe runs; the knowledge filter it writes is hashed as data",
-    "rlvr_lowrank.cli": "command line: dispatches to the modules above",
-    "rlvr_lowrank.runs": "where runs live and how they are read",
-    "rlvr_lowrank.pipeline": "which notebook reads which runs",
-    "rlvr_lowrank.suites": "which items the notebooks score finished runs on (training's own evaluations are in train)",
-    "rlvr_lowrank.reproduce": "schedules training and notebooks",
-    "rlvr_lowrank.jobs": "runs subprocesses",
-    "rlvr_lowrank.checkpoints": "reads and writes a user's checkpoints (analyze / substitute / export)",
-    "rlvr_lowrank.pair_analysis": "analysis of a user's checkpoints",
-    "rlvr_lowrank.checkpoints_cli": "command line of analyze / substitute / export",
-}
 
 # Keys every DONE marker written by a training run has (train writes more; these are the ones a
 # reader relies on).
@@ -136,11 +96,13 @@ def files_fingerprint(paths: Iterable[str | os.PathLike]) -> str:
     return h.hexdigest()
 
 
-def code_fingerprint(modules: Iterable[str] = RESULT_MODULES) -> str:
+def code_fingerprint(modules: Iterable[str] | None = None) -> str:
     """sha256 (hex) of the source files of ``modules`` (dotted names; ``train`` means
-    ``rlvr_lowrank.train``), found without importing them."""
+    ``rlvr_lowrank.train``; default: the result modules), found without importing them."""
+    if modules is None:
+        modules = layout.result_modules()
     h = hashlib.sha256(b"rlvr-lowrank code v1\0")
-    for name in sorted({m if "." in m else f"rlvr_lowrank.{m}" for m in modules}):
+    for name in sorted({m if "." in m or m == layout.PACKAGE else f"{layout.PACKAGE}.{m}" for m in modules}):
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin or not os.path.isfile(spec.origin):
             raise ModuleNotFoundError(f"code_fingerprint: module {name} has no source file; "
@@ -326,7 +288,7 @@ def _aside_name(ckpt: Path) -> Path:
 
 
 def fingerprints(model_dir: str | os.PathLike, data_files: Iterable[str | os.PathLike],
-                 modules: Iterable[str] = RESULT_MODULES) -> Mapping[str, str]:
+                 modules: Iterable[str] | None = None) -> Mapping[str, str]:
     """The three input hashes of a training run, as one mapping to put into its identity."""
     return {"model": directory_fingerprint(model_dir), "data": files_fingerprint(data_files),
             "code": code_fingerprint(modules)}

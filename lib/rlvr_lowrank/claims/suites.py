@@ -9,8 +9,9 @@ and a run's log score the same items; C0–C2 call these with their sizes from t
 """
 from __future__ import annotations
 
-from . import chat_tasks, config, tasks
-from .tasks import Item
+from ..training import config
+from ..world import chat_tasks, tasks
+from ..world.tasks import Item
 
 CHAT_DATA = "chat_math"  # the profile key `data:` that selects the chat tasks
 

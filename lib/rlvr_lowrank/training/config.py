@@ -18,7 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import io, paths, rewards, tasks
+from .. import fileio, paths
+from ..world import rewards, tasks
 
 DATA_NAMES = ("chat_math",)  # data: <name> for a chat model (train.train_dataset); else the tiny world
 TRAIN_EXTRA_KEYS = {"threads", "precision"}  # train: keys of ours, not GRPOConfig fields (train.grpo_kwargs drops them)
@@ -153,7 +154,7 @@ class Experiment:
 
     @property
     def hash(self) -> str:
-        return io.config_hash(self.to_dict())
+        return fileio.config_hash(self.to_dict())
 
 
 _SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora}
@@ -196,7 +197,7 @@ def load_profile(name: str) -> dict:
     if not path.exists():
         raise ConfigError(f"unknown profile {name!r}: no configs/{name}.yaml; "
                           f"available profiles: {', '.join(available_profiles())}")
-    prof = io.read_yaml(path)
+    prof = fileio.read_yaml(path)
     if not isinstance(prof, dict):
         raise ConfigError(f"configs/{name}.yaml must be a YAML mapping, got {type(prof).__name__}")
     unknown = sorted(set(prof) - set(PROFILE_KEYS))

@@ -18,8 +18,9 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from . import io, spectra
-from .claims.base import arm_label
+from .. import fileio
+from ..analysis import spectra
+from ..claims.base import arm_label
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 THRESHOLD_STYLE = {"color": "crimson", "lw": 1.2, "ls": "--"}  # every line a verdict is read against
@@ -36,7 +37,7 @@ def save_figure(fig, directory: str | Path, name: str) -> list[Path]:
     for ext, meta in (("png", {"Software": None}),
                       ("pdf", {"Creator": None, "Producer": None, "CreationDate": None})):
         path = Path(directory) / f"{name}.{ext}"
-        with io.atomic_path(path) as tmp:
+        with fileio.atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, metadata=meta)
         out.append(path)
     return out

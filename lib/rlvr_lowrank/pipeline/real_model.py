@@ -21,7 +21,9 @@ import time
 
 import numpy as np
 
-from . import chat_tasks, evaluate, io, paths, runs
+from .. import fileio, paths
+from ..training import config, runs
+from ..world import chat_tasks, evaluate
 
 MAX_BASE_GREEDY = 0.5
 MIN_BASE_PASS8 = 0.6
@@ -77,10 +79,10 @@ def measure(model, tok, temperature: float, also_temperatures=(), max_operand: i
     math["other_operand_ranges"] = other_ranges
     candidates = chat_tasks.knowledge_items(kept_only=False)
     facts = evaluate.greedy_accuracy(model, tok, candidates, batch_size=64)
-    rows = io.read_jsonl(chat_tasks.KNOWLEDGE_CANDIDATES)
+    rows = fileio.read_jsonl(chat_tasks.KNOWLEDGE_CANDIDATES)
     kept = [{**row, "base_correct": bool(ok), "base_reply": reply}
             for row, ok, reply in zip(rows, facts.correct, facts.completions)]
-    io.write_text(chat_tasks.KNOWLEDGE_KEPT, "".join(io.json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+    fileio.write_text(chat_tasks.KNOWLEDGE_KEPT, "".join(fileio.json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     n_kept = sum(r["base_correct"] for r in kept)
     log(f"[smollm2-base] knowledge: {n_kept} of {len(rows)} candidates answered correctly (kept); "
         f"{len(rows) - n_kept} excluded")
@@ -105,7 +107,7 @@ def measure(model, tok, temperature: float, also_temperatures=(), max_operand: i
 
 
 def write(result: dict) -> None:
-    io.write_json(paths.report_dir("smollm2") / "base_metrics.json", result)
+    fileio.write_json(paths.report_dir("smollm2") / "base_metrics.json", result)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def lr_window(run_dirs) -> dict:
 
 
 def write_lr_window(window: dict) -> None:
-    io.write_json(paths.report_dir("smollm2") / "lr_window.json", window)
+    fileio.write_json(paths.report_dir("smollm2") / "lr_window.json", window)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def learning_curve(run) -> dict:
     """A finished run's curves: sampled reward per step and the greedy evaluations. (No step times: the
     runs train side by side with others; the speed ratio is the benchmark's, measured in one process.)"""
     metrics, evals = runs.run_curves(run)
-    done = io.read_json(run / "DONE")
+    done = fileio.read_json(run / "DONE")
     cfg = runs.read_config(run)
     return {"experiment": cfg["experiment"], "seed": cfg["seed"], "precision": cfg["train"].get("precision", "fp32"),
             "effective_precision": (done.get("identity") or {}).get("precision", "fp32"),
@@ -190,4 +192,46 @@ def bf16_curve(fp32_run, bf16_run, fp32_seed_runs=()) -> dict:
 
 
 def write_bf16_curve(result: dict) -> None:
-    io.write_json(paths.report_dir("smollm2") / "bf16_curve.json", result)
+    fileio.write_json(paths.report_dir("smollm2") / "bf16_curve.json", result)
+
+
+# ----------------------------------------------------------------------------------------------
+# The smollm2-* commands of the command line (each returns what it prints)
+# ----------------------------------------------------------------------------------------------
+
+def base_command(threads: int, also_temperatures, max_operand: int, op: str, also_operands) -> dict:
+    """``smollm2-base``: measure SmolLM2 before RL at the profile's training temperature and write the
+    results (:func:`write`)."""
+    import torch  # only this command needs torch here
+
+    from .. import models
+    torch.set_num_threads(threads)
+    model, tok = models.load_smollm2()
+    temperature = config.resolve("smollm2", "full", 0).train["temperature"]
+    result = measure(model, tok, temperature, also_temperatures, max_operand=max_operand, op=op,
+                     also_operands=also_operands)
+    write(result)
+    return {k: result[k] for k in ("accepted", "knowledge", "skill")}
+
+
+def lr_window_command(jobs: int) -> dict:
+    """``smollm2-lr``: train the profile's ``lr_probe_*`` runs and write the learning-rate window."""
+    from . import reproduce
+    probes = sorted(e for e in config.load_profile("smollm2")["manual_experiments"] if e.startswith("lr_probe_"))
+    done = reproduce.train_all("smollm2", processes=jobs, experiments=probes)
+    window = lr_window(done)
+    write_lr_window(window)
+    return window
+
+
+def bf16_curve_command(jobs: int) -> dict:
+    """``smollm2-bf16``: train ``full_bf16`` (seed BF16_CURVE_SEED) beside ``full`` and write the curves."""
+    from . import reproduce
+    seed = BF16_CURVE_SEED  # full_bf16 is defined with this one seed (configs/smollm2.yaml)
+    done = reproduce.train_all("smollm2", processes=jobs, experiments=["full", "full_bf16"])
+    fp32_run, bf16_run = (next(r for r in done if r.parent.name == e and r.name == f"seed{seed}")
+                          for e in ("full", "full_bf16"))
+    others = [r for r in done if r.parent.name == "full" and r != fp32_run]
+    result = bf16_curve(fp32_run, bf16_run, others)
+    write_bf16_curve(result)
+    return result["difference"]

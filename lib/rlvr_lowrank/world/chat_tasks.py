@@ -24,7 +24,7 @@ import json
 import random
 from pathlib import Path
 
-from . import paths
+from .. import paths
 from .tasks import Item
 
 CHAT_TASKS = ("chat_math", "chat_fact", "chat_skill")

@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from . import evaluate, io, models, rank1, sharding, spectra
-
+from .. import fileio, models
+from ..analysis import rank1, spectra
+from ..models import sharding
+from ..world import evaluate
 
 # ----------------------------------------------------------------------------------------------
 # PR1S
@@ -104,7 +106,7 @@ class PeriodicRank1Callback(TrainerCallback):
 
     Example::
 
-        from rlvr_lowrank.callbacks import PeriodicRank1Callback
+        from rlvr_lowrank.training.callbacks import PeriodicRank1Callback
         pr1s = PeriodicRank1Callback(base_state=model.state_dict(), every=10, variant="trunc")
         trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=ds, callbacks=[pr1s])
         pr1s.trainer = trainer
@@ -259,7 +261,7 @@ class PeriodicRank1Callback(TrainerCallback):
         self.history.append(record)
         self.seconds += record["seconds"]
         if write_log and self.log_path is not None:  # never trainer.log() from a callback: it re-enters the loop
-            io.append_jsonl(self.log_path, record)
+            fileio.append_jsonl(self.log_path, record)
         return record
 
 
@@ -339,7 +341,7 @@ class TrajectoryRecorder(TrainerCallback):
             return
         # FullView gathers one matrix at a time as snapshot reads it (plain tensors pass through).
         tensors = snapshot(sharding.FullView(state), self.base, self.k, self.factor_dtype)
-        io.save_tensors(self.out_dir / f"step-{step:05d}.safetensors", tensors, metadata={"step": str(step)})
+        fileio.save_tensors(self.out_dir / f"step-{step:05d}.safetensors", tensors, metadata={"step": str(step)})
         self.seconds += time.perf_counter() - t0
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -373,7 +375,7 @@ class SpectralMonitor(TrainerCallback):
     Cost per monitor step: one top-1 SVD of ΔW (rank1.svd_topk) and the singular values of W_t per target
     matrix. Example::
 
-        from rlvr_lowrank.callbacks import SpectralMonitor
+        from rlvr_lowrank.training.callbacks import SpectralMonitor
         trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=ds,
                               callbacks=[SpectralMonitor(every=10, log_path="spectral.jsonl")])
     """
@@ -442,7 +444,7 @@ class SpectralMonitor(TrainerCallback):
         self.records.append(summary)
         state.log_history.append(summary)
         if self.log_path is not None and sharding.rank() == 0:  # every rank measures (collectives), rank 0 writes
-            io.append_jsonl(self.log_path, rec)
+            fileio.append_jsonl(self.log_path, rec)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -476,7 +478,7 @@ class RunRecorder(TrainerCallback):
             return
         row = {"step": state.global_step, **{k: logs[k] for k in METRIC_KEYS if k in logs}}
         row.update({k: v for k, v in logs.items() if k.startswith("rewards/") and k.endswith("/mean")})
-        io.append_jsonl(self.run / "metrics.jsonl", row)
+        fileio.append_jsonl(self.run / "metrics.jsonl", row)
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         if (state.is_world_process_zero and state.global_step == 0 and self.eval_every
@@ -490,7 +492,7 @@ class RunRecorder(TrainerCallback):
         if self.eval_every and (step % self.eval_every == 0 or last):
             self.evaluate(model, kw["processing_class"], step)
         if self.checkpoint_every and (step % self.checkpoint_every == 0 or last):
-            io.save_tensors(self.run / "checkpoints" / f"step-{step:05d}" / "model.safetensors",
+            fileio.save_tensors(self.run / "checkpoints" / f"step-{step:05d}" / "model.safetensors",
                             models.unique_tensors(model))
 
     def evaluate(self, model, tokenizer, step: int) -> dict:
@@ -502,5 +504,5 @@ class RunRecorder(TrainerCallback):
         for name in sets:
             row[columns[name]] = evaluate.greedy_accuracy(model, tokenizer, self.eval_sets[name]).accuracy
         row["eval_seconds"] = round(time.time() - t0, 2)
-        io.append_jsonl(self.run / "evals.jsonl", row)
+        fileio.append_jsonl(self.run / "evals.jsonl", row)
         return row

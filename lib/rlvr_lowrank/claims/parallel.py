@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import runs
+from ..training import runs
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import paths
+from .. import paths
 
 # A persistent worker runs jobs that have a ``call`` in its own process, one after the other, instead of one
 # new Python process per job: each ``python -m rlvr_lowrank train`` process spent a sizeable share of a tiny

@@ -1,0 +1,13 @@
+"""training: GRPO runs of this project and the pieces that make them reproducible.
+
+* ``config`` -- the typed profile configuration (``configs/<profile>.yaml``), validated once;
+* ``train`` -- one GRPO run with TRL's GRPOTrainer (resumed when interrupted, reused when finished);
+* ``callbacks`` -- PR1S, the trajectory recorder, the spectral monitor and the run recorder (TrainerCallbacks);
+* ``precision`` -- bf16 compute with fp32 master weights on a CPU with native bf16;
+* ``runs`` -- where runs live, their identity (config, base model, data and code hashes) and how they are read;
+* ``integrity`` -- content hashes, DONE markers and resumable checkpoints.
+
+May import: ``paths``, ``fileio``, ``world``, ``models`` and ``analysis``. Every module that a training run
+imports, here or below, is a *result module*: its source is part of each run's identity
+(:func:`rlvr_lowrank.layout.result_modules`).
+"""
