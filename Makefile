@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce test test-fast test-unit test-notebooks smoke-runs lab test-browser bench clean world pretrain
+.PHONY: help setup reproduce lint test test-fast test-unit test-notebooks smoke-runs lab test-browser bench clean world pretrain
 
 help: ## list the targets
 	@echo "usage: make <target> [PROFILE=tiny|tiny-long|smoke|smollm2]"
@@ -28,7 +28,11 @@ setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
 reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
 	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE) --started-at $(STARTED_AT)
 
+lint: $(STAMP) ## ruff over lib, tests and benchmarks
+	$(PY) -m ruff check lib tests benchmarks
+
 test: $(STAMP) ## the whole test suite: unit tests, then the smoke runs, then every notebook under nbval
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-notebooks
 

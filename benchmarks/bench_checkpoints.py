@@ -67,6 +67,8 @@ def qwen2_config(shape: str, layers: int, vocab: int | None) -> dict:
 
 def write_pair(work: Path, shape: str, layers: int, vocab: int | None) -> tuple[Path, Path, float]:
     import torch
+
+    from rlvr_lowrank.analysis.rank1 import matrix_seed
     from rlvr_lowrank.checkpoints import formats as ck
     from rlvr_lowrank.checkpoints import pair_analysis as pa
 
@@ -82,7 +84,7 @@ def write_pair(work: Path, shape: str, layers: int, vocab: int | None) -> tuple[
 
     def produce(name):
         shp = dict((n, s) for n, _, s in specs)[name]
-        g = torch.Generator().manual_seed(pa._matrix_seed(1, name))
+        g = torch.Generator().manual_seed(matrix_seed(1, name))
         if len(shp) == 1:
             return torch.ones(shp)
         return torch.randn(*shp, generator=g).mul_(0.02)
@@ -146,8 +148,9 @@ def child_ours(kind: str, base: str, rl: str, out: str) -> dict:
 def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> dict:
     """AlphaRL's procedure (eval/svd.py + eval/upd_rank.py) on the CPU: both models in memory, full SVDs."""
     import torch
-    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
     from transformers import AutoModelForCausalLM
+
+    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
 
     s = PeakSampler()
     t0 = time.perf_counter()
@@ -188,6 +191,7 @@ def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> d
 def child_heavy_tails(base: str, rl: str, ht_layers: int, attn_only: bool = False) -> dict:
     import numpy as np
     import torch
+
     from rlvr_lowrank.analysis.rank1 import is_target, layer_index
     from rlvr_lowrank.checkpoints import formats as ck
     from rlvr_lowrank.checkpoints import pair_analysis as pa
@@ -318,7 +322,8 @@ def report(res: dict) -> None:
     sf = res.get("straightforward")
     if sf:
         ext = f" (SVDs of {sf['n_svd']} matrices measured, x{sf['svd_scale']:.2f})" if sf["svd_scale"] != 1 else ""
-        print(f"straightforward: load {sf['load_s']:.1f} s, SVDs {sf['svd_s']:.1f} s{ext}, build {sf['build_s']:.1f} s, "
+        print(f"straightforward: load {sf['load_s']:.1f} s, SVDs {sf['svd_s']:.1f} s{ext}, "
+              f"build {sf['build_s']:.1f} s, "
               f"save {sf['save_s']:.1f} s; peak anon {sf['peak_anon_mb']:.0f} MB, peak RSS {sf['peak_rss_mb']:.0f} MB")
         both = [n for n in sf["per_matrix"] if n in oa["per_matrix"]]
         es = max(abs(oa["per_matrix"][n]["sigma1"] / sf["per_matrix"][n]["sigma1"] - 1) for n in both)

@@ -19,10 +19,10 @@ min |cos(v1)| of the fast path against the exact SVD.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+
 from rlvr_lowrank.analysis.rank1 import svd_topk
 
 SMOLLM2_SHAPES = {"q_proj": (576, 576), "k_proj": (192, 576), "v_proj": (192, 576), "o_proj": (576, 576),

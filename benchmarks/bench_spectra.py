@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 import torch
+
 from rlvr_lowrank.analysis import spectra as S
 from rlvr_lowrank.analysis.rank1 import layer_index, target_names
 
@@ -118,13 +119,15 @@ def bench_model(sd: dict[str, np.ndarray]):
     ours = ours.set_index("name")
     d_alpha = np.array([abs(ours.loc[k, "alpha"] - ref.loc[k.removesuffix(".weight"), "alpha"]) for k in ours.index])
     r_xmin = np.array([abs(ours.loc[k, "xmin"] / ref.loc[k.removesuffix(".weight"), "xmin"] - 1) for k in ours.index])
-    n_tail = np.array([ours.loc[k, "n_tail"] != ref.loc[k.removesuffix(".weight"), "num_pl_spikes"] for k in ours.index])
+    n_tail = np.array([ours.loc[k, "n_tail"] != ref.loc[k.removesuffix(".weight"), "num_pl_spikes"]
+                       for k in ours.index])
     print(f"  per-layer max |d alpha| = {np.nanmax(d_alpha):.2e}   max relative d x_min = {np.nanmax(r_xmin):.1e}   "
           f"layers with a different n_tail: {n_tail.sum()}")
     print(f"  time: ours {t_ours:.2f} s (full rows: fit, LR test, Hill, ranks, MP)   WW {t_ww:.2f} s   "
           f"speedup {t_ww / t_ours:.1f}x")
     print(f"  eigenvalues alone: ours (float64 Gram + eigvalsh, the default) {t_gram:.2f} s;  singular values: "
-          f"torch batched float64 {t_sv64:.2f} s, float32 {t_sv32:.2f} s; scipy per matrix float64 (WW) {t_scipy:.2f} s")
+          f"torch batched float64 {t_sv64:.2f} s, float32 {t_sv32:.2f} s; "
+          f"scipy per matrix float64 (WW) {t_scipy:.2f} s")
     print(f"  fits etc. (ours minus eigenvalues): {t_ours - t_gram:.2f} s;  WW minus scipy SVD: {t_ww - t_scipy:.2f} s")
     print(f"  heavy-tailed (our decision): {int(ours.heavy_tailed.sum())}/{len(ours)}, "
           f"reliable fits {int(ours.reliable.sum())}/{len(ours)}, median alpha {ours.alpha.median():.2f}")

@@ -15,6 +15,7 @@ import resource
 import time
 
 import torch
+
 from rlvr_lowrank.training import callbacks
 
 
@@ -27,8 +28,9 @@ def main() -> None:
     ap.add_argument("shape", nargs="*", type=int, default=[18944, 3584])
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--method", default="auto")
+    ap.add_argument("--quick", action="store_true", help="a 2048 x 512 matrix (make bench), not the 7B down_proj shape")
     a = ap.parse_args()
-    m, n = a.shape
+    m, n = (2048, 512) if a.quick else a.shape
     torch.manual_seed(0)
     name = "model.layers.0.mlp.down_proj.weight"
     # Built in row blocks so that building it leaves no high-water mark above parameter + anchor.

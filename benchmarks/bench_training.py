@@ -40,6 +40,7 @@ import torch
 
 
 def make_trainer(arm: str, steps: int, out: str):
+    # rlvr_lowrank.models first: it sets the offline HF environment before trl imports transformers
     from rlvr_lowrank import models, paths
     from rlvr_lowrank.training import config, train
     from rlvr_lowrank.training.callbacks import (
@@ -47,6 +48,8 @@ def make_trainer(arm: str, steps: int, out: str):
         SpectralMonitor,
         TrajectoryRecorder,
     )
+
+    # isort: split
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = config.resolve("tiny", "full", 0, {"train": {"max_steps": steps}, "checkpoint_every": 0})
@@ -111,8 +114,9 @@ def smollm2_trainer(arm: str, base, tok, steps: int, out: str, capture: dict | N
     """A GRPOTrainer (fp32) or train.FastGRPOTrainer (bf16) on a fresh copy of the base weights."""
     import copy
 
-    from rlvr_lowrank.training import config, train
     from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr_lowrank.training import config, train
 
     cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": steps, "precision": arm}})
     kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
@@ -162,7 +166,8 @@ def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
     torch.set_num_threads(2)
     feature = precision.cpu_bf16_feature()
     if feature is None:
-        print("this CPU has no native bf16 (amx_bf16/avx512_bf16): nothing to compare; the bf16 path falls back to fp32")
+        print("this CPU has no native bf16 (amx_bf16/avx512_bf16): nothing to compare; "
+              "the bf16 path falls back to fp32")
         return
     t0 = time.perf_counter()
     base, tok = models.load_smollm2()
@@ -191,20 +196,23 @@ def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
         rest = m["step"] - m["generation"] - m["optimizer"]
         print(f"  {a}: {m['step']:.2f} s = generation {m['generation']:.2f} + optimizer {m['optimizer']:.2f} "
               f"+ loss forward/backward and the rest {rest:.2f}")
+    rest_ratio = (med["fp32"]["step"] - med["fp32"]["generation"]) / (med["bf16"]["step"] - med["bf16"]["generation"])
     print(f"  fp32 : bf16 step-time ratio {ratio:.2f} (goal >= 2.5); generation "
           f"{med['fp32']['generation'] / med['bf16']['generation']:.2f}x, rest "
-          f"{(med['fp32']['step'] - med['fp32']['generation']) / (med['bf16']['step'] - med['bf16']['generation']):.2f}x")
+          f"{rest_ratio:.2f}x")
 
     with tempfile.TemporaryDirectory() as out:
         ref, _, _ = smollm2_trainer("fp32", base, tok, 1, out)
         fast, _, _ = smollm2_trainer("bf16", base, tok, 1, out)
         l32, g32 = loss_and_gradient(ref, capture["inputs"])
         l16, g16 = loss_and_gradient(fast, capture["inputs"])
-    agree = {"loss_fp32": l32, "loss_bf16": l16, "grad_norm_fp32": float(g32.norm()), "grad_norm_bf16": float(g16.norm()),
+    agree = {"loss_fp32": l32, "loss_bf16": l16,
+             "grad_norm_fp32": float(g32.norm()), "grad_norm_bf16": float(g16.norm()),
              "grad_cosine": float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))}
     t = AGREEMENT
     agree["within_tolerance"] = bool(abs(l16 - l32) <= t["loss_atol"] + t["loss_rtol"] * abs(l32)
-                                     and abs(agree["grad_norm_bf16"] / agree["grad_norm_fp32"] - 1) <= t["grad_norm_rtol"]
+                                     and abs(agree["grad_norm_bf16"] / agree["grad_norm_fp32"] - 1)
+                                     <= t["grad_norm_rtol"]
                                      and agree["grad_cosine"] >= t["grad_cosine_min"])
     print(f"  same batch: loss fp32 {l32:.6f} / bf16 {l16:.6f}; gradient norm {agree['grad_norm_fp32']:.4g} / "
           f"{agree['grad_norm_bf16']:.4g}; cosine {agree['grad_cosine']:.4f} -> "
@@ -226,8 +234,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="--smollm2: write the measurements to this JSON file")
     args = ap.parse_args()
     if args.smollm2:
-        return bench_smollm2(args.steps or (4 if args.quick else 8), args.repeats or 2 if args.quick else args.repeats or 3,
-                             args.out)
+        return bench_smollm2(args.steps or (4 if args.quick else 8),
+                             args.repeats or 2 if args.quick else args.repeats or 3, args.out)
     steps = args.steps or (10 if args.quick else 30)
     repeats = args.repeats or (2 if args.quick else 3)
     torch.set_num_threads(1)  # as in the tiny profile (two runs share two cores)

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
+
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.models import sharding
 from rlvr_lowrank.training import callbacks
@@ -35,7 +36,9 @@ def main() -> None:
     model, _ = models.load_model(paths.TINY_BASE)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     cfg = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "zero_allow_untested_optimizer": True,
-           "zero_optimization": {"stage": a.stage, "overlap_comm": False, "contiguous_gradients": False, "reduce_bucket_size": 10**8, "allgather_bucket_size": 10**8}, "steps_per_print": 10**9, "wall_clock_breakdown": False, "bf16": {"enabled": a.bf16}}
+           "zero_optimization": {"stage": a.stage, "overlap_comm": False, "contiguous_gradients": False,
+                                 "reduce_bucket_size": 10**8, "allgather_bucket_size": 10**8},
+           "steps_per_print": 10**9, "wall_clock_breakdown": False, "bf16": {"enabled": a.bf16}}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     engine, opt, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=cfg)
     rank = dist.get_rank()
@@ -49,7 +52,8 @@ def main() -> None:
 
     name = "model.layers.0.mlp.down_proj.weight"
     p = dict(engine.module.named_parameters())[name]
-    res = {"stage": a.stage, "bf16": a.bf16, "module_dtype": str(p.dtype), "linked": sharding.is_deepspeed_param(p), "strategy": sharding.detect(engine)}
+    res = {"stage": a.stage, "bf16": a.bf16, "module_dtype": str(p.dtype), "linked": sharding.is_deepspeed_param(p),
+           "strategy": sharding.detect(engine)}
     # 1. what goes wrong without the master: edit the module copy only, take one step, look again
     step(0)
     before = sharding.full_weight(p).clone()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from rlvr_lowrank import fileio, models
 from rlvr_lowrank.analysis import rank1
 
@@ -27,7 +28,8 @@ def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | 
             tensors[f"{name}|Wsv"] = torch.as_tensor(np.asarray(S, dtype=np.float32))
         fileio.save_tensors(run / "trajectory" / f"step-{step:05d}.safetensors", tensors)
     if done:  # the keys a complete DONE marker must have (integrity.DONE_KEYS)
-        fileio.write_json(run / "DONE", {"config_hash": "fake", "steps": len(metrics or []), "weights_sha256": "0" * 64})
+        fileio.write_json(run / "DONE", {"config_hash": "fake", "steps": len(metrics or []),
+                                         "weights_sha256": "0" * 64})
     return run
 
 
@@ -44,5 +46,6 @@ def perturbed_tiny_run(path: Path, seed: int, base_hash: str) -> Path:
     final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t
              for n, t in base.state_dict().items()}
     run = write_run(path, config={"model": "data/models/tiny-base", "identity": {"base_model": base_hash}})
-    fileio.save_tensors(run / "final" / "model.safetensors", {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
+    fileio.save_tensors(run / "final" / "model.safetensors",
+                        {n: t.clone() for n, t in final.items() if n != "lm_head.weight"})
     return run

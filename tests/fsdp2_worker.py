@@ -9,7 +9,8 @@ DistributedType.FSDP and the model is wrapped in DDP instead (docs/sharded_train
     torchrun --nproc_per_node 2 tests/fsdp2_worker.py <phase> [<phase> ...] --out DIR
 
 Phases (run in the order given, in one process group):
-  layout    bad input: a 2-D mesh, a Shard(1) layout and FSDP1 are refused (by name); optimizer_state="reset" under FSDP2
+  layout    bad input: a 2-D mesh, a Shard(1) layout and FSDP1 are refused (by name);
+            optimizer_state="reset" under FSDP2
   equiv     recorder + monitor outputs on FSDP2-sharded, perturbed weights (rank 0 writes; compared by the test)
   full      8 steps, PR1S every 2, uninterrupted; DONE only if the ranks agree
   part      the same run, checkpointed (torch.distributed.checkpoint) at step 4, stopped after step 5
@@ -28,6 +29,7 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
+
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.analysis import rank1
 from rlvr_lowrank.models import sharding
@@ -46,7 +48,8 @@ def perturbed(seed: int = 0):
         for name, p in trained.named_parameters():
             if rank1.is_target(name, p.ndim):
                 m, n = p.shape
-                low = torch.randn(m, 3, generator=g) @ (torch.randn(3, n, generator=g) * torch.tensor([[3.0], [1.0], [0.5]]))
+                low = torch.randn(m, 3, generator=g) @ (torch.randn(3, n, generator=g)
+                                                        * torch.tensor([[3.0], [1.0], [0.5]]))
                 p.add_(1e-3 * low + 1e-4 * torch.randn(m, n, generator=g))
     return base, trained
 
@@ -90,7 +93,8 @@ def phase_layout(out: Path) -> None:
     except sharding.ShardingError as e:
         res["mesh2d"] = str(e)
     # rows are not what FSDP2 shards here: Shard(1) through fully_shard's shard_placement_fn
-    model = shard(models.load_model(paths.TINY_BASE)[0], mesh1d(), placement_fn=lambda p: Shard(1) if p.ndim == 2 else Shard(0))
+    model = shard(models.load_model(paths.TINY_BASE)[0], mesh1d(),
+                  placement_fn=lambda p: Shard(1) if p.ndim == 2 else Shard(0))
     try:
         callbacks.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
         res["shard1"] = "accepted"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.analysis import rank1 as r1
 from rlvr_lowrank.analysis import spectra
@@ -45,8 +46,8 @@ class SpyPR1S(callbacks.PeriodicRank1Callback):
         if state.global_step % self.every == 0:
             self.after = {n: p.detach().clone() for n, p in model.named_parameters()}
             self.opt_after = {n: (p in opt.state and len(opt.state[p]) > 0) for n, p in model.named_parameters()}
-            self.opt_after_vals = {n: {k: v.clone() for k, v in opt.state[p].items()} for n, p in model.named_parameters()
-                                   if p in opt.state}
+            self.opt_after_vals = {n: {k: v.clone() for k, v in opt.state[p].items()}
+                                   for n, p in model.named_parameters() if p in opt.state}
             self.same_objects = all(id(p) == self.param_ids[n] for n, p in model.named_parameters())
             group_ids = {id(p) for g in opt.param_groups for p in g["params"]}
             self.opt_has_same_objects = all(id(p) in group_ids for p in model.parameters())
@@ -239,8 +240,8 @@ def test_callback_in_real_grpo_trainer(tmp_path):
 
     # a generation every 2 optimizer steps: substituting every step would cut a generation buffer
     bad = callbacks.PeriodicRank1Callback(base_state, every=1)
-    trainer2 = GRPOTrainer(model=LlamaForCausalLM(cfg), reward_funcs=distinct_chars, args=config(steps_per_generation=2),
-                           train_dataset=ds, processing_class=tok, callbacks=[bad])
+    trainer2 = GRPOTrainer(model=LlamaForCausalLM(cfg), reward_funcs=distinct_chars,
+                           args=config(steps_per_generation=2), train_dataset=ds, processing_class=tok, callbacks=[bad])
     with pytest.raises(ValueError, match="generation boundaries"):
         trainer2.train()
 
@@ -289,8 +290,9 @@ def test_zero_update_is_skipped_not_divided_by_zero_and_bad_settings_refused():
 @pytest.mark.slow
 def test_monitor_in_a_plain_trl_grpo_run(tmp_path):
     from datasets import Dataset
-    from rlvr_lowrank.world import tasks
     from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr_lowrank.world import tasks
 
     torch.manual_seed(0)
     model, tok = models.load_model(paths.TINY_BASE)

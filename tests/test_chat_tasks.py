@@ -2,6 +2,7 @@
 import json
 
 import pytest
+
 from rlvr_lowrank.pipeline import real_model
 from rlvr_lowrank.world import chat_tasks, evaluate, rewards
 
@@ -33,7 +34,8 @@ def test_arithmetic_splits_cover_every_pair_once_and_difficulty_counts_two_digit
         a, b = (int(x) for x in it.prompt.split("What is ")[1].split("?")[0].split(" + "))
         assert it.difficulty == (a >= 10) + (b >= 10)
     assert chat_tasks.arithmetic_items("test", n=5) == test[:5]
-    assert chat_tasks.arithmetic_items("test", op="*")[0].answer == str(eval(test[0].prompt.split("What is ")[1].split("?")[0].replace("+", "*")))
+    assert chat_tasks.arithmetic_items("test", op="*")[0].answer == str(
+        eval(test[0].prompt.split("What is ")[1].split("?")[0].replace("+", "*")))
     with pytest.raises(ValueError, match="split"):
         chat_tasks.arithmetic_items("pretrain")
 
@@ -44,7 +46,8 @@ def test_probe_files_are_well_formed_and_the_kept_knowledge_is_a_subset_of_the_c
     assert all(c["answer"] and isinstance(c["aliases"], list) for c in candidates)
     kept = [json.loads(l) for l in chat_tasks.KNOWLEDGE_KEPT.read_text().splitlines()]
     assert [k["question"] for k in kept] == [c["question"] for c in candidates]  # every candidate, flagged
-    assert all(rewards.fact_match(k["base_reply"], "|".join([k["answer"], *k["aliases"]])) == k["base_correct"] for k in kept)
+    assert all(rewards.fact_match(k["base_reply"], "|".join([k["answer"], *k["aliases"]])) == k["base_correct"]
+               for k in kept)
     items = chat_tasks.knowledge_items()
     assert len(items) == sum(k["base_correct"] for k in kept) >= 150  # only what the base answers correctly
     plurals = chat_tasks.plural_items()
@@ -101,4 +104,5 @@ def test_bf16_curve_compares_the_two_runs_and_its_readme_block(tmp_path, monkeyp
     monkeypatch.setenv(paths.WRITE_TRACKED_ENV, "1")  # as the smollm2-bf16 command does
     real_model.write_bf16_curve(r)
     block = readme.smollm2_bf16_block()
-    assert "| 10 | 0.600 | 0.550 | 1.00 | 1.00 | 0.500 | 0.700 |" in block and "final greedy test accuracy -0.050" in block
+    assert ("| 10 | 0.600 | 0.550 | 1.00 | 1.00 | 0.500 | 0.700 |" in block
+            and "final greedy test accuracy -0.050" in block)

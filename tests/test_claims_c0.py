@@ -2,6 +2,7 @@
 import math
 
 import pytest
+
 from fake_runs import perturbed_tiny_run
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c0
 from rlvr_lowrank.world import tasks
@@ -48,8 +49,8 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     assert res.recovery["normmatch"]["values"] == pytest.approx([0.95, 0.96, 1.0])
     res.write()
     d = fileio.read_json(tmp_path / "smoke" / "c0.json")
-    assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain", "verdict",
-                      "verdict_bootstrap_only", "runs"}
+    assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain",
+                      "verdict", "verdict_bootstrap_only", "runs"}
     assert d["runs"] == {}  # no finished run of the claim's arms under this RUNS: nothing recorded
     assert c0.C0Result.read("smoke").verdict == HOLDS
     block = c0.readme_block(res)

@@ -1,5 +1,6 @@
 """C1: the paired per-seed numbers read from run directories, the verdict rule, c1.json, its README block."""
 import pytest
+
 from fake_runs import reward_curve, write_run
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c1
 from rlvr_lowrank.training import runs
@@ -48,8 +49,8 @@ def test_measure_sweep_rows_and_result_json(pair):
     res = c1.decide("smoke", "full", "pr1s", [0, 1], rows, sweep)
     d = res.to_json()
     assert d["why"] == "2 seed(s) < 3" and "lower_reward" not in d  # optional keys only when produced
-    assert set(d) == {"profile", "full", "pr1s", "seeds", "per_seed", "reward_gap", "test_gap", "verdict", "why", "sweep",
-                      "verdict_bootstrap_only"}
+    assert set(d) == {"profile", "full", "pr1s", "seeds", "per_seed", "reward_gap", "test_gap", "verdict", "why",
+                      "sweep", "verdict_bootstrap_only"}
     assert c1.C1Result.from_json(d) == res
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from fake_runs import reward_curve, write_run
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c2
@@ -75,14 +76,16 @@ def test_arm_summary_reads_the_last_quarter_and_the_final_evals(tmp_path):
     lora = write_run(tmp_path / "lora", reward_curve([0.2] * 8), evals)
     rows = c2.arm_summary({"full": {0: full}, "lora_r1": {0: lora}})
     assert [(r["arm"], r["seed"]) for r in rows] == [("full", 0), ("lora_r1", 0)]
-    assert rows[0]["reward_last_quarter"] == pytest.approx(0.75) and rows[1]["reward_last_quarter"] == pytest.approx(0.2)
+    assert (rows[0]["reward_last_quarter"] == pytest.approx(0.75)
+            and rows[1]["reward_last_quarter"] == pytest.approx(0.2))
     assert (rows[0]["test_acc"], rows[0]["fact_acc"], rows[0]["skill_acc"]) == (0.7, 0.9, 0.4)
 
 
 def test_decide_writes_the_c2_json_schema():
     rows = [r for s in range(3) for r in _reading1(s, 0.0)]
     mix = [r for s in range(3) for r in _reading2(s)]
-    cos = pd.DataFrame([{"type": "q_proj", "cos_u": 0.9, "cos_v": 0.5, "baseline_u": 0.1, "baseline_v": 0.1, "seed": 0}])
+    cos = pd.DataFrame([{"type": "q_proj", "cos_u": 0.9, "cos_v": 0.5, "baseline_u": 0.1, "baseline_v": 0.1,
+                         "seed": 0}])
     arms = [{"arm": "full", "seed": 0, "reward_last_quarter": 0.5, "test_acc": 0.7, "fact_acc": 1.0, "skill_acc": 0.5}]
     res = c2.decide("smoke", [0, 1, 2], rows, mix, arms, cos, [1e-7, 3e-7])
     assert res.verdict == FAILS and res.loses == []  # nothing lost on either axis

@@ -2,6 +2,7 @@
 import pandas as pd
 import pytest
 import torch
+
 from fake_runs import write_run
 from rlvr_lowrank import fileio
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c3

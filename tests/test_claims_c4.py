@@ -1,6 +1,7 @@
 """C4: u/v alignment read from a recorded trajectory with a known answer, the verdict rule, c4.json."""
 import numpy as np
 import pytest
+
 from fake_runs import write_run
 from rlvr_lowrank.analysis import spectra
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c4

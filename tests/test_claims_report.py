@@ -1,6 +1,7 @@
 """The claims report: registry, claims.json/claims.md from the cN.json files, staleness checks, and the
 cN.json schemas against the committed tiny reports."""
 import pytest
+
 from rlvr_lowrank import claims, fileio, paths
 from rlvr_lowrank.claims import notebooks
 
@@ -29,14 +30,16 @@ def test_notebook_and_figure_come_from_the_pipeline(reports_dir):
     for c in report["claims"]:
         nb = notebooks.by_claim(c["id"])
         assert c["notebook"] == f"notebooks/{nb.stem}.ipynb" and c["figure"] == f"figures/smoke/{nb.figures[0]}.png"
-        assert c["thresholds"] is claims.CLAIMS[c["id"]].thresholds or c["thresholds"] == claims.CLAIMS[c["id"]].thresholds
+        assert (c["thresholds"] is claims.CLAIMS[c["id"]].thresholds
+                or c["thresholds"] == claims.CLAIMS[c["id"]].thresholds)
 
 
 def test_report_refuses_other_profile_and_stale_config(reports_dir):
     fileio.write_json(reports_dir / "smoke" / "c1.json", {"profile": "tiny", "verdict": "holds"})
     with pytest.raises(ValueError, match="written for profile 'tiny'"):
         claims.build_report("smoke")
-    fileio.write_json(reports_dir / "smoke" / "claims.json", {"profile": "smoke", "config_hash": "000000000000", "claims": []})
+    fileio.write_json(reports_dir / "smoke" / "claims.json",
+                      {"profile": "smoke", "config_hash": "000000000000", "claims": []})
     with pytest.raises(ValueError, match="config hash"):
         claims.load_report("smoke")
     with pytest.raises(FileNotFoundError, match="claims --profile tiny"):
@@ -84,7 +87,8 @@ def test_a_result_whose_runs_changed_is_refused_naming_the_notebook(tmp_path, mo
     assert runs.stale_hashes("smoke", good["runs"]) == []
     assert runs.stale_hashes("smoke", {"full/seed0": "0ld"}) == ["full/seed0"]
     fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {"full/seed0": "0ld"}})
-    with pytest.raises(report.StaleResultError, match=r"c1.json is stale: its runs \['full/seed0'\].*notebook 02_reward_overfitting"):
+    with pytest.raises(report.StaleResultError,
+                       match=r"c1.json is stale: its runs \['full/seed0'\].*notebook 02_reward_overfitting"):
         report.claim_entry("C1", "smoke")
     fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke"})
     with pytest.raises(report.StaleResultError, match="records no run hashes"):

@@ -1,6 +1,7 @@
 """The interval rule shared by every claim (both intervals must agree), the verdicts recomputed from
 stored summaries, and the sensitivity flags (fragile readings, ceilings, recoveries above 1)."""
 import pytest
+
 from rlvr_lowrank import claims, fileio, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, base, c1, c2, c3, c4, report
 
@@ -18,7 +19,8 @@ def test_both_intervals_holds_fails_or_inconclusive():
 
 def test_c1_bootstrap_excludes_zero_t_includes_it_is_inconclusive():
     # the committed tiny numbers: Δreward 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082]
-    s = {"reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))}
+    s = {"reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)),
+         "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))}
     v = c1.judge(s)
     assert v["verdict"] == INCONCLUSIVE and v["verdict_bootstrap_only"] == HOLDS and v["lower_reward"] is False
     s["reward_gap"]["t_ci"] = [0.01, 0.07]
@@ -41,7 +43,7 @@ def test_c4_swapped_reading_flips_and_is_flagged():
              "v_cos_final": 0.95, "v_baseline": 0.1} for s in range(3)]
     res = c4.decide("smoke", ["full"], [0, 1, 2], rows).to_json()
     assert res["verdict"] == FAILS and c4.swapped(rows)["verdict"] == HOLDS
-    assert "y = xW" in c4.sensitivity(res)[0]
+    assert "y = xW" in base.sensitivity(c4, res)[0]
 
 
 def test_c1_sweep_arm_that_differs_is_flagged():
@@ -53,8 +55,8 @@ def test_c1_sweep_arm_that_differs_is_flagged():
     res = {"pr1s": "pr1s_trunc_k10", "reward_gap": _s(0.05, (0.04, 0.06), (0.035, 0.065)),
            "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)),
            "sweep": rows("pr1s_trunc_k10", 0.05) + rows("pr1s_trunc_k20", 0.0)}
-    assert c1.rejudge(res)["verdict"] == HOLDS
-    assert c1.sensitivity(res) == ["PR1S (K = 20, truncated) gives 'does not hold'"]
+    assert base.rejudge(c1, res)["verdict"] == HOLDS
+    assert base.sensitivity(c1, res) == ["PR1S (K = 20, truncated) gives 'does not hold'"]
 
 
 def test_c2_ceiling_probe_is_marked_unable_to_show_a_drop():
@@ -68,8 +70,9 @@ def test_c2_ceiling_probe_is_marked_unable_to_show_a_drop():
 
 
 def test_recovery_above_one_is_explained():
-    res = {"reading2": {"math_recovery": _s(1.83, (1.4, 2.3), (0.7, 3.0)), "skill_recovery": _s(0.8, (0.6, 1), (0.4, 1.3))}}
-    assert any("ratio of gains, not capped" in n for n in c2.notes(res))
+    res = {"reading2": {"math_recovery": _s(1.83, (1.4, 2.3), (0.7, 3.0)),
+                        "skill_recovery": _s(0.8, (0.6, 1), (0.4, 1.3))}}
+    assert any("ratio of gains, not capped" in n for n in base.notes(c2, res))
 
 
 def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
@@ -77,7 +80,8 @@ def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
     # a c1.json written under the earlier rule: its stored verdict says "holds"
     fileio.write_json(tmp_path / "smoke" / "c1.json", {"runs": {},
         "profile": "smoke", "pr1s": "pr1s_trunc_k10", "verdict": HOLDS, "sweep": [],
-        "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)), "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
+        "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)),
+        "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
     entry = report.claim_entry("C1", "smoke")
     assert entry["verdict"] == INCONCLUSIVE and entry["verdict_bootstrap_only"] == HOLDS
     assert entry["measured"][0]["t_ci"] == [-0.007, 0.082]
@@ -96,5 +100,34 @@ def test_arm_labels_are_for_readers():
 def test_committed_reports_are_judged_by_the_rule_in_force(profile):
     for cid, module in claims.MODULES.items():
         res = fileio.read_json(paths.REPORTS / profile / f"{cid.lower()}.json")
-        v = module.rejudge(res)
-        assert v["verdict"] in (HOLDS, FAILS, INCONCLUSIVE) and v["verdict_bootstrap_only"] in (HOLDS, FAILS, INCONCLUSIVE)
+        v = base.rejudge(module, res)
+        assert (v["verdict"] in (HOLDS, FAILS, INCONCLUSIVE)
+                and v["verdict_bootstrap_only"] in (HOLDS, FAILS, INCONCLUSIVE))
+
+
+@pytest.mark.parametrize("module", list(claims.MODULES.values()), ids=list(claims.MODULES))
+def test_every_claim_module_satisfies_the_protocol(module):
+    assert base.protocol_problems(module) == []
+
+
+def test_the_protocol_check_names_what_is_missing():
+    import types
+    fake = types.ModuleType("rlvr_lowrank.claims.c9")
+    fake.CLAIM, fake.RESULT, fake.judge = c1.CLAIM, c1.RESULT, 3
+    problems = base.protocol_problems(fake)
+    assert any("no decide" in p for p in problems) and any("no readme_block" in p for p in problems)
+    fake.decide = fake.readme_block = lambda *a: None
+    assert base.protocol_problems(fake) == ["rlvr_lowrank.claims.c9.judge is not callable"]
+    fake.judge = lambda s: {"verdict": "x"}
+    fake.RESULT = c2.RESULT
+    assert base.protocol_problems(fake) == ["rlvr_lowrank.claims.c9.RESULT.FILE is 'c2.json', not c1.json"]
+
+
+def test_the_hooks_default_to_the_rule_and_to_no_sentences():
+    import types
+    fake = types.ModuleType("c9")
+    fake.judge = lambda s: {"verdict": "judged", "of": s}
+    assert base.rejudge(fake, {"a": 1}) == {"verdict": "judged", "of": {"a": 1}}
+    assert base.sensitivity(fake, {}) == [] and base.notes(fake, {}) == []
+    fake.rejudge = lambda s: {"verdict": "own"}
+    assert base.rejudge(fake, {})["verdict"] == "own"

@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from rlvr_lowrank.claims import stats
 from scipy import stats as scipy_stats
+
+from rlvr_lowrank.claims import stats
 
 
 def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_n():

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.training import config, runs
 
@@ -20,12 +21,14 @@ def test_resolved_config_has_every_default_once():
     assert cfg.pr1s == config.Pr1s(every=10, variant="trunc", optimizer_state="keep")
     assert cfg.trajectory == config.Trajectory(every=5, k=2, factor_dtype="float16")
     assert cfg.eval.every == 15 and cfg.rl_train_size == 40 and cfg.lora is None
-    assert config.from_dict(fileio.yaml.safe_load(fileio.yaml.safe_dump(cfg.to_dict()))) == cfg   # config.yaml round trip
+    # config.yaml round trip
+    assert config.from_dict(fileio.yaml.safe_load(fileio.yaml.safe_dump(cfg.to_dict()))) == cfg
 
 
 def test_misspelled_profile_keys_are_refused_with_the_valid_ones(tmp_path, monkeypatch):
     _profile(tmp_path, monkeypatch, lambda p: p.update(checkpoint_evry=3))
-    with pytest.raises(config.ConfigError, match=r"unknown key\(s\) \['checkpoint_evry'\]; valid keys: .*checkpoint_every"):
+    with pytest.raises(config.ConfigError,
+                       match=r"unknown key\(s\) \['checkpoint_evry'\]; valid keys: .*checkpoint_every"):
         config.resolve("smoke", "full", 0)
 
 
@@ -56,7 +59,8 @@ def test_a_profile_must_be_a_name_not_a_path(name):
 
 def test_cli_refuses_a_negative_seed_before_writing_anything(tmp_path):
     out = subprocess.run([sys.executable, "-m", "rlvr_lowrank", "train", "--profile", "smoke", "--seed", "-1"],
-                         capture_output=True, text=True, env={**__import__("os").environ, "RLVR_RUNS_DIR": str(tmp_path)})
+                         capture_output=True, text=True,
+                         env={**__import__("os").environ, "RLVR_RUNS_DIR": str(tmp_path)})
     assert out.returncode != 0 and "seed must be an integer" in out.stderr
     assert not any(tmp_path.iterdir())
 

@@ -3,6 +3,7 @@ dense SVD, exact extrapolation of linear trajectories, AlphaRL-style extrapolati
 import numpy as np
 import pytest
 import torch
+
 from rlvr_lowrank.analysis import dynamics, spectra
 from rlvr_lowrank.training.runs import Trajectory
 
@@ -64,12 +65,14 @@ def _linear_trajectory(steps, m=12, n=9, k=2, seed=4):
     U0, _ = np.linalg.qr(rng.normal(size=(m, 2)))
     V0, _ = np.linalg.qr(rng.normal(size=(n, 2)))
     name = "model.layers.0.mlp.up_proj.weight"
-    Us, Ss, Vs, truth = [], [], [], {}
+    Us, Ss, Vs = [], [], []
     for t in steps:
         dw = 0.01 * t * np.outer(U0[:, 0], V0[:, 0]) + 0.002 * t * np.outer(U0[:, 1], V0[:, 1])
         u, s, vh = np.linalg.svd(dw, full_matrices=False)
         sign = -1 if t % 10 == 5 else 1  # arbitrary SVD signs along the way
-        Us.append(sign * u[:, :k]); Ss.append(s[:k]); Vs.append(sign * vh[:k].T)
+        Us.append(sign * u[:, :k])
+        Ss.append(s[:k])
+        Vs.append(sign * vh[:k].T)
     traj = Trajectory(np.asarray(steps), {name: np.stack(Us)}, {name: np.stack(Ss)}, {name: np.stack(Vs)},
                       {name: np.zeros((len(steps), min(m, n)))})
     target = 0.01 * 100 * np.outer(U0[:, 0], V0[:, 0]) + 0.002 * 100 * np.outer(U0[:, 1], V0[:, 1])

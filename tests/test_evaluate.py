@@ -3,6 +3,7 @@ import itertools
 import math
 
 import pytest
+
 from rlvr_lowrank.world import evaluate
 
 

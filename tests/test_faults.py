@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-import torch
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.pipeline import reproduce
 from rlvr_lowrank.training import config, runs, train
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def _train_cmd(experiment="pr1s_trunc_k10"):
-    return [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", "smoke", "--experiment", experiment, "--seed", "0"]
+    return [sys.executable, "-m", "rlvr_lowrank", "train", "--profile", "smoke", "--experiment", experiment,
+            "--seed", "0"]
 
 
 def test_kill_9_then_a_half_written_checkpoint_still_resumes_to_the_same_weights(tmp_path):

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rlvr_lowrank import paths
-from rlvr_lowrank import layout
+
+from rlvr_lowrank import layout, paths
 from rlvr_lowrank.training import integrity
 
 
@@ -15,9 +15,10 @@ def real_trainer_dir(tmp_path_factory):
     """checkpoint-1 and checkpoint-2 written by a real 2-step TRL GRPOTrainer run on the tiny model."""
     import torch
     from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
     from rlvr_lowrank import models
     from rlvr_lowrank.world import rewards, tasks
-    from trl import GRPOConfig, GRPOTrainer
 
     out = tmp_path_factory.mktemp("trainer")
     torch.manual_seed(0)
@@ -53,12 +54,14 @@ def test_real_trl_checkpoints_are_complete(trainer_dir):
 
 @pytest.mark.parametrize("damage,reason", [
     (lambda d: (d / "trainer_state.json").unlink(), "trainer_state.json is missing"),
-    (lambda d: (d / "trainer_state.json").write_text('{"global_step": 2, "log_hi'), "trainer_state.json is not valid JSON"),
+    (lambda d: (d / "trainer_state.json").write_text('{"global_step": 2, "log_hi'),
+     "trainer_state.json is not valid JSON"),
     (lambda d: (d / "trainer_state.json").write_text('{"global_step": 1}'), "global_step 1, the directory name says 2"),
     (lambda d: _truncate(d / "model.safetensors", -100), "model.safetensors is .* bytes but its header describes"),
     (lambda d: _truncate(d / "model.safetensors", 1000), "model.safetensors is truncated"),
     (lambda d: _truncate(d / "model.safetensors", 4), "shorter than a safetensors header"),
-    (lambda d: (d / "model.safetensors").write_bytes(b"\x10" + b"\0" * 7 + b"not a json header"), "not a readable safetensors"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x10" + b"\0" * 7 + b"not a json header"),
+     "not a readable safetensors"),
     (lambda d: (d / "model.safetensors").unlink(), "no model weights"),
     (lambda d: (d / "optimizer.pt").unlink(), "optimizer.pt is missing"),
     (lambda d: (d / "optimizer.pt").write_bytes(b""), "optimizer.pt is empty"),
@@ -222,4 +225,5 @@ def test_the_import_scan_resolves_relative_imports_of_modules_and_packages():
     assert "rlvr_lowrank.analysis.rank1" in layout.imports("rlvr_lowrank.checkpoints.formats")
     # function-level imports count for the closure, not for the module-level graph
     assert "rlvr_lowrank.training.train" in layout.imports("rlvr_lowrank.pipeline.reproduce")
-    assert "rlvr_lowrank.training.train" not in layout.imports("rlvr_lowrank.pipeline.reproduce", module_level_only=True)
+    assert "rlvr_lowrank.training.train" not in layout.imports("rlvr_lowrank.pipeline.reproduce",
+                                                               module_level_only=True)

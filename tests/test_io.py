@@ -3,6 +3,7 @@ import os
 import stat
 
 import pytest
+
 from rlvr_lowrank import fileio
 
 
@@ -66,3 +67,16 @@ def test_failed_atomic_write_leaves_no_file_and_no_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
+    import pytest
+
+    good = tmp_path / "ok.jsonl"
+    good.write_text('{"a": 1}\n\n{"a": 2}\n{"a": 3, "b"\n')
+    with pytest.warns(UserWarning, match="torn last line"):
+        assert fileio.read_jsonl(good) == [{"a": 1}, {"a": 2}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: not valid JSON"):
+        fileio.read_jsonl(bad)

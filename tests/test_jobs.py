@@ -2,6 +2,7 @@
 import sys
 
 import pytest
+
 from rlvr_lowrank.pipeline import jobs
 
 
@@ -12,7 +13,8 @@ def _job(tmp_path, name, code, deps=()):
 def test_run_jobs_starts_a_job_only_after_its_dependencies(tmp_path):
     order = tmp_path / "order.txt"
     append = f"open({str(order)!r}, 'a').write('{{}}\\n')"
-    queue = [_job(tmp_path, "late", append.format("late") + f"; assert 'early' in open({str(order)!r}).read()", ["early"]),
+    queue = [_job(tmp_path, "late", append.format("late") + f"; assert 'early' in open({str(order)!r}).read()",
+                  ["early"]),
              _job(tmp_path, "early", "import time; time.sleep(0.5); " + append.format("early")),
              _job(tmp_path, "free", append.format("free"))]
     assert jobs.run_jobs(queue, workers=2) == []

@@ -2,6 +2,7 @@
 refused. (C2's statistics are tested in tests/test_claims_c2.py.)"""
 import pytest
 import torch
+
 from rlvr_lowrank import fileio, models, paths
 from rlvr_lowrank.analysis import rank1
 from rlvr_lowrank.training import config, train

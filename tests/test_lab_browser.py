@@ -25,6 +25,7 @@ import uuid
 
 import nbformat
 import pytest
+
 from rlvr_lowrank import paths
 
 pytestmark = pytest.mark.slow

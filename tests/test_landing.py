@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from rlvr_lowrank import paths
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+
 from rlvr_lowrank import fileio, models, paths
 from rlvr_lowrank.training import config
 from rlvr_lowrank.world import evaluate, tasks

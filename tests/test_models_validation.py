@@ -6,8 +6,9 @@ import stat
 
 import pytest
 import torch
-from rlvr_lowrank import models, paths
 from safetensors.torch import load_file, save_file
+
+from rlvr_lowrank import models, paths
 
 
 @pytest.fixture

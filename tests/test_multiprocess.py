@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.analysis import rank1
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+
 from fake_runs import perturbed_tiny_run
 from rlvr_lowrank.claims import c0, c2, parallel
 

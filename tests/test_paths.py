@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from rlvr_lowrank import paths
 
 

@@ -4,6 +4,7 @@ import ast
 
 import papermill
 import pytest
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.claims import notebooks
 from rlvr_lowrank.pipeline import reproduce
@@ -22,7 +23,8 @@ def test_every_notebook_of_the_table_exists_and_every_notebook_is_in_the_table()
     assert on_disk == sorted(nb.stem for nb in notebooks.NOTEBOOKS)
 
 
-@pytest.mark.parametrize("stem", [nb.stem for nb in notebooks.NOTEBOOKS if nb.reads or nb.stem in ("00_base_model", "07_claims")])
+@pytest.mark.parametrize("stem", [nb.stem for nb in notebooks.NOTEBOOKS
+                                  if nb.reads or nb.stem in ("00_base_model", "07_claims")])
 def test_smoke_parameters_are_the_notebook_defaults(stem):
     params = notebooks.parameters(stem, "smoke")
     defaults = _defaults(stem)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
+
 from rlvr_lowrank.analysis import spectra
 from rlvr_lowrank.claims import c1, c3
 from rlvr_lowrank.figures import plots
@@ -37,7 +38,8 @@ def test_bars_at_zero_are_marked_and_labels_are_for_readers():
 
 def test_fraction_bars_draw_the_c3_threshold_and_human_readings():
     summary = pd.DataFrame([{"model": m, "reading": r, "value": v, "ci_lo": v, "ci_hi": v}
-                            for m in ("base", "full") for r, v in (("strict", 0.6), ("ww_band", 0.9), ("shuffled", 0.0))])
+                            for m in ("base", "full")
+                            for r, v in (("strict", 0.6), ("ww_band", 0.9), ("shuffled", 0.0))])
     fig = plots.fraction_bars(summary, threshold=c3.THRESHOLDS["min_fraction"])
     assert c3.THRESHOLDS["min_fraction"] in _hlines(fig.axes[0])
     texts = _texts(fig)
@@ -57,8 +59,9 @@ def test_alpha_per_matrix_shows_the_test_band_and_the_differences():
 
 
 def test_sweep_gaps_draw_the_c1_thresholds():
-    sweep = pd.DataFrame([{"arm": a, "K": k, "variant": "trunc", "metric": m, "mean": 0.03, "ci_lo": 0.02, "ci_hi": 0.04,
-                           "t_lo": 0.0, "t_hi": 0.06} for a, k in (("pr1s_trunc_k10", 10), ("pr1s_trunc_k5", 5))
+    sweep = pd.DataFrame([{"arm": a, "K": k, "variant": "trunc", "metric": m, "mean": 0.03, "ci_lo": 0.02,
+                           "ci_hi": 0.04, "t_lo": 0.0, "t_hi": 0.06}
+                          for a, k in (("pr1s_trunc_k10", 10), ("pr1s_trunc_k5", 5))
                           for m in ("reward_gap", "test_gap")])
     t = c1.THRESHOLDS
     fig = plots.sweep_gaps(sweep, thresholds={"reward_gap": (t["min_reward_gap"],),
@@ -96,7 +99,8 @@ def test_pls_boxes_are_not_clipped_and_labels_are_for_readers():
 @pytest.mark.parametrize("variant_col", [True, False])
 def test_recovery_vs_rank_marks_the_norm_matched_model_and_thresholds(variant_col):
     rec = pd.DataFrame([{"task": task, "k": k, "seed": 0, "recovery": 0.9, "variant": v}
-                        for task in ("math", "skill") for k, v in ((1, "truncated"), (2, "truncated"), (1, "norm-matched"))])
+                        for task in ("math", "skill")
+                        for k, v in ((1, "truncated"), (2, "truncated"), (1, "norm-matched"))])
     if not variant_col:
         rec = rec[rec["variant"] == "truncated"].drop(columns="variant")
     fig = plots.recovery_vs_rank(rec, thresholds={"math ≥ 0.8": 0.8})

@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.training import config, precision, runs
 
@@ -50,8 +51,9 @@ def _tiny():
 
 
 def test_the_bf16_trainer_refuses_settings_it_cannot_honour():
-    from rlvr_lowrank.training import train
     from trl import GRPOConfig
+
+    from rlvr_lowrank.training import train
 
     class Base:
         def __init__(self, *a, **kw):
@@ -71,8 +73,9 @@ def test_the_bf16_trainer_refuses_settings_it_cannot_honour():
 def test_bf16_loss_and_gradient_agree_with_fp32_on_the_same_batch(tmp_path):
     """One GRPO batch of the tiny profile, scored by TRL's fp32 loss and by the bf16 fast path: same loss
     (the importance ratio is 1 in both), gradients within bf16's rounding (tolerances fixed in advance)."""
-    from rlvr_lowrank.training import train
     from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr_lowrank.training import train
 
     cfg = config.resolve("smoke", "full", 0, {"train": {"max_steps": 1}})
     captured = {}

@@ -1,6 +1,6 @@
+"""Pretraining: a short run lowers the loss and is deterministic for a seed."""
 import pytest
 
-"""Pretraining: a short run lowers the loss and is deterministic for a seed."""
 from rlvr_lowrank.models import pretrain
 
 

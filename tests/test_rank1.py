@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from rlvr_lowrank.analysis import rank1 as r1
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -159,7 +160,8 @@ def test_fast_path_is_deterministic_and_sign_canonical():
 
 @pytest.mark.parametrize("name,spectrum", [
     ("flat", lambda r: torch.linspace(1.0, 0.9, r, dtype=torch.float64)),
-    ("cluster", lambda r: torch.cat([torch.tensor([1.01]), torch.ones(30), 0.9 * torch.arange(1, r - 30) ** -0.5]).double()),
+    ("cluster",
+     lambda r: torch.cat([torch.tensor([1.01]), torch.ones(30), 0.9 * torch.arange(1, r - 30) ** -0.5]).double()),
 ])
 def test_fast_path_falls_back_when_not_certified(name, spectrum):
     M, U0, _ = planted(256, 256, spectrum(256))

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+
 from rlvr_lowrank.analysis import rank1
 
 

@@ -44,8 +44,8 @@ def test_findings_and_rule_change_blocks_read_the_report(monkeypatch):
 
 def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_against_the_budget(tmp_path, monkeypatch):
     reports = {"tiny": {"profile": "tiny", "claims": [{**_entry("C1", "holds", "holds"), "seeds": 5}]},
-               "smollm2": {"profile": "smollm2", "claims": [{**_entry("C1", "does not hold", "does not hold"), "seeds": 3,
-                                                             "why": "no gap"}]}}
+               "smollm2": {"profile": "smollm2",
+                           "claims": [{**_entry("C1", "does not hold", "does not hold"), "seeds": 3, "why": "no gap"}]}}
     monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
     monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
     for p in reports:
@@ -55,8 +55,27 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
     fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
     block = readme.real_model_claims_block()
     assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**does not hold**") == 1
-    assert "C1 holds on tiny, does not hold on smollm2 (smollm2: no gap)" in block and "Seeds: tiny 5, smollm2 3" in block
-    assert "**58.3 min**" in block and "within the 60-minute budget; the run again with nothing changed is not recorded" in block
-    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
+    assert ("C1 holds on tiny, does not hold on smollm2 (smollm2: no gap)" in block
+            and "Seeds: tiny 5, smollm2 3" in block)
+    assert ("**58.3 min**" in block
+            and "within the 60-minute budget; the run again with nothing changed is not recorded" in block)
+    fileio.write_json(tmp_path / "smollm2" / "timing.json",
+                      {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
     block = readme.real_model_claims_block()
     assert "over the 60-minute budget; again with nothing changed: **75 s**, over the 1-minute budget" in block
+
+
+def test_provenance_marks_reports_whose_run_hashes_are_not_todays(tmp_path, monkeypatch):
+    from rlvr_lowrank.training import config, runs
+
+    monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
+    today = {f"full/seed{s}": runs.run_hash(runs.identity(config.resolve("smoke", "full", s))) for s in (0, 1)}
+    fileio.write_json(tmp_path / "smoke" / "c0.json", {"profile": "smoke", "runs": today})
+    fileio.write_json(tmp_path / "smoke" / "claims.json", {"profile": "smoke", "code_commit": "abc123"})
+    block = readme.provenance_block(("smoke",))
+    assert "| smoke | commit `abc123` | the same code: all 2 recorded runs have today's identity |" in block
+    fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {**today, "full/seed1": "0ld"}})
+    block = readme.provenance_block(("smoke",))
+    assert "**computed by earlier code**" in block and "1 of 2 recorded runs would get another identity" in block
+    fileio.write_json(tmp_path / "smoke" / "c2.json", {"profile": "smoke"})
+    assert "c2.json record no run hashes" in readme.provenance_block(("smoke",))

@@ -1,11 +1,11 @@
 """The repository stands on its own: no reference to documents a clone does not have, and a library
 whose modules import without cycles (each module can be imported alone)."""
-import ast
 import re
 import subprocess
 import sys
 
 import pytest
+
 from rlvr_lowrank import layout, paths
 
 # private notes and work history that a reader of a clone cannot follow

@@ -1,5 +1,6 @@
 """Executing the pipeline: train-all trains missing runs once, refuses stale ones; timing records; fingerprints."""
 import pytest
+
 from rlvr_lowrank import fileio, layout, paths
 from rlvr_lowrank.pipeline import readme, reproduce
 from rlvr_lowrank.training import config, runs
@@ -35,8 +36,8 @@ def test_write_timing_keeps_cold_and_warm_records(tmp_path, monkeypatch):
                notebooks_executed=8, notebooks_cached=0, processes=2, cpu_count=2)
     reproduce.write_timing("tiny", rec)
     reproduce.write_timing("tiny", {**rec, "total_s": 300.0, "runs_trained": 1, "runs_cached": 20})   # partial: neither
-    reproduce.write_timing("tiny", {**rec, "total_s": 2.0, "runs_trained": 0, "runs_cached": 21, "notebooks_executed": 0,
-                              "notebooks_cached": 8})
+    reproduce.write_timing("tiny", {**rec, "total_s": 2.0, "runs_trained": 0, "runs_cached": 21,
+                                    "notebooks_executed": 0, "notebooks_cached": 8})
     t = fileio.read_json(tmp_path / "tiny" / "timing.json")
     assert t["cold"]["total_s"] == 900.0 and t["warm"]["total_s"] == 2.0 and t["last"]["total_s"] == 2.0
     text = readme.timing_block()

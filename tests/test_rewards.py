@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+
 from rlvr_lowrank.world import rewards, tasks
 
 # --- The verifiers as they were before they moved to rewards.py (reference for equality) ----------
@@ -120,9 +121,11 @@ def test_addition_reward_unchanged_on_legitimate_replies():
 
 def test_boxed_math_reward_unchanged_on_legitimate_completions():
     cases = [(r"so the answer is \boxed{\dfrac{1}{2}}.", r"\frac{1}{2}"), (r"\boxed{2} then \boxed{3}", "3"),
-             (r"\boxed{3", "3"), ("3", "3"), (None, "3"), ([{"role": "assistant", "content": r"\boxed{ 42 }"}], r"\boxed{42}"),
+             (r"\boxed{3", "3"), ("3", "3"), (None, "3"),
+             ([{"role": "assistant", "content": r"\boxed{ 42 }"}], r"\boxed{42}"),
              (r"Thus $x = \boxed{x^{2}+\frac{a}{b}}$", r"x^{2}+\frac{a}{b}"), (r"\boxed{\!1,\!000}", "1,000"),
-             (r"\boxed{}", ""), (r"\boxed{{}}", "{}"), ("step " * 300 + r"\boxed{7}", "7"), (r"\boxed{7}", r"\boxed{8}")]
+             (r"\boxed{}", ""), (r"\boxed{{}}", "{}"), ("step " * 300 + r"\boxed{7}", "7"),
+             (r"\boxed{7}", r"\boxed{8}")]
     comps, answers = zip(*cases)
     assert rewards.boxed_math_reward(list(comps), list(answers)) == [_ref_boxed(c, a) for c, a in cases]
 
@@ -226,7 +229,8 @@ def test_guard_keeps_train_guard_behaviour():
         rewards.guarded_reward(lambda c, **k: [0.5, "1"])(["a", "b"])
     assert rewards.guarded_reward(lambda c, **k: [1.0, None])(["a", "b"]) == [1.0, None]
     chat = [[{"role": "assistant", "content": "1+2=3,A:3."}]]
-    assert rewards.guarded_reward(rewards.math_reward)(chat, answer=["3"], prompts=[[{"role": "user", "content": "Q"}]]) == [1.0]
+    assert rewards.guarded_reward(rewards.math_reward)(chat, answer=["3"],
+                                                       prompts=[[{"role": "user", "content": "Q"}]]) == [1.0]
 
 
 def test_tasks_does_not_import_rewards_and_the_verifiers_live_only_in_rewards():

@@ -1,9 +1,10 @@
 """Scale-out: the paper-* profile resolves offline (dry run: nothing loaded or downloaded), its
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
+
 from rlvr_lowrank import cli
 from rlvr_lowrank.training import config, runs, train
-from rlvr_lowrank.world import rewards, tasks
+from rlvr_lowrank.world import rewards
 
 PAPER = [p for p in config.available_profiles() if p.startswith("paper-")]
 

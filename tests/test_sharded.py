@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rlvr_lowrank import fileio, models, paths
 from rlvr_lowrank.models import sharding
 from rlvr_lowrank.training import callbacks
@@ -78,7 +79,8 @@ def test_pr1s_under_fsdp2_leaves_an_exactly_rank1_update_identical_on_both_ranks
     assert r0["digests"] == r1["digests"]  # every gathered weight, after each substitution, bitwise equal
     assert r0["losses"]["8"] < r0["losses"]["1"]  # it trained
     done = fileio.read_json(run / "DONE")
-    assert done == {"steps": 8, "processes": 2, "final_digest": r0["final_digest"]} and r1["final_digest"] == r0["final_digest"]
+    assert (done == {"steps": 8, "processes": 2, "final_digest": r0["final_digest"]}
+            and r1["final_digest"] == r0["final_digest"])
     # rank 0 alone writes the substitution log, one line per substitution
     assert [s["step"] for s in fileio.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6, 8]
 
@@ -150,7 +152,8 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
     for key in ref:
         assert torch.allclose(got[key], ref[key], rtol=1e-5, atol=1e-6), key
     assert not (out / "equiv" / "rank1").exists()  # rank 0 alone writes
-    (ref_line,), (got_line,) = fileio.read_jsonl(tmp_path / "monitor.jsonl"), fileio.read_jsonl(out / "equiv" / "rank0" / "monitor.jsonl")
+    (ref_line,), (got_line,) = (fileio.read_jsonl(tmp_path / "monitor.jsonl"),
+                                fileio.read_jsonl(out / "equiv" / "rank0" / "monitor.jsonl"))
     assert [m["name"] for m in got_line["per_matrix"]] == [m["name"] for m in ref_line["per_matrix"]]
     for g, r in zip(got_line["per_matrix"], ref_line["per_matrix"]):
         assert g["rank1_energy"] == pytest.approx(r["rank1_energy"], rel=1e-5)
@@ -170,8 +173,8 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
 @pytest.mark.parametrize("stage,bf16", [(2, True), (3, False)])
 def test_pr1s_under_deepspeed_zero_writes_the_fp32_master(tmp_path, stage, bf16):
     pytest.importorskip("deepspeed", reason="deepspeed is an optional extra (requirements-deepspeed.txt)")
-    proc = _torchrun("deepspeed_worker.py", "--stage", str(stage), *(["--bf16"] if bf16 else []), "--out", str(tmp_path),
-                     env_extra={"DS_ACCELERATOR": "cpu"}, timeout=600)
+    proc = _torchrun("deepspeed_worker.py", "--stage", str(stage), *(["--bf16"] if bf16 else []),
+                     "--out", str(tmp_path), env_extra={"DS_ACCELERATOR": "cpu"}, timeout=600)
     assert proc.returncode == 0, _tail(proc)
     res = [json.loads((tmp_path / f"zero{stage}{'_bf16' if bf16 else ''}_rank{r}.json").read_text()) for r in (0, 1)]
     assert res[0] == res[1]

@@ -33,6 +33,7 @@ def shared_cache(tmp_path_factory):
 def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache, monkeypatch):
     _need_smollm2()
     import torch
+
     from rlvr_lowrank import models, paths
 
     reference, ref_tok = models.load_smollm2(cache=False)  # straight from the GGUF, nothing written
@@ -47,7 +48,8 @@ def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache
     chat = [{"role": "user", "content": "What is 12 + 7? Reply with only the number."}]
     assert tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
         ref_tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-    assert tok("Paris is the capital of France.")["input_ids"] == ref_tok("Paris is the capital of France.")["input_ids"]
+    assert (tok("Paris is the capital of France.")["input_ids"]
+            == ref_tok("Paris is the capital of France.")["input_ids"])
     # evaluation feeds the model the ids TRL samples from (TRL tokenizes conversational prompts itself)
     from rlvr_lowrank.world import chat_tasks, evaluate
 
@@ -72,6 +74,7 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
     path, PR1S (truncated) at step 2; the run directory is complete and every target ΔW is rank 1."""
     _need_smollm2()
     import torch
+
     from rlvr_lowrank import fileio, models, paths
     from rlvr_lowrank.analysis import rank1
     from rlvr_lowrank.training import precision, runs, train

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+
 from rlvr_lowrank.analysis import spectra as S
 
 # ----------------------------------------------------------------------------------------------------
@@ -207,8 +208,10 @@ def test_ww_small_n_estimator_equals_wwfit(ww, N):
     assert ours.xmin == ref.xmin and ours.D == pytest.approx(ref.D, abs=1e-12)
     if N >= 8:
         assert ours.sigma == pytest.approx(ref.sigma, abs=1e-12)
-    else:   # WW's N < 8 fallback computes sigma before setting alpha: sigma = (0 - 1)/sqrt(N); ours is (alpha-1)/sqrt(n)
-        assert ref.sigma == pytest.approx(-1 / math.sqrt(N)) and ours.sigma == pytest.approx((ours.alpha - 1) / math.sqrt(N))
+    else:   # WW's N < 8 fallback computes sigma before setting alpha: sigma = (0 - 1)/sqrt(N);
+        # ours is (alpha-1)/sqrt(n)
+        assert (ref.sigma == pytest.approx(-1 / math.sqrt(N))
+                and ours.sigma == pytest.approx((ours.alpha - 1) / math.sqrt(N)))
     if N < 20:
         assert not ours.reliable and "small-N" in ours.reason
 
@@ -223,7 +226,8 @@ def test_esd_equals_weightwatcher_get_esd(ww):
 
 def test_batched_singular_values_equal_scipy():
     rng = np.random.default_rng(0)
-    mats = {f"m{i}": torch.from_numpy(rng.standard_normal(s)) for i, s in enumerate([(30, 20)] * 3 + [(20, 30), (7, 7)])}
+    mats = {f"m{i}": torch.from_numpy(rng.standard_normal(s))
+            for i, s in enumerate([(30, 20)] * 3 + [(20, 30), (7, 7)])}
     sv = S.singular_values_batched(mats, max_batch_bytes=2 * 30 * 20 * 8)   # forces two chunks for (30, 20)
     for k, W in mats.items():
         np.testing.assert_allclose(sv[k], scipy.linalg.svdvals(W.numpy()), rtol=1e-12)
@@ -232,7 +236,8 @@ def test_batched_singular_values_equal_scipy():
 def test_gram_eigenvalues_equal_svd_squares():
     """The default Gram + eigvalsh route against scipy's float64 SVD, both orientations, threaded or not."""
     rng = np.random.default_rng(1)
-    mats = {f"m{i}": torch.from_numpy(rng.standard_t(3, s) * 0.05) for i, s in enumerate([(60, 40)] * 3 + [(40, 60), (9, 9)])}
+    mats = {f"m{i}": torch.from_numpy(rng.standard_t(3, s) * 0.05)
+            for i, s in enumerate([(60, 40)] * 3 + [(40, 60), (9, 9)])}
     lam = S.eigenvalues_batched(mats, workers=2)
     assert all(np.array_equal(lam[k], v) for k, v in S.eigenvalues_batched(mats, workers=1).items())
     for k, W in mats.items():

@@ -1,5 +1,6 @@
 """A real smoke GRPO run through TRL writes the run directory (layout: runs.py docstring), and is reused by hash."""
 import pytest
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.training import config, runs, train
 from rlvr_lowrank.world import rewards
@@ -39,6 +40,7 @@ def test_run_directory_contract(smoke_run):
 @pytest.mark.slow
 def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
     import torch
+
     from rlvr_lowrank import models
     from rlvr_lowrank.analysis import rank1
 

@@ -1,8 +1,9 @@
 """An interrupted run resumes from its last checkpoint and finishes with complete, non-duplicated logs."""
 import pytest
+from transformers import TrainerCallback
+
 from rlvr_lowrank import fileio, paths
 from rlvr_lowrank.training import runs, train
-from transformers import TrainerCallback
 
 pytestmark = pytest.mark.slow  # trains or loads a real model
 

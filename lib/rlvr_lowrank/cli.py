@@ -49,13 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--experiment", default="full")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dry-run", action="store_true", help="resolve and print the run and its launch command; load nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve and print the run and its launch command; load nothing")
     p = sub.add_parser("train-all", help="train every experiment x seed of a profile (cached, resumable)")
     p.add_argument("--profile", default="tiny")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2: one per core)")
     p.add_argument("--experiments", nargs="*", default=None)
     p.add_argument("--replace-stale", action="store_true",
-                   help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
+                   help="move runs made from other inputs (config, base model, data, training code) aside and "
+                        "retrain them")
     p = sub.add_parser("notebook", help="execute one notebook with papermill")
     p.add_argument("stem", choices=[nb.stem for nb in notebooks.NOTEBOOKS])
     p.add_argument("--profile", default="tiny")
@@ -71,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--jobs", type=int, default=2, help="subprocesses at a time (default 2: one per core)")
     p.add_argument("--replace-stale", action="store_true",
-                   help="move runs made from other inputs (config, base model, data, training code) aside and retrain them")
+                   help="move runs made from other inputs (config, base model, data, training code) aside and "
+                        "retrain them")
     p.add_argument("--started-at", type=float, default=None,
                    help="epoch seconds when set-up began (make reproduce passes it; the total time then includes it)")
     sub.add_parser("worker", help="(internal) serve training jobs of make reproduce / train-all (jobs.serve)")
@@ -84,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--also-temperatures", type=float, nargs="*", default=[0.5],
                    help="pass@k is also measured at these (the acceptance reads the profile's train.temperature)")
     p.add_argument("--threads", type=int, default=2)
-    p = sub.add_parser("smollm2-bf16", help="train full_bf16 (seed 0) beside full and write reports/smollm2/bf16_curve.json")
+    p = sub.add_parser("smollm2-bf16",
+                       help="train full_bf16 (seed 0) beside full and write reports/smollm2/bf16_curve.json")
     p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("smollm2-lr", help="train the smollm2 lr_probe_* runs and write reports/smollm2/lr_window.json")
     p.add_argument("--jobs", type=int, default=2)

@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -110,18 +111,28 @@ def append_jsonl(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSONL file ([] when it does not exist).
+
+    Only the *last* line may be undecodable: append_jsonl writes one line at a time, so an interrupted
+    run can leave a torn final line, which is skipped with a warning. A bad line anywhere else is damage,
+    not an interruption, and raises naming the file and the line number."""
     path = Path(path)
     if not path.exists():
         return []
+    lines = path.read_text().splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     rows = []
-    for line in path.read_text().splitlines():
+    for i, line in enumerate(lines):
         line = line.strip()
         if not line:
             continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line from an interrupted run
+        except json.JSONDecodeError as e:
+            if i != last:
+                raise ValueError(f"{path}, line {i + 1}: not valid JSON ({e}); only a torn last line (an "
+                                 "interrupted write) is skipped -- the file is damaged: restore or delete it") from e
+            warnings.warn(f"{path}: skipped a torn last line (line {i + 1}; an interrupted write)", stacklevel=2)
     return rows
 
 
@@ -145,10 +156,12 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, "torch.Tensor"], metadata: Mapping[str, str] | None = None) -> None:
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, "torch.Tensor"],
+                 metadata: Mapping[str, str] | None = None) -> None:
     """safetensors, written atomically; tensors are made contiguous (safetensors requires it)."""
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata or {}))
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+                  metadata=dict(metadata or {}))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:

@@ -49,7 +49,6 @@ DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
           "BOOL": torch.bool}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
-DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3  # transformers' default max_shard_size ("5GB")
 CHUNK_ELEMS = 1 << 24  # rows per block when copying a non-target tensor: 16 M elements (32 MB in bf16)
 
 # Target selections. "default" is the project's (rank1.is_target: q/k/v/o/gate/up/down_proj); "alpharl" is
@@ -151,7 +150,8 @@ def _refuse_pickles(d: Path) -> None:
     bins = sorted(p.name for p in d.glob("*.bin")) + sorted(p.name for p in d.glob("*.pt")) + \
         sorted(p.name for p in d.glob("*.pth"))
     if bins:
-        raise CheckpointError(f"{d} holds pickle weights ({bins[0]}) and no safetensors; {BIN_HINT.replace('DIR', str(d))}")
+        raise CheckpointError(f"{d} holds pickle weights ({bins[0]}) and no safetensors; "
+                              f"{BIN_HINT.replace('DIR', str(d))}")
 
 
 class HFCheckpoint(Checkpoint):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from .. import fileio, paths
@@ -62,7 +63,8 @@ def interval(summary: dict, key: str) -> tuple[float, float]:
 
 ARM_LABELS = {"full": "Full RL", "lora_r1": "rank-1 LoRA", "mix_full": "multi-task Full RL", "base": "base model"}
 VARIANT_LABELS = {"base": "base model", "full": "full ΔW", "normmatch": "rank-1, norm-matched",
-                  "trunc": "rank-1, truncated", "residual": "residual (ΔW − rank-1)", "random": "random rank-1 direction"}
+                  "trunc": "rank-1, truncated", "residual": "residual (ΔW − rank-1)",
+                  "random": "random rank-1 direction"}
 PR1S_VARIANTS = {"trunc": "truncated", "normmatch": "norm-matched"}
 
 
@@ -129,12 +131,62 @@ class ClaimResult:
         runs have changed since. Returns nothing, so a notebook's last line ``result.write()`` displays
         nothing (nbval compares that cell's output)."""
         stem = notebooks.by_claim(self.FILE.removesuffix(".json").upper()).stem
-        data = {**self.to_json(), RUNS_KEY: runs.recorded_hashes(self.profile, notebooks.experiments_read(stem, self.profile))}
+        data = {**self.to_json(),
+                RUNS_KEY: runs.recorded_hashes(self.profile, notebooks.experiments_read(stem, self.profile))}
         fileio.write_json(paths.report_dir(self.profile) / self.FILE, data)
 
     @classmethod
     def read(cls, profile: str):
         return cls.from_json(fileio.read_json(cls.path(profile)))
+
+
+# ----------------------------------------------------------------------------------------------
+# The claim protocol: what every claim module (c0 ... c4) provides, and the defaults of its optional hooks
+# ----------------------------------------------------------------------------------------------
+
+REQUIRED = {
+    "CLAIM": "the Claim: paper wording, operational test, thresholds, headline quantities",
+    "RESULT": "the ClaimResult subclass that is its cN.json",
+    "judge": "judge(summaries) -> verdict dict: the claim's rule on its interval summaries",
+    "decide": "decide(profile, ...) -> RESULT: the notebook's entry point, from measured rows to a result",
+    "readme_block": "readme_block(result) -> str: the claim's README section",
+}
+HOOKS = {
+    "rejudge": "rejudge(stored cN.json) -> verdict dict; default: judge(stored)",
+    "sensitivity": "sensitivity(stored) -> sentences naming documented readings that flip the verdict; default: none",
+    "notes": "notes(stored) -> sentences the claims table needs to be read right; default: none",
+}
+
+
+def protocol_problems(module: ModuleType) -> list[str]:
+    """What a claim module lacks of the protocol (empty when it satisfies it)."""
+    out = [f"{module.__name__} has no {name} ({why})" for name, why in REQUIRED.items() if not hasattr(module, name)]
+    if not out:
+        if not isinstance(module.CLAIM, Claim):
+            out.append(f"{module.__name__}.CLAIM is not a Claim")
+        if not (isinstance(module.RESULT, type) and issubclass(module.RESULT, ClaimResult)):
+            out.append(f"{module.__name__}.RESULT is not a ClaimResult subclass")
+        elif module.RESULT.FILE != f"{module.CLAIM.id.lower()}.json":
+            out.append(f"{module.__name__}.RESULT.FILE is {module.RESULT.FILE!r}, not {module.CLAIM.id.lower()}.json")
+    out += [f"{module.__name__}.{name} is not callable" for name in [*REQUIRED, *HOOKS]
+            if name not in ("CLAIM", "RESULT") and hasattr(module, name) and not callable(getattr(module, name))]
+    return out
+
+
+def rejudge(module: ModuleType, stored: dict) -> dict:
+    """The verdict under the rule in force, recomputed from a stored cN.json (never a stored verdict string)."""
+    hook = getattr(module, "rejudge", None)
+    return hook(stored) if hook else module.judge(stored)
+
+
+def sensitivity(module: ModuleType, stored: dict) -> list[str]:
+    hook = getattr(module, "sensitivity", None)
+    return list(hook(stored)) if hook else []
+
+
+def notes(module: ModuleType, stored: dict) -> list[str]:
+    hook = getattr(module, "notes", None)
+    return list(hook(stored)) if hook else []
 
 
 RUNS_KEY = "runs"  # cN.json: {"<experiment>/seed<k>": run hash} of the runs the result was computed from

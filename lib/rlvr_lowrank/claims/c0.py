@@ -26,17 +26,20 @@ from .base import (
     too_few_seeds,
 )
 from .stats import fmt_interval, recovery, summarize
+from .verdict import AT_LEAST, AT_MOST, Verdict, all_of, judge_summary
 
 CLAIM = Claim(
     "C0",
     "AlphaRL (arXiv 2510.00553): the rank-1 subspace of the RL update recovers >99% of the reasoning gain; "
-    "2605.06523 abstract: 'enhanced reasoning capabilities ... are primarily concentrated within the rank-1 components'.",
+    "2605.06523 abstract: 'enhanced reasoning capabilities ... are primarily concentrated within the rank-1 "
+    "components'.",
     "recovery = (acc(variant) - acc(base)) / (acc(full) - acc(base)) on the held-out math test, per seed; "
     "holds if the norm-matched rank-1 model's mean recovery >= min_recovery with CI lower bound >= min_recovery_ci_lo, "
     "and the random-direction control's CI upper bound < max_random_recovery. Inconclusive when the full-RL gain "
     "is below min_gain (nothing to recover).",
     {"min_recovery": 0.9, "min_recovery_ci_lo": 0.75, "max_random_recovery": 0.25, "min_gain": 0.1},
-    (("rank-1 norm-matched recovery", ("recovery", "normmatch")), ("random-direction recovery", ("recovery", "random"))),
+    (("rank-1 norm-matched recovery", ("recovery", "normmatch")),
+     ("random-direction recovery", ("recovery", "random"))),
     "whether the rank-1 part of the full-RL update alone recovers the math gain of full RL (premise from AlphaRL)",
     {"rank-1 norm-matched recovery": ("min_recovery", "min_recovery_ci_lo"),
      "random-direction recovery": ("max_random_recovery",)},
@@ -109,16 +112,6 @@ def verdict(per_seed: dict[str, list[float]], gains: list[float]) -> dict:
     return {**out, **judge(out)}
 
 
-def rejudge(res: dict) -> dict:
-    """Verdicts recomputed from a stored c0.json's summaries under the rule in force."""
-    return judge(res)
-
-
-def sensitivity(res: dict) -> list[str]:
-    """C0 has no documented alternative reading."""
-    return []
-
-
 def notes(res: dict) -> list[str]:
     """Sentences the claims table needs to be read right (recoveries above 1)."""
     above = [arm_label(v) for v, x in res.get("recovery", {}).items() if v not in ("base", "full") and x["mean"] > 1]
@@ -158,7 +151,7 @@ def decide(profile: str, seeds: list, rows: list[dict]) -> C0Result:
 
 def readme_block(r: C0Result) -> str:
     t = THRESHOLDS
-    v = rejudge(r.to_json())
+    v = judge(r.to_json())
     lines = ["| substituted model (base + update of ΔW) | recovery of the full-RL gain | 95% bootstrap CI | "
              "95% t-interval | seeds |", "|---|---|---|---|---|"]
     for name in README_VARIANTS:
@@ -176,3 +169,17 @@ def readme_block(r: C0Result) -> str:
               f"t-interval; inconclusive below a full-RL gain of {t['min_gain']:g})."
               + (f" {v['why'][0].upper() + v['why'][1:]}." if v.get("why") else "")]
     return "\n".join(lines)
+
+
+def classify(stored: dict) -> Verdict:
+    """The verdict in the vocabulary of claims.verdict (docs/claims.md, C0's table): precondition a full-RL
+    gain ≥ min_gain; all of (norm-matched recovery: mean ≥ min_recovery and lower bounds ≥ min_recovery_ci_lo;
+    random-direction recovery: upper bounds < max_random_recovery)."""
+    t, gain = THRESHOLDS, stored["gain"]
+    recovery = judge_summary(stored["recovery_normmatch"], t["min_recovery"], AT_LEAST, bound=t["min_recovery_ci_lo"],
+                             require_mean=True, quantity="rank-1 norm-matched recovery")
+    control = judge_summary(stored["recovery_random"], t["max_random_recovery"], AT_MOST, strict=True,
+                            quantity="random-direction recovery")
+    gained = ("a full-RL gain to recover", gain["mean"] >= t["min_gain"],
+              f"gain {gain['mean']:.3f} < {t['min_gain']}")
+    return all_of([recovery, control], [gained], quantity="C0")

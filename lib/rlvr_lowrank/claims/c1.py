@@ -19,6 +19,7 @@ from .base import (
     too_few_seeds,
 )
 from .stats import LAST_FRACTION, fmt_interval, last_fraction_mean, summarize
+from .verdict import AT_LEAST, WITHIN, Verdict, all_of, judge_summary
 
 CLAIM = Claim(
     "C1",
@@ -70,7 +71,8 @@ def judge(s: dict) -> dict:
     lower = lambda k: interval(rg, k)[0] > 0 and rg["mean"] >= t["min_reward_gap"]  # noqa: E731
     comparable = lambda k: abs(tg["mean"]) <= t["max_test_gap"] and interval(tg, k)[1] <= t["max_test_gap_ci_hi"]  # noqa: E731
     return {**both_intervals(lambda k: lower(k) and comparable(k)),
-            "lower_reward": bool(lower("ci") and lower("t_ci")), "comparable_test": bool(comparable("ci") and comparable("t_ci"))}
+            "lower_reward": bool(lower("ci") and lower("t_ci")),
+            "comparable_test": bool(comparable("ci") and comparable("t_ci"))}
 
 
 def verdict(reward_gap: list[float], test_gap: list[float]) -> dict:
@@ -110,16 +112,10 @@ def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
     return out
 
 
-def rejudge(res: dict) -> dict:
-    """Verdicts recomputed from a stored c1.json's summaries (a file written before the rule changed
-    is judged by the rule in force)."""
-    return judge(res)
-
-
 def sensitivity(res: dict) -> list[str]:
     """Documented alternative readings under which the verdict differs: the other PR1S arms of the sweep.
     A sweep arm stored without t-intervals is compared with the main arm under the earlier rule."""
-    v = rejudge(res)
+    v = judge(res)
     out = []
     for arm, verdict_ in sweep_verdicts(res.get("sweep", [])).items():
         main = v["verdict_bootstrap_only"] if verdict_.endswith("(bootstrap only)") else v["verdict"]
@@ -172,14 +168,22 @@ def readme_block(r: C1Result) -> str:
         f"Training reward over the last {t['last_fraction']:.0%} of steps: Full {mean('reward_full'):.3f}, "
         f"PR1S {mean('reward_pr1s'):.3f}.",
         "",
-        f"Verdict under the earlier rule (bootstrap CI alone): {rejudge(r.to_json())['verdict_bootstrap_only']}.",
+        f"Verdict under the earlier rule (bootstrap CI alone): {judge(r.to_json())['verdict_bootstrap_only']}.",
         "",
-        f"**Verdict (profile {r.profile}): C1 {rejudge(r.to_json())['verdict']}** (thresholds in `claims.c1`: Δreward "
+        f"**Verdict (profile {r.profile}): C1 {judge(r.to_json())['verdict']}** (thresholds in `claims.c1`: Δreward "
         f"lower bound > 0 and mean ≥ {t['min_reward_gap']:g}; |Δtest| ≤ {t['max_test_gap']:g} with upper bound ≤ "
         f"{t['max_test_gap_ci_hi']:g}; bounds of both the bootstrap CI and the t-interval)."
-        + (f" {rejudge(r.to_json()).get('why', '').capitalize()}." if rejudge(r.to_json()).get("why") else ""),
+        + (f" {judge(r.to_json()).get('why', '').capitalize()}." if judge(r.to_json()).get("why") else ""),
     ])
 
 
-def notes(res: dict) -> list[str]:
-    return []
+def classify(stored: dict) -> Verdict:
+    """The verdict in the vocabulary of claims.verdict (C1's table): all of (Δ training reward: mean ≥
+    min_reward_gap with lower bounds > 0; Δ test accuracy: |mean| ≤ max_test_gap with upper bounds ≤
+    max_test_gap_ci_hi)."""
+    t = THRESHOLDS
+    reward = judge_summary(stored["reward_gap"], t["min_reward_gap"], AT_LEAST, bound=0.0, strict=True,
+                           require_mean=True, quantity="Δ training reward (Full − PR1S)")
+    test = judge_summary(stored["test_gap"], t["max_test_gap"], WITHIN, bound=t["max_test_gap_ci_hi"],
+                         require_mean=True, quantity="Δ test accuracy (Full − PR1S)")
+    return all_of([reward, test], quantity="C1")

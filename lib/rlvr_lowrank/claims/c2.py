@@ -38,6 +38,7 @@ from .base import (
     too_few_seeds,
 )
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
+from .verdict import AT_LEAST, AT_MOST, Verdict, all_of, any_of, judge_summary
 
 CLAIM = Claim(
     "C2",
@@ -54,7 +55,8 @@ CLAIM = Claim(
     "whether the rank-1 part of the update keeps the math gain while losing other knowledge (a fact probe, a "
     "second skill)",
     {"rank-1 math recovery": ("min_math_recovery",), "fact drop (full − rank-1)": ("min_knowledge_drop",),
-     "skill drop (full − rank-1)": ("min_knowledge_drop",), "multi-task RL: rank-1 skill recovery": ("max_other_recovery",)},
+     "skill drop (full − rank-1)": ("min_knowledge_drop",),
+     "multi-task RL: rank-1 skill recovery": ("max_other_recovery",)},
 )
 CEILING = 0.98  # a probe on which every model scores at least this cannot show a drop by the models it compares
 THRESHOLDS = CLAIM.thresholds
@@ -108,7 +110,8 @@ def _model_specs(runs_by_seed: dict[int, Path], sets: dict, variants,
     base is not scored again when all runs share it (base.base_reused)."""
     specs = []
     for i, (s, run) in enumerate(runs_by_seed.items()):
-        specs += [(s, {"model": f"rank-{k}" if v == "rankk" else v}, (run, sets, v, k), v, base_reused(runs_by_seed, i, v))
+        specs += [(s, {"model": f"rank-{k}" if v == "rankk" else v}, (run, sets, v, k), v,
+                   base_reused(runs_by_seed, i, v))
                   for v, k in variants]
         specs += [(s, {"model": arm}, (by_seed[s], sets, None, 1), None, False)
                   for arm, by_seed in (trained_runs or {}).items() if s in by_seed]
@@ -243,7 +246,8 @@ def judge(s: dict) -> dict:
                "loses": [x for x in loses("ci") if x in loses("t_ci")]}
     r2 = s.get("reading2")
     if r2:
-        out["reading2"] = {**{k: r2[k] for k in ("math_recovery", "skill_recovery", "skill_gain")}, **judge_reading2(r2)}
+        out["reading2"] = {**{k: r2[k] for k in ("math_recovery", "skill_recovery", "skill_gain")},
+                           **judge_reading2(r2)}
     return out
 
 
@@ -253,7 +257,8 @@ def judge_reading2(r2: dict) -> dict:
     if too_few_seeds(r2["math_recovery"]["n"]):
         return inconclusive(too_few_seeds(r2["math_recovery"]["n"]))
     gained = {k: interval(r2["skill_gain"], k)[0] > 0 for k in ("ci", "t_ci")}
-    ok = r2["math_recovery"]["mean"] >= t["min_math_recovery"] and r2["skill_recovery"]["mean"] <= t["max_other_recovery"]
+    ok = (r2["math_recovery"]["mean"] >= t["min_math_recovery"]
+          and r2["skill_recovery"]["mean"] <= t["max_other_recovery"])
     no_gain = "multi-task RL did not raise the skill (gain interval includes 0)"
     out = {"verdict": (HOLDS if ok else FAILS) if all(gained.values()) else INCONCLUSIVE,
            "verdict_bootstrap_only": (HOLDS if ok else FAILS) if gained["ci"] else INCONCLUSIVE}
@@ -270,21 +275,13 @@ def verdict(math_recovery: list[float], fact_drop: list[float], skill_drop: list
     ``fact_drop`` / ``skill_drop``: per seed, accuracy of the full model minus that of the norm-matched
     rank-1 model on the knowledge probe / second skill. Reading 1 decides the verdict.
     """
-    out = {"math_recovery": summarize(math_recovery), "fact_drop": summarize(fact_drop), "skill_drop": summarize(skill_drop)}
+    out = {"math_recovery": summarize(math_recovery), "fact_drop": summarize(fact_drop),
+           "skill_drop": summarize(skill_drop)}
     if mix_math_recovery is not None:
-        out["reading2"] = {"math_recovery": summarize(mix_math_recovery), "skill_recovery": summarize(mix_skill_recovery),
+        out["reading2"] = {"math_recovery": summarize(mix_math_recovery),
+                           "skill_recovery": summarize(mix_skill_recovery),
                            "skill_gain": summarize(mix_skill_gain)}
     return {**out, **judge(out)}
-
-
-def rejudge(res: dict) -> dict:
-    """Verdicts recomputed from a stored c2.json's summaries under the rule in force."""
-    return judge(res)
-
-
-def sensitivity(res: dict) -> list[str]:
-    """C2's documented alternative reading is reading 2, reported with its own verdict; nothing flips reading 1."""
-    return []
 
 
 def ceiling_checks(res: dict) -> dict[str, str]:
@@ -387,11 +384,12 @@ def readme_block(r: C2Result) -> str:
              "|---|---|---|---|---|---|---|"]
     for model, row in table.iterrows():
         lines.append(f"| {arm_label(model)} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
-    v = rejudge(r.to_json())
+    v = judge(r.to_json())
     r2 = v.get("reading2") or {}
     cos = r.lora.get("direction_cosines", {})
     lines += ["",
-              f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): math recovery "
+              f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): "
+              "math recovery "
               f"{_ci(r.math_recovery)}, knowledge-probe drop (full − rank-1) {_ci(r.fact_drop)}, skill drop "
               f"{_ci(r.skill_drop)} over {r.math_recovery['n']} seeds. "
               f"**Verdict (profile {r.profile}): C2 {v['verdict']}** (earlier rule, bootstrap CI alone: "
@@ -402,9 +400,10 @@ def readme_block(r: C2Result) -> str:
     if notes(r.to_json()):
         lines += [" ".join(notes(r.to_json())), ""]
     if r2:
-        lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain {_ci(r2['skill_gain'])}; "
-                     f"rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, of the skill gain "
-                     f"{_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}** (bootstrap only: {r2['verdict_bootstrap_only']})" + (f" ({r2['why']})" if r2.get("why") else "")
+        lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain "
+                     f"{_ci(r2['skill_gain'])}; rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, "
+                     f"of the skill gain {_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}** (bootstrap only: "
+                     f"{r2['verdict_bootstrap_only']})" + (f" ({r2['why']})" if r2.get("why") else "")
                      + f" (holds if math recovery ≥ {t['min_math_recovery']:g} while skill recovery ≤ "
                      f"{t['max_other_recovery']:g}).")
         lines.append("")
@@ -417,3 +416,39 @@ def readme_block(r: C2Result) -> str:
                      f"singular vectors, mean over matrix types: u1 {mean('cos_u'):.3f}, v1 {mean('cos_v'):.3f} "
                      f"(random baselines {mean('baseline_u'):.3f}, {mean('baseline_v'):.3f}).")
     return "\n".join(lines)
+
+
+def _below_ceiling(stored: dict, axis: str) -> tuple[str, bool, str]:
+    """The precondition of a drop on ``axis``: the probe can show one (not at its ceiling, or a damaging
+    control drops on it: ceiling_checks)."""
+    sentence = ceiling_checks(stored).get(axis)
+    return (f"{axis} below its ceiling", sentence is None or "it can show a drop" in sentence, sentence or "")
+
+
+def classify(stored: dict) -> Verdict:
+    """Reading 1 in the vocabulary of claims.verdict (C2's table): all of (math recovery: mean ≥
+    min_math_recovery; any of (fact drop, skill drop), each mean ≥ min_knowledge_drop with lower bounds > 0
+    and the probe below its ceiling). Reading 2 is reported beside it (classify_reading2)."""
+    t = THRESHOLDS
+    math = judge_summary(stored["math_recovery"], t["min_math_recovery"], AT_LEAST, bound=None, require_mean=True,
+                         quantity="rank-1 math recovery")
+    drops = [judge_summary(stored[f"{axis}_drop"], t["min_knowledge_drop"], AT_LEAST, bound=0.0, strict=True,
+                           require_mean=True, preconditions=[_below_ceiling(stored, axis)],
+                           quantity=f"{axis} drop (full − rank-1)") for axis in ("fact", "skill")]
+    return all_of([math, any_of(drops, quantity="a drop on the knowledge probe or the second skill")], quantity="C2")
+
+
+def classify_reading2(stored: dict) -> Verdict | None:
+    """Reading 2 (multi-task RL): precondition a skill gain (both lower bounds > 0); all of (math recovery ≥
+    min_math_recovery, skill recovery ≤ max_other_recovery, both on the mean). None without a multi-task arm."""
+    r2, t = stored.get("reading2"), THRESHOLDS
+    if not r2:
+        return None
+    gain = r2["skill_gain"]
+    gained = ("skill gained (multi-task)", all(gain[k][0] > 0 for k in ("ci", "t_ci") if gain.get(k)),
+              f"skill gain t {gain.get('t_ci')}")
+    math = judge_summary(r2["math_recovery"], t["min_math_recovery"], AT_LEAST, bound=None, require_mean=True,
+                         quantity="multi-task math recovery")
+    skill = judge_summary(r2["skill_recovery"], t["max_other_recovery"], AT_MOST, bound=None, require_mean=True,
+                          quantity="multi-task skill recovery")
+    return all_of([math, skill], [gained], quantity="C2 reading 2")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..analysis import spectra
 from ..training import runs
+from . import power
 from .base import (
     Claim,
     ClaimResult,
@@ -22,6 +23,7 @@ from .base import (
     too_few_seeds,
 )
 from .stats import fmt_both, summarize
+from .verdict import AT_LEAST, Verdict, judge_threshold
 
 CLAIM = Claim(
     "C3",
@@ -95,11 +97,6 @@ def verdict(fraction_rl: list[float]) -> dict:
     return {**out, **judge(out)}
 
 
-def rejudge(res: dict) -> dict:
-    """Verdicts recomputed from a stored c3.json's summaries under the rule in force."""
-    return judge(res)
-
-
 def sensitivity(res: dict) -> list[str]:
     """The weaker WeightWatcher reading (``ww_band``) of the deciding arm, where it flips the verdict."""
     arm = (res.get("arms") or [None])[0]
@@ -108,11 +105,7 @@ def sensitivity(res: dict) -> list[str]:
         return []
     v = judge({"fraction_rl": ww})["verdict"]
     return [f"the weaker reading (reliable fit, α ≤ 6, fraction {ww['mean']:.3f}) gives '{v}'"] \
-        if v != rejudge(res)["verdict"] else []
-
-
-def notes(res: dict) -> list[str]:
-    return []
+        if v != judge(res)["verdict"] else []
 
 
 def smollm2_summary(table: pd.DataFrame) -> dict:
@@ -137,10 +130,12 @@ class C3Result(ClaimResult):
 RESULT = C3Result  # the schema of this claim's cN.json
 
 
-def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame, smollm2: pd.DataFrame | None = None) -> C3Result:
+def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame,
+           smollm2: pd.DataFrame | None = None) -> C3Result:
     """``fractions``: the measure() table; the verdict is taken on ``arms[0]``."""
     v = verdict(fractions.loc[fractions["model"] == arms[0], "strict"].tolist())
-    summary = {model: {k: summarize(part[k]) for k in READINGS} for model, part in fractions.groupby("model", sort=False)}
+    summary = {model: {k: summarize(part[k]) for k in READINGS}
+               for model, part in fractions.groupby("model", sort=False)}
     if smollm2 is not None:
         summary["smollm2"] = smollm2_summary(smollm2)
     return C3Result(profile=profile, arms=list(arms), seeds=list(seeds), models=summary, **v)
@@ -158,12 +153,48 @@ def readme_block(r: C3Result) -> str:
             lines.append(f"| SmolLM2-135M-Instruct (Q4_1, dequantized) | {s['strict']:.3f} | {s['ww_band']:.3f} | "
                          f"{s['shuffled']:.3f} | {s['median_alpha']:.2f} |")
         else:
-            lines.append(f"| {arm_label(model)} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | {_ci(s['ww_band'])} | "
-                         f"{_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
+            lines.append(f"| {arm_label(model)} ({s['strict']['n']} seed(s)) | {_ci(s['strict'])} | "
+                         f"{_ci(s['ww_band'])} | {_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
     f = r.fraction_rl
     fl = sensitivity(r.to_json())
-    lines += ["", f"**Verdict (profile {r.profile}): C3 {rejudge(r.to_json())['verdict']}**: heavy-tailed fraction of the Full-RL model "
-              f"{_ci(f)} over {f['n']} seeds (threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g}; a threshold on the "
+    lines += ["", f"**Verdict (profile {r.profile}): C3 {judge(r.to_json())['verdict']}**: heavy-tailed fraction of "
+              f"the Full-RL model {_ci(f)} over {f['n']} seeds "
+              f"(threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g}; a threshold on the "
               "mean, so the interval rule changes nothing here)." + (f" {r.why}." if r.why else "")
               + (f" Fragile: {'; '.join(fl)}." if fl else "")]
     return "\n".join(lines)
+
+
+def n_target_matrices(profile: str, arm: str) -> int:
+    """How many target matrices the fractions of ``profile`` are over: decoder layers × the target matrix
+    types (analysis.rank1.TARGET_SUFFIXES), read from the base model's config (SmolLM2: the GGUF header),
+    without loading weights."""
+    import json
+
+    from ..analysis.rank1 import TARGET_SUFFIXES
+    from ..training import config
+
+    cfg = config.resolve(profile, arm, config.seeds_of(profile, arm)[0])
+    if cfg.model == config.SMOLLM2_MODEL:
+        import gguf
+
+        from .. import models
+        field = gguf.GGUFReader(str(models.smollm2_gguf_path())).fields["llama.block_count"]
+        layers = int(field.parts[field.data[0]][0])
+    else:
+        layers = json.loads((runs.model_dir(cfg) / "config.json").read_text())["num_hidden_layers"]
+    return layers * len(TARGET_SUFFIXES)
+
+
+def classify(stored: dict) -> Verdict:
+    """The verdict in the vocabulary of claims.verdict (C3's table): the heavy-tailed fraction of the
+    deciding arm's matrices, mean ≥ min_fraction; the fraction is decided over matrices, so its interval is
+    the Wilson interval over the M target matrices (descriptive: matrices are not independent), and "an
+    effect is detected" means above the entry-shuffled control's fraction. Its spread over seeds is
+    reported (power.NO_VARIATION where every seed gives the same fraction)."""
+    arm, f = stored["arms"][0], stored["fraction_rl"]
+    m = stored.get("n_matrices") or n_target_matrices(stored["profile"], arm)
+    shuffled = ((stored.get("models") or {}).get(arm) or {}).get("shuffled") or {}
+    return judge_threshold({"wilson": power.fraction_interval(f["mean"], m)}, THRESHOLDS["min_fraction"], AT_LEAST,
+                           bound=None, require_mean=True, mean=f["mean"], reference=shuffled.get("mean", 0.0),
+                           values=f["values"], quantity=f"heavy-tailed fraction ({arm_label(arm)}, {m} matrices)")

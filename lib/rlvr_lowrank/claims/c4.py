@@ -22,6 +22,7 @@ from .base import (
     too_few_seeds,
 )
 from .stats import fmt_interval, summarize
+from .verdict import AT_LEAST, Verdict, all_of, judge_summary
 
 CLAIM = Claim(
     "C4",
@@ -90,7 +91,8 @@ def judge(s: dict) -> dict:
     a, b = s["u_minus_v"], s["u_minus_baseline"]
     if too_few_seeds(a["n"]):
         return inconclusive(too_few_seeds(a["n"]))
-    return both_intervals(lambda k: interval(a, k)[0] > t["min_u_minus_v"] and interval(b, k)[0] > t["min_u_minus_baseline"])
+    return both_intervals(lambda k: interval(a, k)[0] > t["min_u_minus_v"]
+                          and interval(b, k)[0] > t["min_u_minus_baseline"])
 
 
 def verdict(u_minus_v: list[float], u_minus_baseline: list[float]) -> dict:
@@ -102,7 +104,8 @@ def verdict(u_minus_v: list[float], u_minus_baseline: list[float]) -> dict:
 def swapped(per_seed_rows: list[dict]) -> dict:
     """The verdict under the swapped side convention (y = xW: "u" is the input side), from the same
     per-seed numbers: v − u and v − v's random baseline."""
-    return verdict([-r["u_minus_v"] for r in per_seed_rows], [r["v_cos_final"] - r["v_baseline"] for r in per_seed_rows])
+    return verdict([-r["u_minus_v"] for r in per_seed_rows],
+                   [r["v_cos_final"] - r["v_baseline"] for r in per_seed_rows])
 
 
 def rejudge(res: dict) -> dict:
@@ -117,10 +120,6 @@ def sensitivity(res: dict) -> list[str]:
     if sw["verdict"] == rejudge(res)["verdict"]:
         return []
     return [f"under y = xW (sides swapped) v − u = {sw['u_minus_v']['mean']:.3f} and the verdict is '{sw['verdict']}'"]
-
-
-def notes(res: dict) -> list[str]:
-    return []
 
 
 def verdicts_by_arm(rows: list[dict]) -> dict[str, dict]:
@@ -181,3 +180,13 @@ def readme_block(r: C4Result) -> str:
               + (f" **Fragile**: {'; '.join(fl)}." if fl else ""), "",
               f"Side convention: {CONVENTION}."]
     return "\n".join(lines)
+
+
+def classify(stored: dict) -> Verdict:
+    """The deciding arm's verdict in the vocabulary of claims.verdict (C4's table): all of (u − v > 0,
+    u − random baseline > 0), both lower bounds; θ = 0, so an upper bound < 0 is an opposite effect (refuted)."""
+    part, t = stored["by_arm"][stored["arms"][0]], THRESHOLDS
+    return all_of([judge_summary(part["u_minus_v"], t["min_u_minus_v"], AT_LEAST, strict=True,
+                                 quantity="u-alignment − v-alignment"),
+                   judge_summary(part["u_minus_baseline"], t["min_u_minus_baseline"], AT_LEAST, strict=True,
+                                 quantity="u-alignment − random baseline")], quantity="C4")

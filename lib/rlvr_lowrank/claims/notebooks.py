@@ -106,7 +106,8 @@ def arms(profile: str) -> dict[str, str | list[str]]:
     experiments = set(prof.get("experiments") or {})
     for arm, exps in arms.items():
         if arm not in ARM_PARAMETERS:
-            raise config.ConfigError(f"configs/{profile}.yaml: arms.{arm} is not an arm; arms: {', '.join(ARM_PARAMETERS)}")
+            raise config.ConfigError(f"configs/{profile}.yaml: arms.{arm} is not an arm; "
+                                     f"arms: {', '.join(ARM_PARAMETERS)}")
         missing = sorted(set([exps] if isinstance(exps, str) else exps) - experiments)
         if missing:
             raise config.ConfigError(f"configs/{profile}.yaml: arms.{arm} names experiment(s) {missing} that "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import fileio, paths
 from ..training import config, runs
-from . import c0, c1, c2, c3, c4, notebooks
+from . import base, c0, c1, c2, c3, c4, notebooks
 from .base import RUNS_KEY, WHY_TIGHTENED
 from .stats import fmt_interval
 
@@ -72,7 +72,7 @@ def claim_entry(cid: str, profile: str, allow_stale: bool = False) -> dict:
     if stale:
         entry["stale"] = stale
     module = MODULES[cid]
-    v = module.rejudge(res)  # the rule in force, from the stored summaries (never a stored verdict string)
+    v = base.rejudge(module, res)  # the rule in force, from the stored summaries (never a stored verdict string)
     measured = []
     for label, keys in claim.quantities:
         s = _dig(res, keys)
@@ -80,13 +80,13 @@ def claim_entry(cid: str, profile: str, allow_stale: bool = False) -> dict:
             measured.append({"quantity": label, "mean": s["mean"], "ci": list(s["ci"]),
                              "t_ci": list(s["t_ci"]) if s.get("t_ci") else None, "n": s["n"],
                              "thresholds": [claim.thresholds[k] for k in claim.lines.get(label, ())]})
-    fragile = module.sensitivity(res)
+    fragile = base.sensitivity(module, res)
     other = budget_verdict(cid, profile)
     if other is not None and other[1] != v["verdict"]:
         fragile.append(f"the {other[0]} budget gives '{other[1]}'")
     entry.update(verdict=v["verdict"], verdict_bootstrap_only=v["verdict_bootstrap_only"], why=v.get("why", ""),
                  measured=measured, seeds=max((m["n"] for m in measured), default=0), fragile=fragile,
-                 notes=module.notes(res))
+                 notes=base.notes(module, res))
     return entry
 
 
@@ -97,7 +97,42 @@ def budget_verdict(cid: str, profile: str) -> tuple[str, str] | None:
     path = paths.REPORTS / other / f"{cid.lower()}.json" if other else None
     if path is None or not path.exists():
         return None
-    return other, MODULES[cid].rejudge(fileio.read_json(path))["verdict"]
+    return other, base.rejudge(MODULES[cid], fileio.read_json(path))["verdict"]
+
+
+def code_commit() -> str | None:
+    """The git commit whose code wrote this report (``<sha> + uncommitted changes`` when lib/ differs from it),
+    or None outside a git checkout. The README names it beside each profile's results."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=paths.ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib"], cwd=paths.ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{sha} + uncommitted changes" if dirty else sha
+
+
+def provenance(profile: str) -> dict:
+    """Whether a tracked profile's reports were computed by today's code: the run hashes its cN.json files
+    recorded against the ones today's config, base model, data and training code give (runs.stale_hashes;
+    no run directory needed), and the commit that wrote its claims report."""
+    recorded, unrecorded = {}, []
+    for cid in CLAIMS:
+        path = paths.REPORTS / profile / f"{cid.lower()}.json"
+        if path.exists():
+            runs_of = fileio.read_json(path).get(RUNS_KEY)
+            if runs_of is None:
+                unrecorded.append(path.name)
+            else:
+                recorded.update(runs_of)
+    claims_json = paths.REPORTS / profile / "claims.json"
+    commit = fileio.read_json(claims_json).get("code_commit") if claims_json.exists() else None
+    stale = runs.stale_hashes(profile, recorded)
+    return {"profile": profile, "commit": commit, "runs": len(recorded), "stale": len(stale),
+            "unrecorded": unrecorded, "current": not stale and not unrecorded and bool(recorded)}
 
 
 def build_report(profile: str, allow_stale: bool = False) -> dict:
@@ -110,7 +145,7 @@ def build_report(profile: str, allow_stale: bool = False) -> dict:
     version, re-judged but not re-run).
     """
     entries = [claim_entry(cid, profile, allow_stale) for cid in CLAIMS]
-    report = {"profile": profile, "config_hash": profile_hash(profile), "claims": entries}
+    report = {"profile": profile, "config_hash": profile_hash(profile), "code_commit": code_commit(), "claims": entries}
     if any(e.get("stale") for e in entries):
         report["stale"] = sorted({e["stale"] for e in entries if e.get("stale")})
     out_dir = paths.report_dir(profile)

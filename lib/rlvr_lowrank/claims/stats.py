@@ -18,7 +18,8 @@ CI_LEVEL = 0.95
 LAST_FRACTION = 0.25  # "the last quarter of steps": C1's training-reward window, fixed with its thresholds
 
 
-def bootstrap_ci(values: Sequence[float], level: float = CI_LEVEL, n: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(values: Sequence[float], level: float = CI_LEVEL, n: int = N_BOOTSTRAP,
+                 seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]

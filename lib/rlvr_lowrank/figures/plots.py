@@ -218,7 +218,8 @@ def alignment_curves(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     return fig
 
 
-def sweep_gaps(sweep: "pd.DataFrame", title: str = "", thresholds: Mapping[str, Sequence[float]] | None = None) -> "plt.Figure":
+def sweep_gaps(sweep: "pd.DataFrame", title: str = "",
+               thresholds: Mapping[str, Sequence[float]] | None = None) -> "plt.Figure":
     """Two panels (Δ training reward, Δ test accuracy; Full − PR1S): one point per PR1S arm with its
     bootstrap CI (and, where the rows have it, the t-interval as a thin bar), labelled by K and variant.
     ``sweep``: arm, K, variant, metric (reward_gap | test_gap), mean, ci_lo, ci_hi[, t_lo, t_hi];
@@ -274,7 +275,8 @@ def delta_bars(summary: "pd.DataFrame", title: str = "") -> "plt.Figure":
     return fig
 
 
-def recovery_vs_rank(rec: "pd.DataFrame", title: str = "", thresholds: Mapping[str, float] | None = None) -> "plt.Figure":
+def recovery_vs_rank(rec: "pd.DataFrame", title: str = "",
+                     thresholds: Mapping[str, float] | None = None) -> "plt.Figure":
     """Recovery of the full-RL gain vs the rank k of the kept update, one colour per task, seed bands;
     the truncated rank-k models as lines and the norm-matched rank-1 model (what C2's verdict reads)
     as a separate marker at k = 1. ``rec``: task, k, seed, recovery, variant ("truncated" |
@@ -342,7 +344,8 @@ def claims_overview(report: dict, title: str = "") -> "plt.Figure":
     ax.set_yticks(range(len(rows)), [f"{cid}: {m['quantity']}" for cid, verdict, m in reversed(rows)], fontsize="small")
     ax.axvline(0, color="grey", lw=0.8)
     handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
-    handles += [plt.Line2D([], [], color=THRESHOLD_STYLE["color"], marker="|", ms=12, mew=2, ls="none", label="threshold"),
+    handles += [plt.Line2D([], [], color=THRESHOLD_STYLE["color"], marker="|", ms=12, mew=2, ls="none",
+                           label="threshold"),
                 plt.Line2D([], [], color="grey", lw=0.8, label="thin: t-interval; thick: bootstrap CI")]
     ax.legend(handles=handles, frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
     ax.set_xlabel("measured value (mean, 95% intervals over seeds)")

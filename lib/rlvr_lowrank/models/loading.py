@@ -11,7 +11,6 @@ import json
 import os
 from pathlib import Path
 
-
 from .. import fileio, paths
 from ..world.tasks import CHARSET
 from .tiny import SPECIAL_TOKENS
@@ -118,7 +117,8 @@ def _check_safetensors_header(path: Path) -> set[str]:
             keys = set(f.keys())
     except Exception as e:
         raise ModelLoadError(f"{path} is corrupt or not a safetensors file ({e}); re-create it "
-                             "(for the tiny base model: `git checkout data/models` or `python -m rlvr_lowrank pretrain`)") from e
+                             "(for the tiny base model: `git checkout data/models` or "
+                             "`python -m rlvr_lowrank pretrain`)") from e
     if not keys:
         raise ModelLoadError(f"{path} holds no tensors; re-create it")
     return keys

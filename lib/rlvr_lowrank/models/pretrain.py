@@ -207,7 +207,8 @@ def grpo_probe(model_dir: Path, seed: int = 0, steps: int | None = None, progres
         reward_curve = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     after = evaluate.greedy_accuracy(trainer.model, tok, tasks.load_items("math", "test"))
     return {"settings": settings, "seed": seed, "seconds": round(seconds, 1),
-            "test_greedy_after": after.summary(), "reward_first10": float(sum(reward_curve[:10]) / max(1, len(reward_curve[:10]))),
+            "test_greedy_after": after.summary(),
+            "reward_first10": float(sum(reward_curve[:10]) / max(1, len(reward_curve[:10]))),
             "reward_last10": float(sum(reward_curve[-10:]) / max(1, len(reward_curve[-10:])))}
 
 
@@ -233,12 +234,13 @@ def check_targets(metrics: dict) -> dict[str, bool]:
 MODEL_CARD = """# tiny-base: the default base model of this project
 
 A {n_params:,}-parameter `LlamaForCausalLM` ({arch}) with a character-level tokenizer, pretrained
-from scratch on the synthetic world of `rlvr_lowrank.tasks` by `python -m rlvr_lowrank pretrain`
+from scratch on the synthetic world of `rlvr_lowrank.world.tasks` by `python -m rlvr_lowrank pretrain`
 (`lib/rlvr_lowrank/pretrain.py`). Everything below is written by that command.
 
 ## How it was made
 - Config: `{cfg}`
-- {steps} AdamW steps in {seconds:.0f} s on {threads} CPU threads (torch {torch}, {machine}); final loss {final_loss:.3f}.
+- {steps} AdamW steps in {seconds:.0f} s on {threads} CPU threads (torch {torch}, {machine}); \
+final loss {final_loss:.3f}.
 - Corpus: math column additions (2-6 digits, 6-digit ones rare, at least one carry) whose chain of thought is written by
   the correct procedure {math_pct:.0f}% of the time and by a "forget the carry" procedure otherwise;
   {n_facts} invented facts (entity -> colour); word reversal written correctly {skill_pct:.0f}% of
@@ -289,7 +291,8 @@ def main(cfg: PretrainConfig | None = None, out_dir: Path = paths.TINY_BASE, pro
     seconds = time.time() - t0
     models.save_model(model, tok, out_dir)
     metrics = {
-        "pretrain_config": asdict(cfg), "pretrain_seconds": round(seconds, 1), "final_loss": float(sum(losses[-20:]) / 20),
+        "pretrain_config": asdict(cfg), "pretrain_seconds": round(seconds, 1),
+        "final_loss": float(sum(losses[-20:]) / 20),
         "n_parameters": models.n_parameters(model), "torch_version": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }

@@ -37,8 +37,6 @@ from typing import Iterator, Mapping
 
 import torch
 
-STRATEGIES = ("plain", "ddp", "fsdp2", "deepspeed")
-
 
 class ShardingError(ValueError):
     """A parameter or model is laid out in a way the full-weight access does not handle."""
@@ -96,7 +94,8 @@ def detect(model: torch.nn.Module, trainer=None) -> str:
     view to gather and write back), with the fix: fsdp_version: 2 in the accelerate config.
     """
     mro = {c.__name__ for c in type(model).__mro__}
-    if "FullyShardedDataParallel" in mro or any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules()):
+    if "FullyShardedDataParallel" in mro or any(type(m).__name__ == "FullyShardedDataParallel"
+                                                for m in model.modules()):
         raise ShardingError("the model is wrapped by FSDP1 (FullyShardedDataParallel, flat parameters); the rank-1 "
                             "callbacks support FSDP2 only: set fsdp_version: 2 in the accelerate config "
                             "(or use torch.distributed.fsdp.fully_shard)")

@@ -144,7 +144,8 @@ def load_smollm2(cache: bool = True, log=None):
                     problem = str(e)
             if model is None:
                 if problem != "absent":
-                    log(f"[smollm2] the cache entry {directory} is unusable ({problem}); rebuilding it from {gguf.name}")
+                    log(f"[smollm2] the cache entry {directory} is unusable ({problem}); "
+                        f"rebuilding it from {gguf.name}")
                 model, tok = _load_smollm2_gguf(gguf)
                 _write_smollm2_cache(model, tok, directory, gguf, sha)
     if tok.pad_token is None:

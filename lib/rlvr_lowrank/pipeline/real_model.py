@@ -174,7 +174,8 @@ def learning_curve(run) -> dict:
     return {"experiment": cfg["experiment"], "seed": cfg["seed"], "precision": cfg["train"].get("precision", "fp32"),
             "effective_precision": (done.get("identity") or {}).get("precision", "fp32"),
             "reward": [float(x) for x in metrics["reward"]], "steps": [int(x) for x in metrics["step"]],
-            "evals": evals[[c for c in ("step", "test_acc", "train_acc", "fact_acc", "skill_acc") if c in evals]].to_dict("records")}
+            "evals": evals[[c for c in ("step", "test_acc", "train_acc", "fact_acc", "skill_acc")
+                            if c in evals]].to_dict("records")}
 
 
 def bf16_curve(fp32_run, bf16_run, fp32_seed_runs=()) -> dict:

@@ -32,8 +32,8 @@ def checked_parameters(stem: str, profile: str) -> dict:
     known = set(papermill.inspect_notebook(str(path)))
     unknown = sorted(set(params) - known)
     if unknown:
-        raise config.ConfigError(f"parameter(s) {unknown} for {path.name} under profile {profile!r} do not exist in its "
-                                 f"parameters cell ({sorted(known)}); fix notebooks: in configs/{profile}.yaml")
+        raise config.ConfigError(f"parameter(s) {unknown} for {path.name} under profile {profile!r} do not exist "
+                                 f"in its parameters cell ({sorted(known)}); fix notebooks: in configs/{profile}.yaml")
     return params
 
 
@@ -176,8 +176,8 @@ def train_all(profile: str, processes: int = 2, experiments: list[str] | None = 
 
     Runs are trained by ``processes`` persistent worker processes (jobs.Worker; the profile pins one torch
     thread per run, so two runs keep both cores of a 2-core machine busy); a worker whose run fails is
-    stopped, so a crash takes no other run down. Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``; finished
-    runs are reused and interrupted ones resume, so this is safe to re-run.
+    stopped, so a crash takes no other run down. Output goes to ``runs/<profile>/logs/<experiment>-seed<k>.log``;
+    finished runs are reused and interrupted ones resume, so this is safe to re-run.
     """
     todo, cached = training_jobs(profile, experiments, replace_stale=replace_stale)
     print(f"[train] profile {profile}: {cached} run(s) cached, {len(todo)} to train with {processes} process(es)",
@@ -225,7 +225,8 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
         if not force and not deps and is_cached(stem, profile, fingerprint(stem, profile, params[stem])):
             print(f"[reproduce] {stem}: up to date (cached)")
             continue
-        argv = [sys.executable, "-m", "rlvr_lowrank", "notebook", stem, "--profile", profile] + (["--force"] if force else [])
+        argv = ([sys.executable, "-m", "rlvr_lowrank", "notebook", stem, "--profile", profile]
+                + (["--force"] if force else []))
         nb_jobs.append(jobs.Job(f"notebook {stem}", argv, logs / f"notebook-{stem}.log", frozenset(deps),
                                 env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}))
     t_jobs = time.time()
@@ -237,7 +238,8 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
                            "reuses finished notebooks")
     if any(notebook(stem).claim for stem in todo_stems):
         with paths.tracked_outputs():
-            report = claims.build_report(profile)  # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+            # reports/<profile>/claims.json + claims.md from the notebooks' c*.json
+            report = claims.build_report(profile)
         print(claims.results_table(report))
     end = time.time()
     total = end - (started_at if started_at is not None and started_at <= t0 else t0)

@@ -5,13 +5,13 @@
 - :class:`SpectralMonitor` — rank-1 energy share, Hill α and u1 alignment, logged live.
 - :class:`RunRecorder` — a run directory's metrics.jsonl, evals.jsonl and safetensors checkpoints.
 
-Hooks stay short and delegate to the linear algebra in ``rank1`` and ``spectra``. The order of
-registration matters: callbacks fire in that order, so register PR1S before the recorders and they
-see the substituted weights (``train.make_callbacks`` does).
+Hooks stay short and delegate to the linear algebra in ``analysis.rank1`` and ``analysis.spectra``.
+Callbacks fire in the order they are registered; which order this project's runs use, and what each
+recorder therefore sees at a substitution step, is stated in one place: ``training.train.make_callbacks``.
 
 Where the hooks fire: ``on_step_end`` runs after a real optimizer step (after the scheduler step and
 ``zero_grad``, with ``global_step`` already incremented) and before that step's log, save and eval; so
-checkpoints and evaluations see the substituted weights, and a vLLM-backed trainer syncs them before
+TRL's checkpoints and evaluations see the substituted weights, and a vLLM-backed trainer syncs them before
 the next generation.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def unsupported_reason(model, optimizer, trainer) -> str | None:
     """Why in-place substitution cannot be done here, or None. Plain, DDP, FSDP2 and DeepSpeed ZeRO are
-    handled through rlvr_lowrank.sharding (full-weight gather / write-back, one matrix at a time)."""
+    handled through rlvr_lowrank.models.sharding (full-weight gather / write-back, one matrix at a time)."""
     if "PeftModel" in {c.__name__ for c in type(model).__mro__}:
         return ("the model is a peft (LoRA) model: PR1S substitutes full weight matrices, and a rank-r LoRA update "
                 "is already low-rank; combine PR1S with full fine-tuning only")
@@ -96,7 +96,7 @@ class PeriodicRank1Callback(TrainerCallback):
     boundary; otherwise the condition K·GA ≡ 0 (mod steps_per_generation·num_iterations) is checked at
     train begin and a violation raises ValueError.
 
-    Sharded training (rlvr_lowrank.sharding, docs/sharded_training.md): under FSDP2 (DTensor parameters on
+    Sharded training (rlvr_lowrank.models.sharding, docs/sharded_training.md): under FSDP2 (DTensor parameters on
     a 1-D mesh, Shard(0) or Replicate) each target matrix is all-gathered, substituted as above and cut back
     into the local shard, one matrix at a time; the ranks must compute bitwise-identical substitutes, which is
     checked per matrix (RankDisagreementError otherwise). Under DeepSpeed ZeRO the substitute goes into the
@@ -182,7 +182,8 @@ class PeriodicRank1Callback(TrainerCallback):
                 if n not in params:
                     raise ValueError(f"anchor tensor {n!r} is not a parameter of the model (prefix mismatch?)")
                 if tuple(params[n].shape) != tuple(W0.shape):
-                    raise ValueError(f"shape mismatch for {n!r}: model {tuple(params[n].shape)} vs anchor {tuple(W0.shape)}")
+                    raise ValueError(f"shape mismatch for {n!r}: model {tuple(params[n].shape)} "
+                                     f"vs anchor {tuple(W0.shape)}")
             missing = [n for n, p in params.items() if rank1.is_target(n, p.ndim) and n not in self.base_state]
             if missing:
                 raise ValueError(f"target parameter {missing[0]!r} has no anchor in base_state")
@@ -211,7 +212,8 @@ class PeriodicRank1Callback(TrainerCallback):
 
     # -- the substitution itself (also usable outside a Trainer) -----------------------------------
 
-    def substitute(self, model: torch.nn.Module, optimizer=None, step: int | None = None, write_log: bool = True) -> dict:
+    def substitute(self, model: torch.nn.Module, optimizer=None, step: int | None = None,
+                   write_log: bool = True) -> dict:
         """Apply one substitution to ``model`` in place; returns (and logs) the record."""
         self._check_supported(model, optimizer)
         if self.optimizer_state == "reset" and optimizer is None:

@@ -123,7 +123,7 @@ class Experiment:
         profile, experiment (str), seed (int): the run's name (runs/<profile>/<experiment>/seed<k>).
         model (str): base model directory (relative to the repository) or ``smollm2-gguf``.
         train (dict): ``trl.GRPOConfig`` fields, plus ``threads`` (torch threads of the run) and
-            ``precision`` ("fp32", the default, or "bf16": precision.FastGRPOTrainer's bf16 compute with fp32
+            ``precision`` ("fp32", the default, or "bf16": precision.Bf16Compute: bf16 compute with fp32
             master weights, for a real model on a CPU with native bf16).
         eval (Eval), pr1s (Pr1s | None), trajectory (Trajectory | None), lora (Lora | None).
         checkpoint_every (int, default 0): safetensors + TRL resumable checkpoints every N steps (0: none).
@@ -162,7 +162,8 @@ _SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora}
 EXPERIMENT_KEYS = ("train", "eval", "pr1s", "trajectory", "checkpoint_every", "tasks", "lora", "rl_train_size",
                    "device", "data", "reward", "launch")
 # profile-level keys that are not run settings: which runs exist and what the pipeline does with them
-PROFILE_KEYS = ("model", "seeds", "experiments", "manual_experiments", "arms", "notebooks", "pipeline") + EXPERIMENT_KEYS
+PROFILE_KEYS = ("model", "seeds", "experiments", "manual_experiments", "arms", "notebooks",
+                "pipeline") + EXPERIMENT_KEYS
 
 
 def _section(cls, value, where: str):
@@ -296,7 +297,8 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
                           "rewrites the base weights, which LoRA keeps frozen")
     if cfg.trajectory and cfg.trajectory.factor_dtype not in ("float16", "float32"):
-        raise ConfigError(f"trajectory.factor_dtype must be 'float16' or 'float32', got {cfg.trajectory.factor_dtype!r}")
+        raise ConfigError(f"trajectory.factor_dtype must be 'float16' or 'float32', "
+                          f"got {cfg.trajectory.factor_dtype!r}")
     import trl  # a misspelled GRPOConfig field must fail here, not after loading a model
 
     if t.get("precision", "fp32") not in ("fp32", "bf16"):

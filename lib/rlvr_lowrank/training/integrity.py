@@ -87,7 +87,8 @@ def files_fingerprint(paths: Iterable[str | os.PathLike]) -> str:
     names = [p.name for p in files]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"files_fingerprint: several files named {dup}; the hash is by file name, so names must differ")
+        raise ValueError(f"files_fingerprint: several files named {dup}; the hash is by file name, "
+                         "so names must differ")
     h = hashlib.sha256(b"rlvr-lowrank data files v1\0")
     for p in files:
         if not p.is_file():
@@ -98,7 +99,7 @@ def files_fingerprint(paths: Iterable[str | os.PathLike]) -> str:
 
 def code_fingerprint(modules: Iterable[str] | None = None) -> str:
     """sha256 (hex) of the source files of ``modules`` (dotted names; ``train`` means
-    ``rlvr_lowrank.train``; default: the result modules), found without importing them."""
+    ``rlvr_lowrank.paths``; default: the result modules), found without importing them."""
     if modules is None:
         modules = layout.result_modules()
     h = hashlib.sha256(b"rlvr-lowrank code v1\0")

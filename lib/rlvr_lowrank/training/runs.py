@@ -114,7 +114,8 @@ def base_model_path(cfg: config.Experiment) -> Path:
 def identity(cfg: config.Experiment) -> dict:
     """What determines a run's result, each as a hash: the resolved config, the content of the base model
     (weights, config, tokenizer), the task data files, and the source of the library modules whose change
-    alters training (layout.result_modules: what training imports; not, say, figures.plots). Cached per process while no file changes."""
+    alters training (layout.result_modules: what training imports; not, say, figures.plots). Cached per process
+    while no file changes."""
     base = base_model_path(cfg)
     base_files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file()]
     data_dir = paths.DATA / "real" if cfg.model == config.SMOLLM2_MODEL else paths.TASKS_DIR  # chat_tasks.REAL_DATA
@@ -132,7 +133,8 @@ def identity(cfg: config.Experiment) -> dict:
 
 
 IDENTITY_MEANING = {"config": "the resolved config (configs/<profile>.yaml)", "base_model": "the base model's files",
-                    "data": "the task data (data/tasks/; data/real/ for SmolLM2)", "code": "the training code (layout.result_modules)",
+                    "data": "the task data (data/tasks/; data/real/ for SmolLM2)",
+                    "code": "the training code (layout.result_modules)",
                     "precision": "the precision it computes in on this machine (precision.effective_precision)"}
 
 
@@ -300,7 +302,8 @@ def load_trajectory(run) -> Trajectory:
     run = require_done(run)
     files = sorted((run / "trajectory").glob("step-*.safetensors"))
     if not files:
-        raise RunError(f"{run / 'trajectory'} has no step-*.safetensors; was the run trained with a trajectory: config?")
+        raise RunError(f"{run / 'trajectory'} has no step-*.safetensors; "
+                       "was the run trained with a trajectory: config?")
     steps, per_step = [], []
     for f in files:
         steps.append(int(f.stem.split("-")[1]))

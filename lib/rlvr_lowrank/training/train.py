@@ -193,7 +193,8 @@ def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
         fileio.read_yaml(paths.ROOT / launch["accelerate_config"])  # must parse
     for what, path in needed.items():
         lines.append(f"# {what}: {path} {'(present)' if path.exists() else '(MISSING on this machine)'}")
-    cmd = (f"accelerate launch --config_file {launch['accelerate_config']} --num_processes {launch.get('num_processes', 1)} "
+    cmd = (f"accelerate launch --config_file {launch['accelerate_config']} "
+           f"--num_processes {launch.get('num_processes', 1)} "
            if launch.get("accelerate_config") else "python ")
     lines.append(f"# launch: {cmd}-m rlvr_lowrank train --profile {profile} --experiment {experiment} --seed {seed}")
     return "\n".join(lines)
@@ -266,7 +267,8 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
         # and gather is a collective, so rank 0 would wait for ranks that never join. Refuse instead of hanging.
         raise RunError("the train command does not support FSDP or ZeRO-3 yet (its run recorder evaluates on rank 0 "
                        "only); PR1S, the trajectory recorder and the spectral monitor themselves do "
-                       "(docs/sharded_training.md). Use configs/accelerate/cpu_2proc.yaml, ddp_gpu.yaml or zero2_gpu.yaml")
+                       "(docs/sharded_training.md). Use configs/accelerate/cpu_2proc.yaml, ddp_gpu.yaml or "
+                       "zero2_gpu.yaml")
     # the main process validates the checkpoints (and moves incomplete ones aside) before the others look
     resume = integrity.newest_complete_checkpoint(run / "trainer") if main else None
     trainer.accelerator.wait_for_everyone()

@@ -75,7 +75,8 @@ def arithmetic_items(split: str, n: int | None = None, max_operand: int = 20, op
 
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; it is part of the repository (git checkout {path.relative_to(paths.ROOT)})")
+        raise FileNotFoundError(f"{path} is missing; it is part of the repository "
+                                f"(git checkout {path.relative_to(paths.ROOT)})")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

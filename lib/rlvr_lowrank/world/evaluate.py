@@ -33,7 +33,8 @@ def prompt_text(tokenizer, item: Item) -> str:
 
 def reference_completion(tokenizer, item: Item) -> str:
     """The correct completion whose log-likelihood :func:`answer_logprob` scores."""
-    return chat_tasks.reference_completion(item) if item.task in chat_tasks.CHAT_TASKS else tasks.completion_for(item, correct=True)
+    return (chat_tasks.reference_completion(item) if item.task in chat_tasks.CHAT_TASKS
+            else tasks.completion_for(item, correct=True))
 
 
 @dataclass
@@ -111,8 +112,8 @@ def greedy_accuracy(model, tokenizer, items: Sequence[Item], batch_size: int = 5
     """Exact-match accuracy of greedy decoding (the verifier of each item's task)."""
     if not items:
         raise ValueError("greedy_accuracy needs at least one item")
-    comps = [c[0] for c in generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items),
-                                    batch_size=batch_size)]
+    comps = [c[0] for c in generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items],
+                                    _max_new_tokens(items), batch_size=batch_size)]
     correct = [rewards.score(it.task, c, it.answer) == 1.0 for it, c in zip(items, comps)]
     return EvalResult(float(np.mean(correct)), len(items), correct, comps, _by_difficulty(items, correct))
 
@@ -131,8 +132,8 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
                       batch_size: int = 1024) -> PassAtKResult:
     """pass@k from ``n_samples`` temperature samples per item (pass@1 = mean per-item success rate)."""
     ks = [k for k in ks if k <= n_samples]
-    comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items), do_sample=True,
-                     num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed)
+    comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items),
+                     do_sample=True, num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed)
     n_correct = [int(sum(rewards.score(it.task, c, it.answer) for c in cs)) for it, cs in zip(items, comps)]
     per_item = {k: [pass_at_k(n_samples, c, k) for c in n_correct] for k in ks}
     result = {k: float(np.mean(v)) for k, v in per_item.items()}

@@ -24,7 +24,7 @@ Splits (disjoint by construction and tested): ``test`` (held out from everything
 A math problem is identified by its unordered operand pair, so ``a+b`` and ``b+a`` share a split.
 Facts exist once each and are all in the pretraining corpus; ``split`` is irrelevant for them.
 
-The verifiers (reward functions) of these tasks are in :mod:`rlvr_lowrank.rewards`.
+The verifiers (reward functions) of these tasks are in :mod:`rlvr_lowrank.world.rewards`.
 """
 from __future__ import annotations
 
@@ -37,11 +37,9 @@ from typing import Sequence
 from .. import fileio, paths
 
 TASKS = ("math", "fact", "skill")
-SPLITS = ("pretrain", "rl_train", "test")
 WORLD_SEED = 1234  # the world (splits, facts) is fixed by this seed; model seeds are separate
 
 MATH_DIGITS = (2, 3, 4, 5, 6)  # graded difficulty: operand lengths of the test and RL splits
-PRETRAIN_MATH_DIGITS = (2, 3, 4, 5, 6)  # operand lengths in the pretraining corpus (6 digits rarely: see pretrain)
 N_MATH_TEST = 600  # held-out math problems (120 per difficulty)
 N_MATH_RL_TRAIN = 100  # small RL training set (20 per difficulty), seen for many epochs
 N_FACTS = 160  # knowledge-probe entities
