@@ -124,7 +124,7 @@ def test_an_empty_done_is_not_done(own_base):
 def test_editing_plotting_code_keeps_the_runs(own_base, monkeypatch):
     _finished_run()
     before = runs.identity(config.resolve("smoke", "full", 0))
-    plots = paths.ROOT / "lib" / "rlvr_lowrank" / "plots.py"
+    plots = paths.ROOT / "lib" / "rlvr_lowrank" / "figures" / "plots.py"
     original = plots.read_bytes()
     try:
         plots.write_bytes(original + b"\n# an edit that changes no result\n")
@@ -132,7 +132,7 @@ def test_editing_plotting_code_keeps_the_runs(own_base, monkeypatch):
         runs.require_run("smoke", "full", 0)
     finally:
         plots.write_bytes(original)
-    callbacks_py = paths.ROOT / "lib" / "rlvr_lowrank" / "callbacks.py"
+    callbacks_py = paths.ROOT / "lib" / "rlvr_lowrank" / "training" / "callbacks.py"
     original = callbacks_py.read_bytes()
     try:
         callbacks_py.write_bytes(original + b"\n# an edit of training code\n")

@@ -92,7 +92,7 @@ def test_a_run_trained_by_a_worker_after_another_run_equals_one_trained_in_its_o
     assert jobs.run_jobs(worker_jobs, workers=1) == []
     monkeypatch.delenv("RLVR_RUNS_DIR")
     alone = {**os.environ, "RLVR_RUNS_DIR": str(tmp_path / "alone")}
-    code = f"from rlvr_lowrank import train; train.train('smoke', 'pr1s_trunc_k10', 0, {short!r})"
+    code = f"from rlvr_lowrank.training import train; train.train('smoke', 'pr1s_trunc_k10', 0, {short!r})"
     subprocess.run([sys.executable, "-c", code], env=alone, check=True, capture_output=True)
     done = {where: integrity.read_done(tmp_path / where / "smoke" / "pr1s_trunc_k10" / "seed0" / "DONE")
             for where in ("worker", "alone")}

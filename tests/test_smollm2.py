@@ -41,7 +41,7 @@ def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache
     gguf = models.smollm2_gguf_path()
     sha = models.file_sha256(gguf)
     entry = models.smollm2_cache_dir(sha)
-    models._write_smollm2_cache(reference, ref_tok, entry, gguf, sha)
+    models.smollm2._write_smollm2_cache(reference, ref_tok, entry, gguf, sha)
     model, tok = models.load_smollm2()
     ref_sd, sd = reference.state_dict(), model.state_dict()
     assert ref_sd.keys() == sd.keys() and all(torch.equal(ref_sd[k], sd[k]) for k in sd)
@@ -63,7 +63,7 @@ def test_cache_entry_is_the_gguf_model_and_a_damaged_one_is_rebuilt(shared_cache
     assert models.smollm2_cache_problem(entry, sha) == "model.safetensors differs from the recorded sha256"
     assert "another GGUF" in models.smollm2_cache_problem(entry, "0" * 64)
     rebuilt, said = [], []
-    monkeypatch.setattr(models, "_load_smollm2_gguf", lambda g: rebuilt.append(g) or (reference, ref_tok))
+    monkeypatch.setattr(models.smollm2, "_load_smollm2_gguf", lambda g: rebuilt.append(g) or (reference, ref_tok))
     models.load_smollm2(log=said.append)
     assert rebuilt == [gguf] and "unusable (model.safetensors differs" in said[0]
     assert models.smollm2_cache_problem(entry, sha) is None  # rebuilt whole
