@@ -284,9 +284,10 @@ def verdict(math_recovery: list[float], fact_drop: list[float], skill_drop: list
     return {**out, **judge(out)}
 
 
-def ceiling_checks(res: dict) -> dict[str, str]:
-    """axis -> a sentence, for the probes (fact, skill) on which base, full and rank-1 models all score
-    >= CEILING: whether a damaging control (the residual model) or the log-likelihood shows the probe can drop."""
+def ceilings(res: dict) -> dict[str, tuple[bool, float]]:
+    """axis -> (can_drop, residual drop) for the probes (fact, skill) on which base, full and rank-1 models all
+    score >= CEILING: the probe can still show a drop when a damaging control (the residual model) drops on it
+    by at least min_knowledge_drop. Axes below the ceiling are absent."""
     if not res.get("scores"):
         return {}
     table = pd.DataFrame(res["scores"]).drop(columns="seed").groupby("model", sort=False).mean()
@@ -296,9 +297,17 @@ def ceiling_checks(res: dict) -> dict[str, str]:
         core = [m for m in ("base", "full", "normmatch") if m in table.index]
         if not core or table.loc[core, col].min() < CEILING:
             continue
-        name = "knowledge probe" if axis == "fact" else "second skill"
         drop = table.loc["full", col] - table.loc["residual", col] if "residual" in table.index else float("nan")
-        if drop >= THRESHOLDS["min_knowledge_drop"]:
+        out[axis] = (bool(drop >= THRESHOLDS["min_knowledge_drop"]), float(drop))
+    return out
+
+
+def ceiling_checks(res: dict) -> dict[str, str]:
+    """axis -> a sentence, for the probes at their ceiling (:func:`ceilings`): whether they can still show a drop."""
+    out = {}
+    for axis, (can_drop, drop) in ceilings(res).items():
+        name = "knowledge probe" if axis == "fact" else "second skill"
+        if can_drop:
             out[axis] = (f"the {name} is at its ceiling (every compared model ≥ {CEILING:g}); it can show a drop: the "
                          f"residual model scores {drop:.3f} below the full model")
         else:
@@ -420,9 +429,9 @@ def readme_block(r: C2Result) -> str:
 
 def _below_ceiling(stored: dict, axis: str) -> tuple[str, bool, str]:
     """The precondition of a drop on ``axis``: the probe can show one (not at its ceiling, or a damaging
-    control drops on it: ceiling_checks)."""
-    sentence = ceiling_checks(stored).get(axis)
-    return (f"{axis} below its ceiling", sentence is None or "it can show a drop" in sentence, sentence or "")
+    control drops on it: :func:`ceilings`)."""
+    can_drop, _ = ceilings(stored).get(axis, (True, float("nan")))
+    return (f"{axis} below its ceiling", can_drop, ceiling_checks(stored).get(axis, ""))
 
 
 def classify(stored: dict) -> Verdict:

@@ -6,13 +6,17 @@ spectra.is_heavy_tailed.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import gguf
 import pandas as pd
 
+from .. import models
 from ..analysis import spectra
-from ..training import runs
+from ..analysis.rank1 import TARGET_SUFFIXES
+from ..training import config, runs
 from . import power
 from .base import (
     Claim,
@@ -169,16 +173,8 @@ def n_target_matrices(profile: str, arm: str) -> int:
     """How many target matrices the fractions of ``profile`` are over: decoder layers × the target matrix
     types (analysis.rank1.TARGET_SUFFIXES), read from the base model's config (SmolLM2: the GGUF header),
     without loading weights."""
-    import json
-
-    from ..analysis.rank1 import TARGET_SUFFIXES
-    from ..training import config
-
     cfg = config.resolve(profile, arm, config.seeds_of(profile, arm)[0])
     if cfg.model == config.SMOLLM2_MODEL:
-        import gguf
-
-        from .. import models
         field = gguf.GGUFReader(str(models.smollm2_gguf_path())).fields["llama.block_count"]
         layers = int(field.parts[field.data[0]][0])
     else:

@@ -5,6 +5,8 @@ each claim reports (its headline quantities) is declared in its own module.
 """
 from __future__ import annotations
 
+import subprocess
+
 from .. import fileio, paths
 from ..training import config, runs
 from . import base, c0, c1, c2, c3, c4, notebooks
@@ -103,8 +105,6 @@ def budget_verdict(cid: str, profile: str) -> tuple[str, str] | None:
 def code_commit() -> str | None:
     """The git commit whose code wrote this report (``<sha> + uncommitted changes`` when lib/ differs from it),
     or None outside a git checkout. The README names it beside each profile's results."""
-    import subprocess
-
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=paths.ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()

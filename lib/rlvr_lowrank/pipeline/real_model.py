@@ -21,9 +21,10 @@ import time
 
 import numpy as np
 
-from .. import fileio, paths
+from .. import fileio, models, paths
 from ..training import config, runs
 from ..world import chat_tasks, evaluate
+from . import reproduce
 
 MAX_BASE_GREEDY = 0.5
 MIN_BASE_PASS8 = 0.6
@@ -205,7 +206,6 @@ def base_command(threads: int, also_temperatures, max_operand: int, op: str, als
     results (:func:`write`)."""
     import torch  # only this command needs torch here
 
-    from .. import models
     torch.set_num_threads(threads)
     model, tok = models.load_smollm2()
     temperature = config.resolve("smollm2", "full", 0).train["temperature"]
@@ -217,7 +217,6 @@ def base_command(threads: int, also_temperatures, max_operand: int, op: str, als
 
 def lr_window_command(jobs: int) -> dict:
     """``smollm2-lr``: train the profile's ``lr_probe_*`` runs and write the learning-rate window."""
-    from . import reproduce
     probes = sorted(e for e in config.load_profile("smollm2")["manual_experiments"] if e.startswith("lr_probe_"))
     done = reproduce.train_all("smollm2", processes=jobs, experiments=probes)
     window = lr_window(done)
@@ -227,7 +226,6 @@ def lr_window_command(jobs: int) -> dict:
 
 def bf16_curve_command(jobs: int) -> dict:
     """``smollm2-bf16``: train ``full_bf16`` (seed BF16_CURVE_SEED) beside ``full`` and write the curves."""
-    from . import reproduce
     seed = BF16_CURVE_SEED  # full_bf16 is defined with this one seed (configs/smollm2.yaml)
     done = reproduce.train_all("smollm2", processes=jobs, experiments=["full", "full_bf16"])
     fp32_run, bf16_run = (next(r for r in done if r.parent.name == e and r.name == f"seed{seed}")
