@@ -13,12 +13,16 @@ def reports_dir(tmp_path, monkeypatch):
 
 
 def test_build_report_marks_missing_claims_not_run_and_reads_the_rest(reports_dir):
-    fileio.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "runs": {}, "verdict": "does not hold",
+    fileio.write_json(reports_dir / "smoke" / "c3.json", {"profile": "smoke", "runs": {}, "verdict": "holds",
+                                                      "arms": ["full"], "n_matrices": 28,
                                                       "fraction_rl": claims.summarize([0.6, 0.7, 0.65])})
     report = claims.build_report("smoke")
     by_id = {c["id"]: c for c in report["claims"]}
     assert [c["id"] for c in report["claims"]] == ["C0", "C1", "C2", "C3", "C4"]
-    assert by_id["C3"]["verdict"] == "does not hold" and by_id["C3"]["seeds"] == 3
+    # recomputed from the summaries (the stored verdict string is ignored): 0.65 over 28 matrices, Wilson
+    # [0.47, 0.80], lies below 0.9 and above the no-effect level 0
+    assert by_id["C3"]["verdict"] == "below threshold" and by_id["C3"]["verdict_two_valued"] == "rule not met"
+    assert by_id["C3"]["seeds"] == 3 and by_id["C3"]["decided_by"]["intervals"]["wilson"][1] < 0.9
     assert by_id["C3"]["measured"][0]["mean"] == pytest.approx(0.65)
     assert by_id["C0"]["verdict"] == claims.NOT_RUN and "notebook 01_rank1_dominance" in by_id["C0"]["why"]
     assert (reports_dir / "smoke" / "claims.md").read_text().startswith("# Claims report")
@@ -94,3 +98,19 @@ def test_a_result_whose_runs_changed_is_refused_naming_the_notebook(tmp_path, mo
     with pytest.raises(report.StaleResultError, match="records no run hashes"):
         report.claim_entry("C1", "smoke")
     assert c1  # the claim module is importable beside the report
+
+
+@pytest.mark.parametrize("profile", ["tiny", "tiny-long", "smollm2"])
+def test_no_claims_report_says_does_not_hold(profile, reports_dir, monkeypatch):
+    """The five classes replace the two-valued "does not hold" in every claims report: the committed ones and
+    one rebuilt now from the profile's stored cN.json files (the stored verdict strings are never read)."""
+    tracked = paths.ROOT / "reports" / profile
+    for name in ("claims.md", "claims.json"):
+        assert "does not hold" not in (tracked / name).read_text(), f"reports/{profile}/{name}"
+    monkeypatch.setattr(paths, "writes_tracked", lambda p: True)  # write into reports_dir, not runs/scratch
+    for f in tracked.glob("c[0-4].json"):
+        fileio.write_json(reports_dir / profile / f.name, fileio.read_json(f))
+    report = claims.build_report(profile, allow_stale=True)
+    text = (reports_dir / profile / "claims.md").read_text() + (reports_dir / profile / "claims.json").read_text()
+    assert "does not hold" not in text
+    assert {c["verdict"] for c in report["claims"]} <= set(claims.verdict.CLASSES)

@@ -43,7 +43,8 @@ def test_c4_swapped_reading_flips_and_is_flagged():
              "v_cos_final": 0.95, "v_baseline": 0.1} for s in range(3)]
     res = c4.decide("smoke", ["full"], [0, 1, 2], rows).to_json()
     assert res["verdict"] == FAILS and c4.swapped(rows)["verdict"] == HOLDS
-    assert "y = xW" in base.sensitivity(c4, res)[0]
+    assert c4.classify(res).klass == "refuted"  # every interval of u − v below 0: the opposite direction
+    assert base.sensitivity(c4, res) == ["under y = xW (sides swapped) v − u = 0.085 and the verdict is 'holds'"]
 
 
 def test_c1_sweep_arm_that_differs_is_flagged():
@@ -56,7 +57,11 @@ def test_c1_sweep_arm_that_differs_is_flagged():
            "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)),
            "sweep": rows("pr1s_trunc_k10", 0.05) + rows("pr1s_trunc_k20", 0.0)}
     assert base.rejudge(c1, res)["verdict"] == HOLDS
-    assert base.sensitivity(c1, res) == ["PR1S (K = 20, truncated) gives 'does not hold'"]
+    # K = 20: Δreward 0.0 with every upper bound < 0.02 and a lower bound ≤ 0: no gap of the claimed size
+    assert base.sensitivity(c1, res) == ["PR1S (K = 20, truncated) gives 'refuted'"]
+    # an arm stored before the t-interval was kept is read with the bootstrap CI alone, and marked so
+    old = [{k: v for k, v in r.items() if k not in ("t_lo", "t_hi")} for r in rows("pr1s_trunc_k5", 0.03)]
+    assert c1.sweep_verdicts(old) == {"pr1s_trunc_k5": "holds (bootstrap only)"}
 
 
 def test_c2_ceiling_probe_is_marked_unable_to_show_a_drop():
@@ -84,10 +89,14 @@ def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
         "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
     entry = report.claim_entry("C1", "smoke")
     assert entry["verdict"] == INCONCLUSIVE and entry["verdict_bootstrap_only"] == HOLDS
-    assert entry["measured"][0]["t_ci"] == [-0.007, 0.082]
+    assert entry["verdict_two_valued"] == INCONCLUSIVE and entry["measured"][0]["t_ci"] == [-0.007, 0.082]
     table = claims.results_table({"claims": [entry]})
-    assert "t [-0.007, 0.082] (n = 3)" in table and "| holds |" in table
-    assert "holds → **inconclusive** (changed)" in report.rule_change_table({"profile": "smoke", "claims": [entry]})
+    # the row quotes the quantity that decided (Δ training reward, whose t-interval spans θ) and no power,
+    # since the summaries carry no per-seed values
+    assert "| **inconclusive** | Δ training reward (Full − PR1S): 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082]" \
+        in table
+    history = report.rule_change_table({"profile": "smoke", "claims": [entry]})
+    assert "holds → inconclusive → **inconclusive**" in history
 
 
 def test_arm_labels_are_for_readers():
@@ -116,7 +125,8 @@ def test_the_protocol_check_names_what_is_missing():
     fake.CLAIM, fake.RESULT, fake.judge = c1.CLAIM, c1.RESULT, 3
     problems = base.protocol_problems(fake)
     assert any("no decide" in p for p in problems) and any("no readme_block" in p for p in problems)
-    fake.decide = fake.readme_block = lambda *a: None
+    assert any("no classify" in p for p in problems)
+    fake.decide = fake.readme_block = fake.classify = lambda *a: None
     assert base.protocol_problems(fake) == ["rlvr_lowrank.claims.c9.judge is not callable"]
     fake.judge = lambda s: {"verdict": "x"}
     fake.RESULT = c2.RESULT

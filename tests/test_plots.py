@@ -6,7 +6,7 @@ import pytest
 from matplotlib.collections import PathCollection
 
 from rlvr_lowrank.analysis import spectra
-from rlvr_lowrank.claims import c1, c3
+from rlvr_lowrank.claims import c1, c3, verdict
 from rlvr_lowrank.figures import plots
 
 
@@ -79,12 +79,13 @@ def test_alignment_has_a_legend_entry_for_the_random_baseline():
 
 
 def test_claims_overview_has_a_verdict_legend_and_threshold_marks():
-    report = {"claims": [{"id": "C3", "verdict": "does not hold",
+    report = {"claims": [{"id": "C3", "verdict": "below threshold",
                           "measured": [{"quantity": "fraction", "mean": 0.68, "ci": [0.6, 0.7], "t_ci": [0.5, 0.8],
                                         "n": 3, "thresholds": [0.9]}]}]}
     fig = plots.claims_overview(report)
     texts = _texts(fig)
-    assert {"holds", "does not hold", "inconclusive", "threshold"} <= set(texts)
+    assert {*verdict.CLASSES, "threshold"} <= set(texts)  # every class of the vocabulary, none of the old words
+    assert "does not hold" not in texts
     assert any(line.get_marker() == "|" and line.get_xdata()[0] == 0.9 for line in fig.axes[0].get_lines())
 
 

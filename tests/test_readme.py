@@ -24,28 +24,35 @@ def test_figures_block_embeds_the_first_figure_of_each_claim():
         assert f"](figures/tiny/{notebooks.by_claim(cid).figures[0]}.png)" in block
 
 
-def _entry(cid, verdict, old, fragile=()):
-    return {"id": cid, "verdict": verdict, "verdict_bootstrap_only": old, "fragile": list(fragile),
-            "measured": [{"quantity": "q", "mean": 0.038, "ci": [0.021, 0.056], "t_ci": [-0.007, 0.082], "n": 5}]}
+def _entry(cid, verdict, two_valued, fragile=(), why=""):
+    decided = {"class": verdict, "quantity": "q", "value": 0.038, "n": 5,
+               "intervals": {"ci": [0.021, 0.056], "t_ci": [-0.007, 0.082]}}
+    if verdict == "inconclusive":
+        decided.update(mde=0.31, seeds_needed=175, theta=0.02)
+    return {"id": cid, "verdict": verdict, "verdict_two_valued": two_valued, "verdict_bootstrap_only": "holds",
+            "fragile": list(fragile), "why": why, "decided_by": decided,
+            "measured": [{"quantity": "other", "mean": 0.5, "ci": [0.4, 0.6], "t_ci": [0.3, 0.7], "n": 5}]}
 
 
 def test_findings_and_rule_change_blocks_read_the_report(monkeypatch):
-    report = {"profile": "tiny", "claims": [_entry("C1", "inconclusive", "holds"),
-                                            _entry("C4", "does not hold", "does not hold", ["under y = xW …"])]}
+    report = {"profile": "tiny", "claims": [_entry("C1", "inconclusive", "inconclusive"),
+                                            _entry("C4", "refuted", "rule not met", ["under y = xW …"])]}
     monkeypatch.setattr(readme, "_tiny_report", lambda: report)
-    monkeypatch.setattr(readme.paths, "REPORTS", readme.paths.ROOT / "no-such-dir")
+    monkeypatch.setattr(readme.claims, "load_report", lambda p: report)
+    monkeypatch.setattr(readme.paths, "REPORTS", readme.paths.ROOT / "reports")
     lines = readme.findings_block().splitlines()
-    assert lines[0].startswith("* **C1**") and "**inconclusive**" in lines[0]
-    assert "bootstrap [0.021, 0.056], t [-0.007, 0.082] (n = 5)" in lines[0] and "fragile" not in lines[0]
-    assert "fragile: under y = xW" in lines[1]
-    rule = readme.rule_change_block()
-    assert "holds → **inconclusive** (changed)" in rule and "does not hold → **does not hold** |" in rule
+    # the deciding quantity (not the first measured one), with the power of an inconclusive verdict
+    assert lines[0].startswith("* **C1**") and "**inconclusive** (MDE 0.31; 175 seeds for θ = 0.02)" in lines[0]
+    assert "q: 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082] (n = 5)" in lines[0] and "other" not in lines[0]
+    assert "fragile" not in lines[0] and "fragile: under y = xW" in lines[1] and "MDE" not in lines[1]
+    rule = readme.rule_change_block(("tiny",))
+    assert "| C4 | holds → rule not met → **refuted** |" in rule and "does not hold" not in rule
 
 
 def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_against_the_budget(tmp_path, monkeypatch):
     reports = {"tiny": {"profile": "tiny", "claims": [{**_entry("C1", "holds", "holds"), "seeds": 5}]},
                "smollm2": {"profile": "smollm2",
-                           "claims": [{**_entry("C1", "does not hold", "does not hold"), "seeds": 3, "why": "no gap"}]}}
+                           "claims": [{**_entry("C1", "inconclusive", "rule not met", why="no gap"), "seeds": 3}]}}
     monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
     monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
     for p in reports:
@@ -54,8 +61,8 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
             "processes": 2, "cpu_count": 2}
     fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
     block = readme.real_model_claims_block()
-    assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**does not hold**") == 1
-    assert ("C1 holds on tiny, does not hold on smollm2 (smollm2: no gap)" in block
+    assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**inconclusive** (MDE 0.31") == 1
+    assert ("C1 holds on tiny, inconclusive on smollm2 (smollm2: no gap)" in block
             and "Seeds: tiny 5, smollm2 3" in block)
     assert ("**58.3 min**" in block
             and "within the 60-minute budget; the run again with nothing changed is not recorded" in block)

@@ -6,10 +6,15 @@ A claim needs at least ``MIN_SEEDS`` seeds, otherwise its verdict is "inconclusi
 
 The interval rule (``both_intervals``), shared by every claim: a claim's rule is written once as a
 function of which interval it reads (``"ci"``: percentile bootstrap, ``"t_ci"``: Student t). The
-verdict holds only when the rule is satisfied under both intervals, does not hold when it fails under
-both, and is inconclusive when they disagree. A rule on means alone reads no interval, so both
+two-valued verdict holds only when the rule is satisfied under both intervals, "rule not met" when it
+fails under both, and is inconclusive when they disagree. A rule on means alone reads no interval, so both
 readings agree and its verdict is unchanged. ``verdict_bootstrap_only`` keeps the earlier rule (the
 bootstrap interval alone) so the report can show what the tightening changed.
+
+That two-valued verdict is the *earlier* vocabulary: the verdict in force is ``cN.classify(stored)``
+(claims.verdict: holds, refuted, below threshold, inconclusive with its minimum detectable effect,
+untestable here), which tells apart the situations "rule not met" lumps together. The report shows both,
+old → new, once per claim (``verdict_sentence``, report.claim_entry).
 """
 from __future__ import annotations
 
@@ -24,7 +29,9 @@ from ..training import runs
 from . import notebooks, parallel
 
 MIN_SEEDS = 3
-HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+# the two-valued rule's words; "rule not met" is what earlier reports printed as "does not hold": it lumps
+# together refuted, below threshold, underpowered and untestable, so the report replaces it by cN.classify
+HOLDS, FAILS, INCONCLUSIVE = "holds", "rule not met", "inconclusive"
 
 
 BOOTSTRAP, T_INTERVAL = "ci", "t_ci"  # the two interval keys of a stats.summarize() dict
@@ -147,7 +154,8 @@ class ClaimResult:
 REQUIRED = {
     "CLAIM": "the Claim: paper wording, operational test, thresholds, headline quantities",
     "RESULT": "the ClaimResult subclass that is its cN.json",
-    "judge": "judge(summaries) -> verdict dict: the claim's rule on its interval summaries",
+    "judge": "judge(summaries) -> verdict dict: the claim's rule on its interval summaries (two-valued, earlier)",
+    "classify": "classify(stored cN.json) -> verdict.Verdict: the verdict in force, in the five classes",
     "decide": "decide(profile, ...) -> RESULT: the notebook's entry point, from measured rows to a result",
     "readme_block": "readme_block(result) -> str: the claim's README section",
 }
@@ -187,6 +195,16 @@ def sensitivity(module: ModuleType, stored: dict) -> list[str]:
 def notes(module: ModuleType, stored: dict) -> list[str]:
     hook = getattr(module, "notes", None)
     return list(hook(stored)) if hook else []
+
+
+def verdict_sentence(module: ModuleType, stored: dict) -> str:
+    """The claim's verdict as its README block states it: the class in force with its reason and, where the
+    data could not decide, the power of the deciding quantity; then the two-valued verdict of earlier reports."""
+    k, old = module.classify(stored), rejudge(module, stored)["verdict"]
+    line = f"**Verdict (profile {stored['profile']}): {module.CLAIM.id} {k.klass}** — {k.reason}."
+    if k.klass == INCONCLUSIVE and k.power_line() and k.power_line() not in k.reason:
+        line += f" Power: {k.power_line()}."
+    return line + f" (Earlier two-valued rule: {old}.)"
 
 
 RUNS_KEY = "runs"  # cN.json: {"<experiment>/seed<k>": run hash} of the runs the result was computed from

@@ -6,6 +6,7 @@ the full-RL gain per seed.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .base import (
     interval,
     score_models,
     too_few_seeds,
+    verdict_sentence,
 )
 from .stats import fmt_interval, recovery, summarize
 from .verdict import AT_LEAST, AT_MOST, Verdict, all_of, judge_summary
@@ -151,7 +153,6 @@ def decide(profile: str, seeds: list, rows: list[dict]) -> C0Result:
 
 def readme_block(r: C0Result) -> str:
     t = THRESHOLDS
-    v = judge(r.to_json())
     lines = ["| substituted model (base + update of ΔW) | recovery of the full-RL gain | 95% bootstrap CI | "
              "95% t-interval | seeds |", "|---|---|---|---|---|"]
     for name in README_VARIANTS:
@@ -162,12 +163,11 @@ def readme_block(r: C0Result) -> str:
     lines += ["", f"Full-RL gain in greedy test accuracy over the base: {r.gain['mean']:.3f}, bootstrap "
               f"{fmt_interval(r.gain)}, t {fmt_interval(r.gain, 't_ci')}.", ""]
     lines += [" ".join(notes(r.to_json()))] + [""] if notes(r.to_json()) else []
-    lines += [f"**Verdict (profile {r.profile}): C0 {v['verdict']}** (earlier rule, bootstrap CI alone: "
-              f"{v['verdict_bootstrap_only']}; thresholds in `claims.c0`: norm-matched rank-1 "
-              f"recovery ≥ {t['min_recovery']:g} with lower bound ≥ {t['min_recovery_ci_lo']:g}; random-direction "
-              f"control upper bound < {t['max_random_recovery']:g}, bounds of both the bootstrap CI and the "
-              f"t-interval; inconclusive below a full-RL gain of {t['min_gain']:g})."
-              + (f" {v['why'][0].upper() + v['why'][1:]}." if v.get("why") else "")]
+    lines += [verdict_sentence(sys.modules[__name__], r.to_json())
+              + f" Thresholds in `claims.c0`: norm-matched rank-1 recovery ≥ {t['min_recovery']:g} with lower bound "
+              f"≥ {t['min_recovery_ci_lo']:g}; random-direction control upper bound < {t['max_random_recovery']:g}, "
+              f"bounds of both the bootstrap CI and the t-interval; untestable below a full-RL gain of "
+              f"{t['min_gain']:g}."]
     return "\n".join(lines)
 
 

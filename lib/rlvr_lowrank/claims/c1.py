@@ -5,6 +5,7 @@ the runs' own logs (metrics.jsonl: training reward per step; evals.jsonl: greedy
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .base import (
     inconclusive,
     interval,
     too_few_seeds,
+    verdict_sentence,
 )
 from .stats import LAST_FRACTION, fmt_interval, last_fraction_mean, summarize
 from .verdict import AT_LEAST, WITHIN, Verdict, all_of, judge_summary
@@ -25,7 +27,8 @@ CLAIM = Claim(
     "C1",
     "2605.06523 abstract: with Periodic Rank-1 Substitution 'the model can achieve satisfactory performance on the "
     "test set even when its rewards remain relatively low during the training process' (implicit reward overfitting).",
-    "paired per seed, PR1S (truncated, K=10) vs Full RL from the same base and seed: Δreward = mean training reward "
+    "paired per seed, PR1S (the profile's `arms: pr1s` experiment: its K and variant are in the report's design "
+    "line) vs Full RL from the same base and seed: Δreward = mean training reward "
     "(Full - PR1S) over the last quarter of steps, CI lower bound > 0 and mean >= min_reward_gap; Δtest = final greedy "
     "test accuracy (Full - PR1S): |mean| <= max_test_gap and CI upper bound <= max_test_gap_ci_hi.",
     {"min_reward_gap": 0.02, "max_test_gap": 0.05, "max_test_gap_ci_hi": 0.10, "last_fraction": LAST_FRACTION},
@@ -97,31 +100,24 @@ def sweep_rows(arm: str, pr1s_config: dict, rows: list[dict]) -> list[dict]:
 
 
 def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
-    """arm -> its verdict under the rule in force, from stored sweep rows: recomputed from the rows'
-    intervals where they hold the t-interval, else the verdict stored with them (marked
-    "(bootstrap only)": rows written before the t-interval was stored)."""
+    """arm -> its verdict class (``classify``) from stored sweep rows, recomputed from the rows' intervals (the
+    rows store no per-seed values, so no MDE). Rows written before the t-interval was stored are read with the
+    bootstrap CI alone, and their class is marked "(bootstrap only)"."""
     out = {}
     for arm in dict.fromkeys(r["arm"] for r in sweep):
         rows = {r["metric"]: r for r in sweep if r["arm"] == arm}
-        if all("t_lo" in r for r in rows.values()):
-            s = {m: {"mean": r["mean"], "ci": (r["ci_lo"], r["ci_hi"]), "t_ci": (r["t_lo"], r["t_hi"]), "n": r["n"]}
-                 for m, r in rows.items()}
-            out[arm] = judge(s)["verdict"]
-        else:
-            out[arm] = next(iter(rows.values()))["verdict"] + " (bootstrap only)"
+        has_t = all("t_lo" in r for r in rows.values())
+        s = {m: {"mean": r["mean"], "ci": (r["ci_lo"], r["ci_hi"]), "n": r.get("n"),
+                 "t_ci": (r["t_lo"], r["t_hi"]) if has_t else (r["ci_lo"], r["ci_hi"])} for m, r in rows.items()}
+        out[arm] = classify(s).klass + ("" if has_t else " (bootstrap only)")
     return out
 
 
 def sensitivity(res: dict) -> list[str]:
-    """Documented alternative readings under which the verdict differs: the other PR1S arms of the sweep.
-    A sweep arm stored without t-intervals is compared with the main arm under the earlier rule."""
-    v = judge(res)
-    out = []
-    for arm, verdict_ in sweep_verdicts(res.get("sweep", [])).items():
-        main = v["verdict_bootstrap_only"] if verdict_.endswith("(bootstrap only)") else v["verdict"]
-        if arm != res["pr1s"] and verdict_.split(" (")[0] != main:
-            out.append(f"{arm_label(arm)} gives '{verdict_}'")
-    return out
+    """Documented alternative readings under which the verdict class differs: the other PR1S arms of the sweep."""
+    main = classify(res).klass
+    return [f"{arm_label(arm)} gives '{klass}'" for arm, klass in sweep_verdicts(res.get("sweep", [])).items()
+            if arm != res["pr1s"] and klass.removesuffix(" (bootstrap only)") != main]
 
 
 @dataclass
@@ -168,12 +164,10 @@ def readme_block(r: C1Result) -> str:
         f"Training reward over the last {t['last_fraction']:.0%} of steps: Full {mean('reward_full'):.3f}, "
         f"PR1S {mean('reward_pr1s'):.3f}.",
         "",
-        f"Verdict under the earlier rule (bootstrap CI alone): {judge(r.to_json())['verdict_bootstrap_only']}.",
-        "",
-        f"**Verdict (profile {r.profile}): C1 {judge(r.to_json())['verdict']}** (thresholds in `claims.c1`: Δreward "
-        f"lower bound > 0 and mean ≥ {t['min_reward_gap']:g}; |Δtest| ≤ {t['max_test_gap']:g} with upper bound ≤ "
-        f"{t['max_test_gap_ci_hi']:g}; bounds of both the bootstrap CI and the t-interval)."
-        + (f" {judge(r.to_json()).get('why', '').capitalize()}." if judge(r.to_json()).get("why") else ""),
+        verdict_sentence(sys.modules[__name__], r.to_json())
+        + f" Thresholds in `claims.c1`: Δreward lower bound > 0 and mean ≥ {t['min_reward_gap']:g}; |Δtest| ≤ "
+        f"{t['max_test_gap']:g} with upper bound ≤ {t['max_test_gap_ci_hi']:g}; bounds of both the bootstrap CI and "
+        "the t-interval.",
     ])
 
 

@@ -12,6 +12,7 @@ skill gain includes 0): there is no gain to keep.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from .base import (
     interval,
     score_models,
     too_few_seeds,
+    verdict_sentence,
 )
 from .stats import fmt_both, last_fraction_mean, recovery, summarize
 from .verdict import AT_LEAST, AT_MOST, Verdict, all_of, any_of, judge_summary
@@ -394,25 +396,23 @@ def readme_block(r: C2Result) -> str:
     for model, row in table.iterrows():
         lines.append(f"| {arm_label(model)} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
     v = judge(r.to_json())
-    r2 = v.get("reading2") or {}
+    r2, k2 = v.get("reading2") or {}, classify_reading2(r.to_json())
     cos = r.lora.get("direction_cosines", {})
     lines += ["",
               f"**Reading 1** (knowledge the base had; rank-1 = norm-matched rank-1 of the Full-RL update): "
               "math recovery "
               f"{_ci(r.math_recovery)}, knowledge-probe drop (full − rank-1) {_ci(r.fact_drop)}, skill drop "
               f"{_ci(r.skill_drop)} over {r.math_recovery['n']} seeds. "
-              f"**Verdict (profile {r.profile}): C2 {v['verdict']}** (earlier rule, bootstrap CI alone: "
-              f"{v['verdict_bootstrap_only']}; thresholds in `claims.c2`: math recovery ≥ "
-              f"{t['min_math_recovery']:g} and a drop ≥ {t['min_knowledge_drop']:g} with lower bound > 0, bootstrap "
-              "and t, on the probe or the skill)." + (f" {v['why']}." if v.get("why") else ""),
+              + verdict_sentence(sys.modules[__name__], r.to_json())
+              + f" Thresholds in `claims.c2`: math recovery ≥ {t['min_math_recovery']:g} and a drop ≥ "
+              f"{t['min_knowledge_drop']:g} with lower bound > 0, bootstrap and t, on the probe or the skill.",
               ""]
     if notes(r.to_json()):
         lines += [" ".join(notes(r.to_json())), ""]
     if r2:
         lines.append(f"**Reading 2** (multi-task RL, math + reversal rewards): full-RL skill gain "
                      f"{_ci(r2['skill_gain'])}; rank-1 recovery of the math gain {_ci(r2['math_recovery'])}, "
-                     f"of the skill gain {_ci(r2['skill_recovery'])}; verdict: **{r2['verdict']}** (bootstrap only: "
-                     f"{r2['verdict_bootstrap_only']})" + (f" ({r2['why']})" if r2.get("why") else "")
+                     f"of the skill gain {_ci(r2['skill_recovery'])}; verdict: **{k2.klass}** — {k2.reason}"
                      + f" (holds if math recovery ≥ {t['min_math_recovery']:g} while skill recovery ≤ "
                      f"{t['max_other_recovery']:g}).")
         lines.append("")

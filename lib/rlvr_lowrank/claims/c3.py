@@ -7,6 +7,7 @@ spectra.is_heavy_tailed.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .base import (
     both_intervals,
     inconclusive,
     too_few_seeds,
+    verdict_sentence,
 )
 from .stats import fmt_both, summarize
 from .verdict import AT_LEAST, Verdict, judge_threshold
@@ -107,9 +109,23 @@ def sensitivity(res: dict) -> list[str]:
     ww = (res.get("models", {}).get(arm) or {}).get("ww_band")
     if not ww:
         return []
-    v = judge({"fraction_rl": ww})["verdict"]
-    return [f"the weaker reading (reliable fit, α ≤ 6, fraction {ww['mean']:.3f}) gives '{v}'"] \
-        if v != judge(res)["verdict"] else []
+    klass = classify({**res, "fraction_rl": ww}).klass
+    return [f"the weaker reading (reliable fit, α ≤ 6, fraction {ww['mean']:.3f}) gives '{klass}'"] \
+        if klass != classify(res).klass else []
+
+
+def notes(res: dict) -> list[str]:
+    """Where every seed of the deciding arm gives the base model's fraction exactly: the RL update changed no
+    matrix's reading, so the quantity measures the pretrained weights (by Weyl's inequality a singular value
+    moves by at most ‖ΔW‖₂), and its spread over seeds is nil; its uncertainty is over matrices."""
+    arm, models = (res.get("arms") or [None])[0], res.get("models") or {}
+    base, rl = (models.get("base") or {}).get("strict"), (models.get(arm) or {}).get("strict")
+    if not base or not rl or not rl.get("values"):
+        return []
+    if all(v == base["mean"] for v in rl["values"]):
+        return [f"The heavy-tailed fraction of {arm_label(arm)} equals the base model's ({base['mean']:.4f}) on every "
+                "seed: the update changed no matrix's reading, so this measures the pretrained weights."]
+    return []
 
 
 def smollm2_summary(table: pd.DataFrame) -> dict:
@@ -161,10 +177,9 @@ def readme_block(r: C3Result) -> str:
                          f"{_ci(s['ww_band'])} | {_ci(s['shuffled'])} | {s['median_alpha']['mean']:.2f} |")
     f = r.fraction_rl
     fl = sensitivity(r.to_json())
-    lines += ["", f"**Verdict (profile {r.profile}): C3 {judge(r.to_json())['verdict']}**: heavy-tailed fraction of "
-              f"the Full-RL model {_ci(f)} over {f['n']} seeds "
-              f"(threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g}; a threshold on the "
-              "mean, so the interval rule changes nothing here)." + (f" {r.why}." if r.why else "")
+    lines += ["", f"Heavy-tailed fraction of the Full-RL model {_ci(f)} over {f['n']} seeds. "
+              + verdict_sentence(sys.modules[__name__], r.to_json())
+              + f" Threshold in `claims.c3`: mean ≥ {THRESHOLDS['min_fraction']:g}."
               + (f" Fragile: {'; '.join(fl)}." if fl else "")]
     return "\n".join(lines)
 

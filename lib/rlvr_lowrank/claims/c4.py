@@ -5,6 +5,7 @@ Measured in notebook 05 from each run's recorded trajectory (rank-k factors of �
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .base import (
     inconclusive,
     interval,
     too_few_seeds,
+    verdict_sentence,
 )
 from .stats import fmt_interval, summarize
 from .verdict import AT_LEAST, Verdict, all_of, judge_summary
@@ -115,11 +117,12 @@ def rejudge(res: dict) -> dict:
 
 def sensitivity(res: dict) -> list[str]:
     """The swapped side convention, where it flips the verdict of the deciding arm."""
-    part = res["by_arm"][res["arms"][0]]["per_seed"]
-    sw = swapped(part)
-    if sw["verdict"] == rejudge(res)["verdict"]:
+    arm = res["arms"][0]
+    sw = swapped(res["by_arm"][arm]["per_seed"])
+    klass = _classify_arm(arm, sw).klass
+    if klass == classify(res).klass:
         return []
-    return [f"under y = xW (sides swapped) v − u = {sw['u_minus_v']['mean']:.3f} and the verdict is '{sw['verdict']}'"]
+    return [f"under y = xW (sides swapped) v − u = {sw['u_minus_v']['mean']:.3f} and the verdict is '{klass}'"]
 
 
 def verdicts_by_arm(rows: list[dict]) -> dict[str, dict]:
@@ -166,18 +169,18 @@ def readme_block(r: C4Result) -> str:
         ps = a_r["per_seed"]
         mean = lambda k: sum(p[k] for p in ps) / len(ps)  # noqa: E731
         a, b = a_r["u_minus_v"], a_r["u_minus_baseline"]
-        v, sw = judge(a_r), swapped(ps)
+        sw = swapped(ps)
         lines.append(f"| {arm_label(arm)} ({len(ps)} seeds) | {mean('u_cos_final'):.3f} | {mean('v_cos_final'):.3f} | "
                      f"{a['mean']:.3f}, bootstrap {fmt_interval(a)}, t {fmt_interval(a, 't_ci')} | "
-                     f"{b['mean']:.3f}, bootstrap {fmt_interval(b)}, t {fmt_interval(b, 't_ci')} | {v['verdict']} "
-                     f"(bootstrap only: {v['verdict_bootstrap_only']}) | {sw['u_minus_v']['mean']:.3f}, bootstrap "
-                     f"{fmt_interval(sw['u_minus_v'])}, t {fmt_interval(sw['u_minus_v'], 't_ci')}: {sw['verdict']} |")
-    v, fl = rejudge(r.to_json()), sensitivity(r.to_json())
-    lines += ["", f"**Verdict (profile {r.profile}, arm {arm_label(r.arms[0])}): C4 {v['verdict']}** (thresholds in "
-              f"`claims.c4`: lower bound of u − v > {t['min_u_minus_v']:g} and of u − baseline > "
-              f"{t['min_u_minus_baseline']:g}, with both the bootstrap CI and the t-interval)."
-              + (f" {v['why'][0].upper() + v['why'][1:]}." if v.get("why") else "")
-              + (f" **Fragile**: {'; '.join(fl)}." if fl else ""), "",
+                     f"{b['mean']:.3f}, bootstrap {fmt_interval(b)}, t {fmt_interval(b, 't_ci')} | "
+                     f"{_classify_arm(arm, a_r).klass} | {sw['u_minus_v']['mean']:.3f}, bootstrap "
+                     f"{fmt_interval(sw['u_minus_v'])}, t {fmt_interval(sw['u_minus_v'], 't_ci')}: "
+                     f"{_classify_arm(arm, sw).klass} |")
+    fl = sensitivity(r.to_json())
+    lines += ["", verdict_sentence(sys.modules[__name__], r.to_json())
+              + f" Deciding arm: {arm_label(r.arms[0])}. Thresholds in `claims.c4`: lower bound of u − v > "
+              f"{t['min_u_minus_v']:g} and of u − baseline > {t['min_u_minus_baseline']:g}, with both the bootstrap "
+              "CI and the t-interval." + (f" **Fragile**: {'; '.join(fl)}." if fl else ""), "",
               f"Side convention: {CONVENTION}."]
     return "\n".join(lines)
 
@@ -185,7 +188,12 @@ def readme_block(r: C4Result) -> str:
 def classify(stored: dict) -> Verdict:
     """The deciding arm's verdict in the vocabulary of claims.verdict (C4's table): all of (u − v > 0,
     u − random baseline > 0), both lower bounds; θ = 0, so an upper bound < 0 is an opposite effect (refuted)."""
-    part, t = stored["by_arm"][stored["arms"][0]], THRESHOLDS
+    return _classify_arm(stored["arms"][0], stored["by_arm"][stored["arms"][0]])
+
+
+def _classify_arm(arm: str, part: dict) -> Verdict:
+    """``classify`` of one arm's summaries ``u_minus_v`` and ``u_minus_baseline`` (a by_arm entry, or swapped())."""
+    t = THRESHOLDS
     return all_of([judge_summary(part["u_minus_v"], t["min_u_minus_v"], AT_LEAST, strict=True,
                                  quantity="u-alignment − v-alignment"),
                    judge_summary(part["u_minus_baseline"], t["min_u_minus_baseline"], AT_LEAST, strict=True,

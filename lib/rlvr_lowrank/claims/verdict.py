@@ -118,12 +118,13 @@ class Verdict:
     mde: float | str | None = None
     seeds_needed: int | None = None
     n: int | None = None
+    bound: float | None = None
     precondition: str | None = None
     conditions: tuple = ()
 
     def power_line(self) -> str:
         """The power of the deciding quantity in words ("" when no per-seed values were given)."""
-        return power_line(self.mde, self.seeds_needed, self.n, self.theta)
+        return power_line(self.mde, self.seeds_needed, self.n, self.theta, self.bound)
 
     def to_json(self) -> dict:
         """JSON-ready: non-finite floats become None, None fields are left out."""
@@ -131,7 +132,8 @@ class Verdict:
                "intervals": {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.intervals.items()},
                "theta": self.theta, "direction": self.direction,
                "mde": self.mde if power.is_no_variation(self.mde) else _num(self.mde),
-               "seeds_needed": self.seeds_needed, "n": self.n, "precondition": self.precondition,
+               "seeds_needed": self.seeds_needed, "n": self.n, "bound": _num(self.bound),
+               "precondition": self.precondition,
                "power": self.power_line() or None,
                "conditions": [c.to_json() for c in self.conditions] or None}
         return {k: v for k, v in out.items() if v is not None and v != "" and v != {}}
@@ -141,9 +143,10 @@ def _num(x):
     return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
-def power_line(mde, seeds, n: int | None, theta: float | None) -> str:
+def power_line(mde, seeds, n: int | None, theta: float | None, bound: float | None = 0.0) -> str:
     """"MDE 0.306 (80% power, two-sided α = 0.05, from the observed sd over 3 seeds, itself uncertain by a
-    factor of several); 175 seeds needed for θ = 0.02", or "no variation over seeds"."""
+    factor of several); 175 seeds needed for θ = 0.02", or "no variation over seeds". Where the rule's
+    interval bound is not 0 (C0: lower bound ≥ 0.75 for θ = 0.9) the seeds are for the margin |θ − bound|."""
     if mde is None:
         return ""
     if power.is_no_variation(mde):
@@ -153,7 +156,9 @@ def power_line(mde, seeds, n: int | None, theta: float | None) -> str:
     line = (f"MDE {mde:.3g} (80% power, two-sided α = 0.05, from the observed sd over {n} seeds, itself "
             "uncertain by a factor of several)")
     if seeds is not None:
-        line += f"; {seeds} seeds needed for θ = {theta:g}"
+        line += (f"; {seeds} seeds needed for θ = {theta:g}" if not bound else
+                 f"; {seeds} seeds needed to resolve the margin {abs(theta - bound):g} between θ = {theta:g} and "
+                 f"the bound {bound:g}")
     return line
 
 
@@ -241,7 +246,7 @@ def judge_threshold(intervals: Mapping[str, Sequence[float]], theta: float, dire
     margin = abs(theta - bound) if bound is not None else 0.0
     seeds = None if sd is None or margin == 0 else power.seeds_needed(margin, sd)
     common = dict(quantity=quantity, value=mean, intervals=ivs, theta=theta, direction=direction, mde=mde,
-                  seeds_needed=seeds, n=n)
+                  seeds_needed=seeds, n=n, bound=bound)
     failed = _failed(preconditions)
     if failed:
         return _untestable(failed, **common)
@@ -266,7 +271,7 @@ def judge_threshold(intervals: Mapping[str, Sequence[float]], theta: float, dire
     if direction == WITHIN and (all(lo > theta for lo, _ in pairs) or all(hi < -theta for _, hi in pairs)):
         return Verdict(REFUTED, f"every interval lies outside ±{theta:g} on one side ({text})", **common)
     why = f"the rule ({rule}) is not met and not every interval lies on the wrong side of θ = {theta:g} ({text})"
-    line = power_line(mde, seeds, n, theta)
+    line = power_line(mde, seeds, n, theta, bound)
     return Verdict(INCONCLUSIVE, why + (f"; {line}" if line else ""), **common)
 
 
@@ -293,7 +298,8 @@ def _decided(klass: str, members: list[Verdict], quantity: str, reason: str | No
     d = next(m for m in members if m.klass == klass)
     why = reason or _labelled(d)
     return Verdict(klass, why, quantity=d.quantity, value=d.value, intervals=d.intervals, theta=d.theta,
-                   direction=d.direction, mde=d.mde, seeds_needed=d.seeds_needed, n=d.n, precondition=d.precondition,
+                   direction=d.direction, mde=d.mde, seeds_needed=d.seeds_needed, n=d.n, bound=d.bound,
+                   precondition=d.precondition,
                    conditions=tuple(members))
 
 

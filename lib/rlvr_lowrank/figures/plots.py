@@ -20,6 +20,7 @@ import seaborn as sns
 
 from .. import fileio
 from ..analysis import spectra
+from ..claims import verdict
 from ..claims.base import arm_label
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
@@ -321,7 +322,8 @@ def extrapolation_curves(extra: "pd.DataFrame", title: str = "") -> "plt.Figure"
     return fig
 
 
-VERDICT_COLOURS = dict(zip(("holds", "does not hold", "inconclusive"), sns.color_palette(n_colors=3)))
+# one colour per verdict class of claims.verdict, in its order (colour-blind-safe palette)
+VERDICT_COLOURS = dict(zip(verdict.CLASSES, sns.color_palette("colorblind", n_colors=len(verdict.CLASSES))))
 
 
 def claims_overview(report: dict, title: str = "") -> "plt.Figure":
@@ -331,9 +333,9 @@ def claims_overview(report: dict, title: str = "") -> "plt.Figure":
     units, zero is marked."""
     rows = [(c["id"], c["verdict"], m) for c in report["claims"] for m in c["measured"]]
     fig, ax = plt.subplots(figsize=(8, 0.5 * max(3, len(rows)) + 1.4))
-    for i, (cid, verdict, m) in enumerate(rows):
+    for i, (cid, klass, m) in enumerate(rows):
         y = len(rows) - 1 - i
-        colour = VERDICT_COLOURS.get(verdict, "grey")
+        colour = VERDICT_COLOURS.get(klass, "grey")
         if m.get("t_ci"):
             ax.errorbar(m["mean"], y, xerr=[[max(0, m["mean"] - m["t_ci"][0])], [max(0, m["t_ci"][1] - m["mean"])]],
                         fmt="none", capsize=2, lw=0.8, color=colour)
@@ -341,7 +343,7 @@ def claims_overview(report: dict, title: str = "") -> "plt.Figure":
                     capsize=3, lw=2.2, color=colour)
         for t in m.get("thresholds") or ():
             ax.plot([t], [y], marker="|", ms=16, mew=2, color=THRESHOLD_STYLE["color"], zorder=5)
-    ax.set_yticks(range(len(rows)), [f"{cid}: {m['quantity']}" for cid, verdict, m in reversed(rows)], fontsize="small")
+    ax.set_yticks(range(len(rows)), [f"{cid}: {m['quantity']}" for cid, _, m in reversed(rows)], fontsize="small")
     ax.axvline(0, color="grey", lw=0.8)
     handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
     handles += [plt.Line2D([], [], color=THRESHOLD_STYLE["color"], marker="|", ms=12, mew=2, ls="none",

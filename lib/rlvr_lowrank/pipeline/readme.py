@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import claims, fileio, paths
 from ..claims import notebooks
+from ..claims.verdict import INCONCLUSIVE
 
 
 def _fmt(x: float) -> str:
@@ -106,43 +107,52 @@ def _tiny_report() -> dict | None:
 NOT_YET = "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
 
 
-def rule_change_block() -> str:
-    """Once per claim, for tiny and (when present) tiny-long: the verdict under the earlier rule
-    (bootstrap CI alone) → the verdict under the rule in force, and why the rule was tightened."""
-    report = _tiny_report()
-    if report is None:
+def rule_change_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """Once per claim and tracked profile: the verdict under each rule in turn (bootstrap CI alone → both
+    intervals, two-valued → the five classes in force), and why each rule changed."""
+    reports = [claims.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
+    if not reports:
         return NOT_YET
-    reports = [report] + [claims.load_report(p) for p in ("tiny-long",) if (paths.REPORTS / p / "claims.json").exists()]
-    lines = [f"The verdict rule was tightened: {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}.", "",
-             "| claim | " + " | ".join(f"{r['profile']}: earlier verdict (bootstrap only) → verdict" for r in reports)
+    lines = [f"Rule history. (1) {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}. (2) "
+             f"{claims.report.VOCABULARY}", "",
+             "| claim | " + " | ".join(f"{r['profile']}: bootstrap only → both intervals → class" for r in reports)
              + " |", "|---|" + "---|" * len(reports)]
-    for c in report["claims"]:
+    for cid in claims.CLAIMS:
         cells = []
         for r in reports:
-            e = next(x for x in r["claims"] if x["id"] == c["id"])
-            old = e.get("verdict_bootstrap_only", e["verdict"])
-            cells.append(f"{old} → **{e['verdict']}**" + (" (changed)" if old != e["verdict"] else ""))
-        lines.append(f"| {c['id']} | " + " | ".join(cells) + " |")
+            e = _claim(r, cid) or {}
+            steps = [e.get("verdict_bootstrap_only"), e.get("verdict_two_valued"), f"**{e.get('verdict', '—')}**"]
+            cells.append(" → ".join(x for x in steps if x))
+        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _verdict_with_power(c: dict) -> str:
+    """The verdict class in bold, with the MDE (or "no variation over seeds") where it is inconclusive."""
+    cell = f"**{c['verdict']}**"
+    power = claims.report.power_cell(c)
+    return cell + (f" ({power})" if c["verdict"] == INCONCLUSIVE and power != "—" else "")
+
+
 def findings_block() -> str:
-    """One plain line per claim: what was tested, the verdict, the first quantity with both intervals,
-    and "fragile: …" where a documented alternative reading flips the verdict (reports/tiny/claims.json)."""
+    """One plain line per claim: what was tested, the verdict class, the quantity that decided it (with both
+    intervals; for an untestable claim the failed precondition), the power where inconclusive, and
+    "fragile: …" where a documented alternative reading gives another class (reports/tiny/claims.json)."""
     report = _tiny_report()
     if report is None:
         return NOT_YET
     lines = []
     for c in report["claims"]:
         plain = claims.CLAIMS[c["id"]].plain
-        first = claims.report.fmt_quantity(c["measured"][0]) if c.get("measured") else "nothing measured"
-        line = f"* **{c['id']}** — {plain}: **{c['verdict']}** ({first})"
+        line = f"* **{c['id']}** — {plain}: {_verdict_with_power(c)} ({claims.report.deciding(c)})"
         if c.get("fragile"):
             line += "; fragile: " + "; ".join(c["fragile"])
         lines.append(line + ".")
-    lines += ["", "Profile `tiny`; intervals are 95% (percentile bootstrap and Student t over seeds); n is the "
-              "number of seeds behind each quantity."]
-    return "\n".join(lines)
+    lines += ["", "Profile `tiny` (" + claims.report.design_line(report["design"]) + "); intervals are 95% "
+              "(percentile bootstrap and Student t over seeds; C3: Wilson over matrices, descriptive); n is the "
+              "number of seeds behind the quantity; MDE: the smallest effect the design detects with 80% power."
+              if report.get("design") else ""]
+    return "\n".join(lines).rstrip()
 
 
 FIGURE_CAPTIONS = {
@@ -192,18 +202,14 @@ def _claim(report: dict, cid: str) -> dict | None:
 
 
 def _verdict_table(reports: dict[str, dict]) -> list[str]:
-    """One row per claim: each profile's first measured quantity (both intervals) and its verdict."""
-    head = "| claim | " + " | ".join(f"{p}: first quantity, mean [95% CI] | {p}: verdict" for p in reports) + " |"
+    """One row per claim: each profile's deciding quantity (both intervals) and its verdict class."""
+    head = "| claim | " + " | ".join(f"{p}: deciding quantity | {p}: verdict" for p in reports) + " |"
     lines = [head, "|---|" + "---|---|" * len(reports)]
     for cid in [c["id"] for c in next(iter(reports.values()))["claims"]]:
         cells = []
         for report in reports.values():
             c = _claim(report, cid)
-            if c is None or not c.get("measured"):
-                cells += ["—", c["verdict"] if c else "—"]
-                continue
-            m = c["measured"][0]
-            cells += [f"{m['quantity']}: {_ci(m)}", f"**{c['verdict']}**"]
+            cells += ["—", "—"] if c is None else [claims.report.deciding(c), _verdict_with_power(c)]
         lines.append(f"| {cid} | " + " | ".join(cells) + " |")
     return lines
 
