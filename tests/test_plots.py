@@ -107,3 +107,13 @@ def test_recovery_vs_rank_marks_the_norm_matched_model_and_thresholds(variant_co
     fig = plots.recovery_vs_rank(rec, thresholds={"math ≥ 0.8": 0.8})
     assert 0.8 in _hlines(fig.axes[0])
     assert any("norm-matched" in t for t in _texts(fig)) == variant_col
+
+
+def test_a_quantity_is_coloured_by_its_own_condition_not_by_its_claims_verdict():
+    claim = {"verdict": "refuted", "decided_by": {"class": "refuted", "conditions": [
+        {"class": "holds", "quantity": "math recovery"},
+        {"class": "refuted", "quantity": "a drop", "conditions": [
+            {"class": "refuted", "quantity": "fact drop"}, {"class": "untestable here", "quantity": "skill drop"}]}]}}
+    assert plots.condition_class(claim, "math recovery") == "holds"
+    assert plots.condition_class(claim, "skill drop") == "untestable here"
+    assert plots.condition_class(claim, "not a condition") == "refuted"  # falls back to the claim's class

@@ -326,12 +326,25 @@ def extrapolation_curves(extra: "pd.DataFrame", title: str = "") -> "plt.Figure"
 VERDICT_COLOURS = dict(zip(verdict.CLASSES, sns.color_palette("colorblind", n_colors=len(verdict.CLASSES))))
 
 
+def condition_class(claim: dict, quantity: str) -> str:
+    """The verdict class of the condition of ``claim`` (a claims.json entry) that reads ``quantity``, searched
+    through its ``decided_by`` conditions; the claim's own class where no condition names that quantity."""
+    stack = list((claim.get("decided_by") or {}).get("conditions") or [])
+    while stack:
+        c = stack.pop(0)
+        if c.get("quantity") == quantity and not c.get("conditions"):
+            return c["class"]
+        stack += c.get("conditions") or []
+    return claim["verdict"]
+
+
 def claims_overview(report: dict, title: str = "") -> "plt.Figure":
     """One row per measured quantity of the claims report: mean with its bootstrap CI (thick) and
-    t-interval (thin), coloured by the claim's verdict (legend), the quantity's threshold as a red
-    tick where the claim states one (``threshold`` of a measured entry); quantities have different
-    units, zero is marked."""
-    rows = [(c["id"], c["verdict"], m) for c in report["claims"] for m in c["measured"]]
+    t-interval (thin), coloured by the verdict class of the condition that reads it (``condition_class``:
+    a quantity that meets its condition is not coloured by its claim's failing verdict), the quantity's
+    threshold as a red tick where the claim states one (``threshold`` of a measured entry); quantities have
+    different units, zero is marked."""
+    rows = [(c["id"], condition_class(c, m["quantity"]), m) for c in report["claims"] for m in c["measured"]]
     fig, ax = plt.subplots(figsize=(8, 0.5 * max(3, len(rows)) + 1.4))
     for i, (cid, klass, m) in enumerate(rows):
         y = len(rows) - 1 - i
@@ -349,7 +362,8 @@ def claims_overview(report: dict, title: str = "") -> "plt.Figure":
     handles += [plt.Line2D([], [], color=THRESHOLD_STYLE["color"], marker="|", ms=12, mew=2, ls="none",
                            label="threshold"),
                 plt.Line2D([], [], color="grey", lw=0.8, label="thin: t-interval; thick: bootstrap CI")]
-    ax.legend(handles=handles, frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
+    ax.legend(handles=handles, frameon=False, fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1),
+              title="class of the quantity's condition", title_fontsize="x-small")
     ax.set_xlabel("measured value (mean, 95% intervals over seeds)")
     ax.set_title(title)
     fig.tight_layout()
