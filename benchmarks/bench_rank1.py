@@ -1,4 +1,4 @@
-"""Benchmark rank-1 extraction (σ1, u1, v1): rlvr_lowrank.rank1.svd_topk(method="fast") vs AlphaRL's full thin
+"""Benchmark rank-1 extraction (σ1, u1, v1): rlvr_lowrank.analysis.svd.svd_topk(method="fast") vs AlphaRL's full thin
 SVD (torch.linalg.svd(ΔW, full_matrices=False), float32), side by side in one process.
 
 Matrices: the shapes of all target matrices of SmolLM2-135M (30 layers x q 576x576, k 192x576, v 192x576,
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from rlvr_lowrank.analysis.rank1 import svd_topk
+from rlvr_lowrank.analysis.svd import svd_topk
 
 SMOLLM2_SHAPES = {"q_proj": (576, 576), "k_proj": (192, 576), "v_proj": (192, 576), "o_proj": (576, 576),
                   "gate_proj": (1536, 576), "up_proj": (1536, 576), "down_proj": (576, 1536)}

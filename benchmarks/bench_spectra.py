@@ -26,8 +26,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from rlvr_lowrank.analysis import esd, power_law
 from rlvr_lowrank.analysis import spectra as S
-from rlvr_lowrank.analysis.rank1 import layer_index, target_names
+from rlvr_lowrank.analysis.targets import layer_index, target_names
 
 # SmolLM2-135M: hidden 576, intermediate 1536, 9 query / 3 kv heads of dim 64, 30 layers.
 SMOLLM2_SHAPES = {"self_attn.q_proj": (576, 576), "self_attn.k_proj": (192, 576), "self_attn.v_proj": (192, 576),
@@ -78,7 +79,7 @@ def bench_fit(sizes, alphas=(2.5, 4.0)):
     for n in sizes:
         for a in alphas:
             x = synthetic_esd(n, a, seed=n)
-            ours, t_ours = timed(lambda: S.fit_power_law(x, mode="powerlaw"), repeats=3)
+            ours, t_ours = timed(lambda: power_law.fit_power_law(x, mode="powerlaw"), repeats=3)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ref, t_ref = timed(lambda: powerlaw.Fit(x, discrete=False, parameter_ranges={"alpha": [1, None]},
@@ -108,9 +109,9 @@ def bench_model(sd: dict[str, np.ndarray]):
 
     # best of `repeats` wall times; full runs once (each is tens of seconds)
     r = 2 if len(sd) <= 30 else 1
-    _, t_gram = timed(lambda: S.eigenvalues_batched(tensors, method="gram"), r)
-    _, t_sv64 = timed(lambda: S.singular_values_batched(tensors, dtype=torch.float64), r)
-    _, t_sv32 = timed(lambda: S.singular_values_batched(tensors, dtype=torch.float32), r)
+    _, t_gram = timed(lambda: esd.eigenvalues_batched(tensors, method="gram"), r)
+    _, t_sv64 = timed(lambda: esd.singular_values_batched(tensors, dtype=torch.float64), r)
+    _, t_sv32 = timed(lambda: esd.singular_values_batched(tensors, dtype=torch.float32), r)
     _, t_scipy = timed(run_scipy, r)
     ours, t_ours = timed(lambda: S.analyze_model(tensors, mode="ww"), r)
     ref, t_ww = timed(run_ww, r)

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from rlvr_lowrank.training import callbacks
+from rlvr_lowrank.training import pr1s
 
 
 def rss_peak_bytes() -> int:
@@ -49,7 +49,7 @@ def main() -> None:
     model.model.layers[0].add_module("mlp", torch.nn.Module())
     model.model.layers[0].mlp.add_module("down_proj", layer)
     # the constructor clones its anchor (a second m x n fp32 high-water mark): hand it over afterwards instead
-    cb = callbacks.PeriodicRank1Callback({name: torch.zeros(2, 2)}, every=1, variant="trunc", method=a.method)
+    cb = pr1s.PeriodicRank1Callback({name: torch.zeros(2, 2)}, every=1, variant="trunc", method=a.method)
     cb.base_state = {name: w0}
     del w0
     before = rss_peak_bytes()  # parameter + anchor + the temporaries of building them (all freed)

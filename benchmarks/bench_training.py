@@ -5,7 +5,7 @@ Arms (same model, data, seed and GRPOConfig as the tiny profile; only the callba
   pr1s+rec  PeriodicRank1Callback (truncated, K = 10) + TrajectoryRecorder (every 5 steps, k = 2)
             -- target: step-time ratio <= 1.05 (PR1S and the recorder must not change what a run costs)
   monitor   SpectralMonitor (every 10 steps) -- target: overhead <= 5% of step time
-(all three callbacks live in rlvr_lowrank.callbacks)
+(the callbacks live in rlvr_lowrank.training: pr1s, trajectory, monitor)
 
 Each arm trains ``--steps`` optimizer steps; arms are interleaved over ``--repeats`` rounds (ABCABC...)
 so slow drifts of a noisy machine hit every arm alike, and the ratio of median per-round times is
@@ -43,11 +43,9 @@ def make_trainer(arm: str, steps: int, out: str):
     # rlvr_lowrank.models first: it sets the offline HF environment before trl imports transformers
     from rlvr_lowrank import models, paths
     from rlvr_lowrank.training import config, train
-    from rlvr_lowrank.training.callbacks import (
-        PeriodicRank1Callback,
-        SpectralMonitor,
-        TrajectoryRecorder,
-    )
+    from rlvr_lowrank.training.monitor import SpectralMonitor
+    from rlvr_lowrank.training.pr1s import PeriodicRank1Callback
+    from rlvr_lowrank.training.trajectory import TrajectoryRecorder
 
     # isort: split
     from trl import GRPOConfig, GRPOTrainer

@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.models import sharding
-from rlvr_lowrank.training import callbacks
+from rlvr_lowrank.training import pr1s
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
         # the module copy after the step: refreshed from the fp32 master, which never saw the +1.0
         res["plain_edit_survives_step"] = bool((p.detach().float() - before).abs().mean() > 0.5)
     # 2. PR1S through the fp32 master
-    cb = callbacks.PeriodicRank1Callback(base_state, every=2, variant="trunc")
+    cb = pr1s.PeriodicRank1Callback(base_state, every=2, variant="trunc")
     base_now = {n: sharding.full_weight(q).float().clone() for n, q in engine.module.named_parameters()}
     cb.base_state = {n: base_now[n].cpu() for n in cb.base_state}  # anchor = weights after step 1
     ratios = {}

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from rlvr_lowrank import fileio, models
-from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.analysis import targets
 
 
 def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | None = None,
@@ -43,7 +43,7 @@ def perturbed_tiny_run(path: Path, seed: int, base_hash: str) -> Path:
     target matrices; ``base_hash`` is the base-model identity it records (runs.same_base compares them)."""
     base, _ = models.load_model()
     g = torch.Generator().manual_seed(seed)
-    final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in rank1.target_names(base.state_dict()) else t
+    final = {n: t + 0.02 * torch.randn(t.shape, generator=g) if n in targets.target_names(base.state_dict()) else t
              for n, t in base.state_dict().items()}
     run = write_run(path, config={"model": "data/models/tiny-base", "identity": {"base_model": base_hash}})
     fileio.save_tensors(run / "final" / "model.safetensors",

@@ -31,9 +31,9 @@ import torch
 import torch.distributed as dist
 
 from rlvr_lowrank import models, paths
-from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.analysis import rank1, targets
 from rlvr_lowrank.models import sharding
-from rlvr_lowrank.training import callbacks
+from rlvr_lowrank.training import pr1s
 
 STEPS, EVERY, CKPT_AT, STOP_AFTER = 8, 2, 4, 5
 LR = 1e-2  # large enough that σ1 of ΔW is ~1e7 x the fp32 rounding noise of W (the rank-1 check needs it)
@@ -46,7 +46,7 @@ def perturbed(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in trained.named_parameters():
-            if rank1.is_target(name, p.ndim):
+            if targets.is_target(name, p.ndim):
                 m, n = p.shape
                 low = torch.randn(m, 3, generator=g) @ (torch.randn(3, n, generator=g)
                                                         * torch.tensor([[3.0], [1.0], [0.5]]))
@@ -88,7 +88,7 @@ def phase_layout(out: Path) -> None:
     m2 = init_device_mesh("cpu", (1, dist.get_world_size()), mesh_dim_names=("replicate", "shard"))
     model = shard(models.load_model(paths.TINY_BASE)[0], m2)
     try:
-        callbacks.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
+        pr1s.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
         res["mesh2d"] = "accepted"
     except sharding.ShardingError as e:
         res["mesh2d"] = str(e)
@@ -96,7 +96,7 @@ def phase_layout(out: Path) -> None:
     model = shard(models.load_model(paths.TINY_BASE)[0], mesh1d(),
                   placement_fn=lambda p: Shard(1) if p.ndim == 2 else Shard(0))
     try:
-        callbacks.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
+        pr1s.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
         res["shard1"] = "accepted"
     except sharding.ShardingError as e:
         res["shard1"] = str(e)
@@ -106,7 +106,7 @@ def phase_layout(out: Path) -> None:
     model = FullyShardedDataParallel(models.load_model(paths.TINY_BASE)[0], device_id=torch.device("cpu"),
                                      use_orig_params=True)
     try:
-        callbacks.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
+        pr1s.PeriodicRank1Callback(base_state, every=1).substitute(model, None, step=1)
         res["fsdp1"] = "accepted"
     except NotImplementedError as e:
         res["fsdp1"] = str(e)
@@ -115,7 +115,7 @@ def phase_layout(out: Path) -> None:
     model = shard(models.load_model(paths.TINY_BASE)[0], mesh1d())
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
     train_step(model, opt, 1)
-    cb = callbacks.PeriodicRank1Callback(base_state, every=1, optimizer_state="reset")
+    cb = pr1s.PeriodicRank1Callback(base_state, every=1, optimizer_state="reset")
     cb.substitute(model, opt, step=1, write_log=False)
     named = dict(model.named_parameters())
     res["reset_targets_without_state"] = sum(named[n] not in opt.state for n in cb.base_state)
@@ -128,12 +128,13 @@ def phase_layout(out: Path) -> None:
 
 
 def phase_equiv(out: Path) -> None:
-    from rlvr_lowrank.training.callbacks import SpectralMonitor, TrajectoryRecorder
+    from rlvr_lowrank.training.monitor import SpectralMonitor
+    from rlvr_lowrank.training.trajectory import TrajectoryRecorder
 
     base, trained = perturbed()
     base_state = {k: v.clone() for k, v in base.state_dict().items()}
     shard(trained, mesh1d())
-    placements = {n: str(tuple(p.placements)) for n, p in trained.named_parameters() if rank1.is_target(n, p.ndim)}
+    placements = {n: str(tuple(p.placements)) for n, p in trained.named_parameters() if targets.is_target(n, p.ndim)}
     assert all(pl == "(Shard(dim=0),)" for pl in placements.values()), placements
     d = out / "equiv" / f"rank{dist.get_rank()}"
     rec = TrajectoryRecorder(base_state, d / "trajectory", every=1, k=2, factor_dtype="float32")
@@ -176,7 +177,7 @@ def check_after_substitution(model, base_state: dict) -> tuple[float, str]:
     for name, p in model.named_parameters():
         full = sharding.full_weight(p)  # collective, same order on every rank
         h.update(name.encode() + sharding.digest(full).encode())
-        if name in base_state and rank1.is_target(name, p.ndim):
+        if name in base_state and targets.is_target(name, p.ndim):
             s = torch.linalg.svdvals(full.double() - base_state[name].double())
             worst = max(worst, float(s[1] / s[0]))
     return worst, h.hexdigest()[:16]
@@ -193,7 +194,7 @@ def phase_run(out: Path, run: str, resume: bool = False, stop_after: int | None 
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     shard(model, mesh1d())
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
-    cb = callbacks.PeriodicRank1Callback(base_state, every=EVERY, variant="trunc",
+    cb = pr1s.PeriodicRank1Callback(base_state, every=EVERY, variant="trunc",
                                      log_path=rdir / "substitutions.jsonl")
     if fault and dist.get_rank() == 1:
         # Fault injection: rank 1's substitute differs by 1e-6 (what nondeterministic kernels or different

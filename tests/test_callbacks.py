@@ -1,5 +1,6 @@
-"""Tests for rlvr_lowrank.callbacks: PR1S inside real trainers (against dense references), the spectral
-monitor on known rank-1 / rank-2 updates, and the trajectory recorder's snapshots."""
+"""Tests for the general training callbacks (training.pr1s, .monitor, .trajectory): PR1S inside real trainers
+(against dense references), the spectral monitor on known rank-1 / rank-2 updates, and the trajectory
+recorder's snapshots."""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ import pytest
 import torch
 
 from rlvr_lowrank import models, paths
-from rlvr_lowrank.analysis import rank1 as r1
-from rlvr_lowrank.analysis import spectra
+from rlvr_lowrank.analysis import power_law
+from rlvr_lowrank.analysis.targets import target_names
 from rlvr_lowrank.fileio import read_jsonl
-from rlvr_lowrank.training import callbacks
-from rlvr_lowrank.training.callbacks import SpectralMonitor
+from rlvr_lowrank.training.monitor import SpectralMonitor
+from rlvr_lowrank.training.pr1s import PeriodicRank1Callback
 from rlvr_lowrank.world import rewards
 from test_rank1 import (  # the small models both test files build
     close,
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 # PeriodicRank1Callback
 # ----------------------------------------------------------------------------------------------
 
-class SpyPR1S(callbacks.PeriodicRank1Callback):
+class SpyPR1S(PeriodicRank1Callback):
     """Records the weights and optimizer state just before and after each substitution."""
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -75,7 +76,7 @@ def _train(tmp_path, variant, optimizer_state, every=2, max_steps=3):
 @pytest.mark.parametrize("variant,optimizer_state", [("normmatch", "keep"), ("trunc", "reset")])
 def test_callback_with_real_trainer(tmp_path, variant, optimizer_state):
     trainer, cb, base_state, log = _train(tmp_path, variant, optimizer_state)
-    targets = r1.target_names(base_state)
+    targets = target_names(base_state)
     assert len(cb.history) == 1 and cb.history[0]["step"] == 2
     assert cb.same_objects and cb.opt_has_same_objects
 
@@ -121,7 +122,7 @@ def test_callback_direct_calls_anchor_last_and_guards(tmp_path):
     model = tiny_llama(seed=2, tie=False)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    cb = callbacks.PeriodicRank1Callback(base_state, every=2, variant="trunc", anchor="last", optimizer_state="reset")
+    cb = PeriodicRank1Callback(base_state, every=2, variant="trunc", anchor="last", optimizer_state="reset")
     state = SimpleNamespace(global_step=1, is_world_process_zero=True)
     args = SimpleNamespace()
     x = torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(0))
@@ -142,21 +143,21 @@ def test_callback_direct_calls_anchor_last_and_guards(tmp_path):
     assert np.linalg.matrix_rank(D, tol=1e-5 * np.linalg.norm(D)) == 2
 
     with pytest.raises(ValueError, match="generation_every"):
-        callbacks.PeriodicRank1Callback(base_state, every=3, generation_every=2)
+        PeriodicRank1Callback(base_state, every=3, generation_every=2)
     with pytest.raises(ValueError, match="positive"):
-        callbacks.PeriodicRank1Callback(base_state, every=0)
+        PeriodicRank1Callback(base_state, every=0)
     with pytest.raises(ValueError, match="trunc, normmatch"):
-        callbacks.PeriodicRank1Callback(base_state, every=2, variant="residual")
+        PeriodicRank1Callback(base_state, every=2, variant="residual")
     # GRPO args: a generation every 4 micro-steps; every=2 would substitute mid-buffer
     grpo_args = SimpleNamespace(steps_per_generation=4, gradient_accumulation_steps=1, num_iterations=1)
-    bad = callbacks.PeriodicRank1Callback(base_state, every=2)
+    bad = PeriodicRank1Callback(base_state, every=2)
     with pytest.raises(ValueError, match="generation boundaries"):
         bad.on_step_end(grpo_args, SimpleNamespace(global_step=2), None, model=model, optimizer=opt)
-    ok = callbacks.PeriodicRank1Callback(base_state, every=4)
+    ok = PeriodicRank1Callback(base_state, every=4)
     ok.on_step_end(grpo_args, SimpleNamespace(global_step=4), None, model=model, optimizer=opt)
     assert len(ok.history) == 1
     # anchor keys must match the model's parameter names
-    wrong = callbacks.PeriodicRank1Callback({"x." + k: v for k, v in base_state.items()}, every=1)
+    wrong = PeriodicRank1Callback({"x." + k: v for k, v in base_state.items()}, every=1)
     with pytest.raises(ValueError, match="not a parameter"):
         wrong.substitute(model, opt, step=1)
 
@@ -173,7 +174,7 @@ def test_callback_never_silently_skips_deepspeed_params():
 
     model = tiny_llama(seed=0)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
-    cb = callbacks.PeriodicRank1Callback(base_state, every=1)
+    cb = PeriodicRank1Callback(base_state, every=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for p in model.parameters():
         p.ds_id = 0  # what ZeRO-3 attaches to partitioned parameters
@@ -228,7 +229,7 @@ def test_callback_in_real_grpo_trainer(tmp_path):
     trainer.train()
     assert [h["step"] for h in cb.history] == [2]
     assert cb.same_objects and cb.opt_has_same_objects
-    targets = r1.target_names(base_state)
+    targets = target_names(base_state)
     for n in targets:
         dW = cb.before[n] - base_state[n]
         assert float(dW.norm()) > 0
@@ -239,7 +240,7 @@ def test_callback_in_real_grpo_trainer(tmp_path):
     assert read_jsonl(log)[0]["step"] == 2
 
     # a generation every 2 optimizer steps: substituting every step would cut a generation buffer
-    bad = callbacks.PeriodicRank1Callback(base_state, every=1)
+    bad = PeriodicRank1Callback(base_state, every=1)
     trainer2 = GRPOTrainer(model=LlamaForCausalLM(cfg), reward_funcs=distinct_chars,
                            args=config(steps_per_generation=2), train_dataset=ds, processing_class=tok, callbacks=[bad])
     with pytest.raises(ValueError, match="generation boundaries"):
@@ -253,7 +254,7 @@ def test_callback_in_real_grpo_trainer(tmp_path):
 def test_measure_known_updates_against_dense_svd():
     model, _ = models.load_model(paths.TINY_BASE)
     mon = SpectralMonitor(every=1, base_state=model.state_dict())
-    names = r1.target_names(model.state_dict())
+    names = target_names(model.state_dict())
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for i, name in enumerate(names):
@@ -270,7 +271,7 @@ def test_measure_known_updates_against_dense_svd():
     for i, name in enumerate(names):
         assert by_name[name]["rank1_energy"] == pytest.approx(1.0 if i % 2 == 0 else 0.5, abs=1e-4)
         ev = torch.linalg.svdvals(model.get_parameter(name).detach().double()).numpy() ** 2
-        assert by_name[name]["hill_alpha"] == pytest.approx(spectra.hill_alpha(ev), rel=1e-6)
+        assert by_name[name]["hill_alpha"] == pytest.approx(power_law.hill_alpha(ev), rel=1e-6)
     assert rec["spectral/rank1_energy"] == pytest.approx(0.75, abs=1e-4)
     assert np.isnan(rec["spectral/u1_cos_prev"])  # first measurement: nothing to compare with
     rec2 = mon.measure(model, step=2)  # same weights: u1 unchanged (sign-invariant)

@@ -1,6 +1,6 @@
-"""analyze / substitute / export on checkpoint directories (checkpoints.py, pair_analysis.py, checkpoints_cli.py).
+"""analyze / substitute / export on checkpoint directories (the checkpoints package and its command lines).
 
-Known answers come from planted updates (pair_analysis.write_planted_rl: ΔW = s·a bᵀ + noise on every target),
+Known answers come from planted updates (planted.write_planted_rl: ΔW = s·a bᵀ + noise on every target),
 the substitution is checked against a re-implementation of AlphaRL's eval/svd.py + eval/upd_rank.py procedure
 (both models loaded whole, full SVD, W_base + ‖ΔW‖_F u1 v1ᵀ on every 2-D self_attn/mlp weight, the rest at
 base), and every written directory is reloaded with AutoModelForCausalLM.from_pretrained.
@@ -20,8 +20,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlvr_lowrank import paths  # noqa: E402
-from rlvr_lowrank.analysis.rank1 import is_target  # noqa: E402
-from rlvr_lowrank.checkpoints import formats as ck  # noqa: E402
+from rlvr_lowrank.analysis.targets import is_target  # noqa: E402
+from rlvr_lowrank.checkpoints import foreign, opening, planted, readers, rounding, substitute, writer  # noqa: E402
 from rlvr_lowrank.checkpoints import pair_analysis as pa  # noqa: E402
 from rlvr_lowrank.cli import main  # noqa: E402
 
@@ -32,11 +32,11 @@ SHARD = 200_000  # bytes: the tiny model (~4 MB in bf16) becomes a dozen shards
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpts")
-    pa.write_planted_rl(BASE, d / "rl32", scale=0.05, noise=0.0)                       # exact rank 1, fp32
-    pa.write_planted_rl(BASE, d / "rl32n", scale=0.05, noise=0.01)                     # rank 1 + noise, fp32
-    pa.write_planted_rl(BASE, d / "rl32half", scale=0.025, noise=0.0)                  # same direction, half
-    ck.export(BASE, d / "base16", dtype="bf16", max_shard_bytes=SHARD)                 # sharded bf16 base
-    pa.write_planted_rl(d / "base16", d / "rl16", scale=0.05, noise=0.005, max_shard_bytes=SHARD)
+    planted.write_planted_rl(BASE, d / "rl32", scale=0.05, noise=0.0)                       # exact rank 1, fp32
+    planted.write_planted_rl(BASE, d / "rl32n", scale=0.05, noise=0.01)                     # rank 1 + noise, fp32
+    planted.write_planted_rl(BASE, d / "rl32half", scale=0.025, noise=0.0)                  # same direction, half
+    writer.export(BASE, d / "base16", dtype="bf16", max_shard_bytes=SHARD)                 # sharded bf16 base
+    planted.write_planted_rl(d / "base16", d / "rl16", scale=0.05, noise=0.005, max_shard_bytes=SHARD)
     return d
 
 
@@ -50,7 +50,7 @@ def _load(d):
 
 def test_analyze_recovers_planted_rank1(work, tmp_path):
     res = pa.analyze(BASE, [work / "rl32"], tmp_path / "an", esd="none", quiet=True, figures=False)
-    base = ck.open_checkpoint(BASE)
+    base = opening.open_checkpoint(BASE)
     assert res["n_matrices"] == 28  # 4 layers x 7 types
     for m in res["matrices"]:
         c = m["checkpoints"][0]
@@ -105,11 +105,11 @@ def test_analyze_sharded_bf16_reports_rounding_floor(work, tmp_path):
 
 def test_rounding_floor_is_the_expected_rounding_norm():
     W = torch.ones(64, 64)  # every entry in [1, 2): the bf16 step is 2^-7
-    assert pa.rounding_floor(W, torch.bfloat16) == pytest.approx(math.sqrt(64 * 64 * 2.0**-14 / 12), rel=1e-12)
+    assert rounding.rounding_floor(W, torch.bfloat16) == pytest.approx(math.sqrt(64 * 64 * 2.0**-14 / 12), rel=1e-12)
     torch.manual_seed(0)
     X = torch.randn(256, 256) * 0.02
     err = float(torch.linalg.vector_norm(X.to(torch.bfloat16).float() - X))  # one actual rounding
-    assert err == pytest.approx(pa.rounding_floor(X, torch.bfloat16), rel=0.05)
+    assert err == pytest.approx(rounding.rounding_floor(X, torch.bfloat16), rel=0.05)
 
 
 def test_unchanged_matrices(work, tmp_path):
@@ -120,7 +120,7 @@ def test_unchanged_matrices(work, tmp_path):
 
 
 def test_targets_alpharl_and_regex(work, tmp_path):
-    sel = ck.target_selector("alpharl")
+    sel = opening.target_selector("alpharl")
     assert sel("model.layers.3.mlp.gate.weight", 2) and sel("model.layers.0.self_attn.q_proj.weight", 2)
     assert not sel("model.layers.0.input_layernorm.weight", 1) and not sel("model.embed_tokens.weight", 2)
     res = pa.analyze(BASE, [work / "rl32"], tmp_path / "an", targets=r"layers\.1\..*_proj", esd="none",
@@ -159,7 +159,8 @@ def alpharl_reference(base_dir, rl_dir, dtype):
 def test_substitute_exact_reproduces_alpharl(work, tmp_path, which):
     base, rl = (BASE, work / "rl32n") if which == "fp32" else (work / "base16", work / "rl16")
     dtype = torch.float32 if which == "fp32" else torch.bfloat16
-    out = pa.substitute(base, rl, tmp_path / "sub", variant="normmatch", svd="exact", targets="alpharl", quiet=True)
+    out = substitute.substitute(base, rl, tmp_path / "sub", variant="normmatch", svd="exact", targets="alpharl",
+                                quiet=True)
     ref = alpharl_reference(base, rl, dtype)
     got = _load(out).state_dict()
     assert set(got) == set(ref)
@@ -177,23 +178,23 @@ def test_substitute_exact_reproduces_alpharl(work, tmp_path, which):
             assert float((diff > 0).float().mean()) < 0.01, n
     # same shard layout and index as the RL checkpoint, config / tokenizer / generation config copied
     if which == "bf16":
-        idx = json.loads((out / ck.INDEX_NAME).read_text())["weight_map"]
-        assert idx == json.loads((rl / ck.INDEX_NAME).read_text())["weight_map"]
+        idx = json.loads((out / readers.INDEX_NAME).read_text())["weight_map"]
+        assert idx == json.loads((rl / readers.INDEX_NAME).read_text())["weight_map"]
     for f in ("config.json", "generation_config.json", "tokenizer.json"):
         assert (out / f).exists()
 
 
 def test_substitute_variants_on_exact_rank1(work, tmp_path):
-    base, rl = ck.open_checkpoint(BASE), ck.open_checkpoint(work / "rl32")
+    base, rl = opening.open_checkpoint(BASE), opening.open_checkpoint(work / "rl32")
     names = [n for n in base.names() if is_target(n, len(base.shape(n)))]
     for variant, expect in (("trunc", "rl"), ("normmatch", "rl"), ("residual", "base"), ("rank-k", "rl")):
-        out = pa.substitute(BASE, work / "rl32", tmp_path / variant, variant=variant, k=2, quiet=True)
-        got = ck.open_checkpoint(out)
+        out = substitute.substitute(BASE, work / "rl32", tmp_path / variant, variant=variant, k=2, quiet=True)
+        got = opening.open_checkpoint(out)
         for n in names:
             want = (rl if expect == "rl" else base).get(n)
             torch.testing.assert_close(got.get(n), want, rtol=0, atol=1e-5, msg=f"{variant} {n}")
-    out = pa.substitute(BASE, work / "rl32", tmp_path / "random", variant="random", quiet=True)
-    got = ck.open_checkpoint(out)
+    out = substitute.substitute(BASE, work / "rl32", tmp_path / "random", variant="random", quiet=True)
+    got = opening.open_checkpoint(out)
     for n in names[:3]:
         R = got.get(n) - base.get(n)
         dW = rl.get(n) - base.get(n)
@@ -217,22 +218,22 @@ def test_cli_commands(work, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- export, PEFT, GGUF
 
 def test_export_run_directory_sharded_bf16(tmp_path, monkeypatch):
-    monkeypatch.setattr(ck, "CHUNK_ELEMS", 5000)  # copy every tensor in many row blocks
+    monkeypatch.setattr(readers, "CHUNK_ELEMS", 5000)  # copy every tensor in many row blocks
     run = tmp_path / "runs" / "smoke" / "full" / "seed0"
     (run / "final").mkdir(parents=True)
     shutil.copy(BASE / "model.safetensors", run / "final" / "model.safetensors")
     (run / "config.yaml").write_text(f"model: {BASE}\n")
-    out = ck.export(run, tmp_path / "hf", dtype="bf16", max_shard_bytes=SHARD)
-    assert (out / ck.INDEX_NAME).exists() and len(list(out.glob("model-*.safetensors"))) > 1
+    out = writer.export(run, tmp_path / "hf", dtype="bf16", max_shard_bytes=SHARD)
+    assert (out / readers.INDEX_NAME).exists() and len(list(out.glob("model-*.safetensors"))) > 1
     m = _load(out)
     assert m.dtype == torch.bfloat16
-    src = ck.open_checkpoint(BASE)
+    src = opening.open_checkpoint(BASE)
     sd = m.state_dict()
     for n in src.names():
         assert torch.equal(sd[n], src.get(n).to(torch.bfloat16)), n
-    with pytest.raises(ck.CheckpointError, match="already exists"):
-        ck.export(run, tmp_path / "hf")
-    ck.export(run, tmp_path / "hf", dtype="fp32", force=True)
+    with pytest.raises(readers.CheckpointError, match="already exists"):
+        writer.export(run, tmp_path / "hf")
+    writer.export(run, tmp_path / "hf", dtype="fp32", force=True)
     assert _load(tmp_path / "hf").dtype == torch.float32
 
 
@@ -249,7 +250,7 @@ def test_peft_lora_adapter_as_rl_side(tmp_path):
     peft_model.save_pretrained(str(tmp_path / "adapter"))
     merged = peft_model.merge_and_unload().state_dict()
     res = pa.analyze(BASE, [tmp_path / "adapter"], tmp_path / "an", esd="none", quiet=True, figures=False)
-    base = ck.open_checkpoint(BASE)
+    base = opening.open_checkpoint(BASE)
     for m in res["matrices"]:
         c = m["checkpoints"][0]
         if m["type"] in ("q_proj", "down_proj"):
@@ -264,9 +265,9 @@ def test_peft_lora_adapter_as_rl_side(tmp_path):
 def test_smollm2_gguf_analyze_and_substitute(tmp_path):
     from rlvr_lowrank.models import smollm2_gguf_path
 
-    gguf = ck.GGUFCheckpoint(smollm2_gguf_path())  # dequantised once, used three times
+    gguf = foreign.GGUFCheckpoint(smollm2_gguf_path())  # dequantised once, used three times
     assert gguf.config["model_type"] == "llama" and len(gguf.names()) > 200
-    rl = pa.write_planted_rl(gguf, tmp_path / "rl", scale=0.05, noise=0.0, targets=r"layers\.0\.")
+    rl = planted.write_planted_rl(gguf, tmp_path / "rl", scale=0.05, noise=0.0, targets=r"layers\.0\.")
     res = pa.analyze(gguf, [rl], tmp_path / "an", targets=r"layers\.[01]\.", esd="none", quiet=True, figures=False)
     for m in res["matrices"]:
         c = m["checkpoints"][0]
@@ -274,7 +275,7 @@ def test_smollm2_gguf_analyze_and_substitute(tmp_path):
             assert c["e1"] == pytest.approx(1.0, abs=1e-4)
         else:
             assert c["unchanged"]
-    out = pa.substitute(gguf, rl, tmp_path / "sub", variant="normmatch", targets=r"layers\.0\.", quiet=True)
+    out = substitute.substitute(gguf, rl, tmp_path / "sub", variant="normmatch", targets=r"layers\.0\.", quiet=True)
     assert _load(out).config.model_type == "llama"
 
 
@@ -292,18 +293,18 @@ def test_mismatched_architectures_name_the_tensor(work, tmp_path):
     t = load_file(str(d / "model.safetensors"))
     t["model.layers.0.self_attn.qq_proj.weight"] = t.pop("model.layers.0.self_attn.q_proj.weight")
     save_file(t, str(d / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ck.CheckpointError, match=r"model\.layers\.0\.self_attn\.q_proj\.weight"):
+    with pytest.raises(readers.CheckpointError, match=r"model\.layers\.0\.self_attn\.q_proj\.weight"):
         pa.analyze(BASE, [d], tmp_path / "an", quiet=True)
     d = _copy(BASE, tmp_path / "reshaped")
     t = load_file(str(d / "model.safetensors"))
     t["model.layers.2.mlp.up_proj.weight"] = t["model.layers.2.mlp.up_proj.weight"][:-1]
     save_file(t, str(d / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ck.CheckpointError, match=r"shape mismatch for tensor 'model\.layers\.2\.mlp\.up_proj"):
-        pa.substitute(BASE, d, tmp_path / "s", variant="trunc", quiet=True)
+    with pytest.raises(readers.CheckpointError, match=r"shape mismatch for tensor 'model\.layers\.2\.mlp\.up_proj"):
+        substitute.substitute(BASE, d, tmp_path / "s", variant="trunc", quiet=True)
     d = _copy(BASE, tmp_path / "otherarch")
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "model_type": "qwen2"}))
-    with pytest.raises(ck.CheckpointError, match="architecture mismatch"):
+    with pytest.raises(readers.CheckpointError, match="architecture mismatch"):
         pa.analyze(BASE, [d], tmp_path / "an", quiet=True)
 
 
@@ -311,20 +312,20 @@ def test_missing_partial_and_unindexed_shards(work, tmp_path):
     d = _copy(work / "rl16", tmp_path / "missing")
     shard = sorted(d.glob("model-*.safetensors"))[1]
     shard.unlink()
-    with pytest.raises(ck.CheckpointError, match=f"{shard.name}.*missing"):
-        ck.open_checkpoint(d)
+    with pytest.raises(readers.CheckpointError, match=f"{shard.name}.*missing"):
+        opening.open_checkpoint(d)
     d = _copy(work / "rl16", tmp_path / "partial")
     shard = sorted(d.glob("model-*.safetensors"))[2]
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    with pytest.raises(ck.CheckpointError, match=f"{shard.name}.*(partial|truncated)"):
-        ck.open_checkpoint(d)
+    with pytest.raises(readers.CheckpointError, match=f"{shard.name}.*(partial|truncated)"):
+        opening.open_checkpoint(d)
     d = _copy(work / "rl16", tmp_path / "badindex")
-    idx = json.loads((d / ck.INDEX_NAME).read_text())
+    idx = json.loads((d / readers.INDEX_NAME).read_text())
     first = next(iter(idx["weight_map"]))
     idx["weight_map"][first] = "model-00099-of-00099.safetensors"
-    (d / ck.INDEX_NAME).write_text(json.dumps(idx))
-    with pytest.raises(ck.CheckpointError, match="model-00099-of-00099.safetensors"):
-        ck.open_checkpoint(d)
+    (d / readers.INDEX_NAME).write_text(json.dumps(idx))
+    with pytest.raises(readers.CheckpointError, match="model-00099-of-00099.safetensors"):
+        opening.open_checkpoint(d)
 
 
 def test_nan_tensor_is_named(tmp_path):
@@ -334,7 +335,7 @@ def test_nan_tensor_is_named(tmp_path):
     t = load_file(str(d / "model.safetensors"))
     t["model.layers.1.mlp.down_proj.weight"][3, 5] = float("nan")
     save_file(t, str(d / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ck.CheckpointError, match=r"model\.layers\.1\.mlp\.down_proj\.weight.*NaN"):
+    with pytest.raises(readers.CheckpointError, match=r"model\.layers\.1\.mlp\.down_proj\.weight.*NaN"):
         pa.analyze(BASE, [d], tmp_path / "an", quiet=True)
     assert not (tmp_path / "an").exists()
 
@@ -352,8 +353,8 @@ def test_gguf_with_unsupported_quantisation_is_named(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    with pytest.raises(ck.CheckpointError, match=r"blk\.0\.attn_q\.weight.*Q8_1"):
-        ck.open_checkpoint(path)
+    with pytest.raises(readers.CheckpointError, match=r"blk\.0\.attn_q\.weight.*Q8_1"):
+        opening.open_checkpoint(path)
 
 
 def test_pickle_checkpoint_refused_with_conversion(tmp_path):
@@ -361,26 +362,26 @@ def test_pickle_checkpoint_refused_with_conversion(tmp_path):
     d.mkdir()
     shutil.copy(BASE / "config.json", d / "config.json")
     (d / "pytorch_model.bin").write_bytes(b"not unpickled")
-    with pytest.raises(ck.CheckpointError, match=r"pickle.*save_pretrained\(.*safe_serialization=True"):
-        ck.open_checkpoint(d)
-    with pytest.raises(ck.CheckpointError, match="pickle"):
-        ck.open_checkpoint(d / "pytorch_model.bin")
+    with pytest.raises(readers.CheckpointError, match=r"pickle.*save_pretrained\(.*safe_serialization=True"):
+        opening.open_checkpoint(d)
+    with pytest.raises(readers.CheckpointError, match="pickle"):
+        opening.open_checkpoint(d / "pytorch_model.bin")
 
 
 def test_existing_output_refused_unless_force(work, tmp_path):
     out = tmp_path / "sub"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    with pytest.raises(ck.CheckpointError, match="already exists.*--force"):
-        pa.substitute(BASE, work / "rl32", out, variant="trunc", quiet=True)
+    with pytest.raises(readers.CheckpointError, match="already exists.*--force"):
+        substitute.substitute(BASE, work / "rl32", out, variant="trunc", quiet=True)
     assert (out / "keep.txt").exists()
-    pa.substitute(BASE, work / "rl32", out, variant="trunc", force=True, quiet=True)
+    substitute.substitute(BASE, work / "rl32", out, variant="trunc", force=True, quiet=True)
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
 
 
 def test_disk_full_mid_write_leaves_nothing(work, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = ck._write
+    real = writer._write
 
     def failing(f, data):
         calls["n"] += 1
@@ -388,8 +389,8 @@ def test_disk_full_mid_write_leaves_nothing(work, tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(f, data)
 
-    monkeypatch.setattr(ck, "_write", failing)
+    monkeypatch.setattr(writer, "_write", failing)
     with pytest.raises(OSError) as e:
-        pa.substitute(work / "base16", work / "rl16", tmp_path / "out", variant="normmatch", quiet=True)
+        substitute.substitute(work / "base16", work / "rl16", tmp_path / "out", variant="normmatch", quiet=True)
     assert e.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary directory is left

@@ -45,12 +45,12 @@ def test_decide_writes_the_c0_json_schema(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")  # no finished run: nothing to record
     rows = _rows(0, 0.2, 0.8, 0.77, 0.2) + _rows(1, 0.1, 0.6, 0.58, 0.1) + _rows(2, 0.2, 0.7, 0.7, 0.22)
     res = c0.decide("smoke", [0, 1, 2], rows)
-    assert res.verdict == HOLDS and res.why is None
+    assert res.verdict == HOLDS and res.why.startswith("every condition holds") and res.verdict_two_valued == HOLDS
     assert res.recovery["normmatch"]["values"] == pytest.approx([0.95, 0.96, 1.0])
     res.write()
     d = fileio.read_json(tmp_path / "smoke" / "c0.json")
     assert set(d) == {"profile", "seeds", "accuracy", "recovery", "recovery_normmatch", "recovery_random", "gain",
-                      "verdict", "verdict_bootstrap_only", "runs"}
+                      "verdict", "verdict_bootstrap_only", "verdict_two_valued", "why", "runs"}
     assert d["runs"] == {}  # no finished run of the claim's arms under this RUNS: nothing recorded
     assert c0.C0Result.read("smoke").verdict == HOLDS
     block = c0.readme_block(res)

@@ -88,10 +88,12 @@ def test_decide_writes_the_c2_json_schema():
                          "seed": 0}])
     arms = [{"arm": "full", "seed": 0, "reward_last_quarter": 0.5, "test_acc": 0.7, "fact_acc": 1.0, "skill_acc": 0.5}]
     res = c2.decide("smoke", [0, 1, 2], rows, mix, arms, cos, [1e-7, 3e-7])
-    assert res.verdict == FAILS and res.loses == []  # nothing lost on either axis
+    # nothing lost on either axis; the fact probe is at its ceiling (1.0), so a drop there could not show
+    assert res.verdict_two_valued == FAILS and res.loses == []
+    assert res.verdict == "untestable here" and "fact below its ceiling" in res.why
     d = res.to_json()
     assert set(d) == {"profile", "seeds", "scores", "multitask", "math_recovery", "fact_drop", "skill_drop", "verdict",
-                      "keeps_math", "loses", "reading2", "lora", "verdict_bootstrap_only"}
+                      "keeps_math", "loses", "reading2", "lora", "verdict_bootstrap_only", "verdict_two_valued", "why"}
     assert d["lora"]["max_sigma2_over_sigma1"] == 3e-7 and d["lora"]["direction_cosines"]["q_proj"]["cos_u"] == 0.9
     block = c2.readme_block(res)
     assert "math recovery ≥ 0.8" in block and "| rank-1, norm-matched | 0.740 | 1.000 | 0.600 | -1.000 |" in block

@@ -36,7 +36,10 @@ def test_measure_and_decide_take_the_verdict_on_the_first_arm():
     res = c3.decide("smoke", ["full", "pr1s"], [0, 1, 2], fractions)
     assert res.verdict == HOLDS and res.fraction_rl["mean"] == 1.0
     assert res.models["pr1s"]["strict"]["mean"] == 0.25 and set(res.models["base"]) == set(c3.READINGS)
-    assert c3.decide("smoke", ["pr1s", "full"], [0, 1, 2], fractions).verdict == FAILS
+    other = c3.decide("smoke", ["pr1s", "full"], [0, 1, 2], fractions)
+    # 0.25 of the table's matrices, above the shuffled control's 0 and with a Wilson interval below 0.9
+    assert other.verdict_two_valued == FAILS and other.verdict == "below threshold"
+    assert res.n_matrices == len(_full_table(1.0)) == other.n_matrices
     assert c3.C3Result.from_json(res.to_json()) == res
 
 

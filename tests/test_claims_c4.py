@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fake_runs import write_run
-from rlvr_lowrank.analysis import spectra
+from rlvr_lowrank.analysis import alignment
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c4
 
 NAME = "model.layers.0.self_attn.q_proj.weight"
@@ -24,7 +24,7 @@ def _traj(n_steps=6, d=32, seed=0, with_step0=False):
 
 
 def test_per_seed_on_constructed_trajectory():
-    table = spectra.alignment_table(_traj())
+    table = alignment.alignment_table(_traj())
     r = c4.per_seed(table)
     assert r["u_cos_final"] == pytest.approx(1.0, abs=1e-6)  # sign flips do not matter
     assert r["v_cos_final"] < 0.6  # independent random directions in d=32: chance level ~0.14
@@ -37,7 +37,7 @@ def test_trajectory_alignment_reads_the_run_and_drops_the_zero_update(tmp_path):
     run = write_run(tmp_path / "run", trajectory=_traj(with_step0=True))
     table = c4.trajectory_alignment(run)
     assert sorted(table["step"].unique()) == [5, 10, 15, 20, 25, 30]  # step 0 (ΔW = 0) dropped
-    assert c4.per_seed(table) == pytest.approx(c4.per_seed(spectra.alignment_table(_traj())), abs=1e-6)
+    assert c4.per_seed(table) == pytest.approx(c4.per_seed(alignment.alignment_table(_traj())), abs=1e-6)
     one = write_run(tmp_path / "one", trajectory={0: _traj(with_step0=True)[0], 5: _traj()[5]})
     with pytest.raises(ValueError, match="fewer than two recorded steps"):
         c4.trajectory_alignment(one)
@@ -49,9 +49,10 @@ def test_decide_by_arm_and_the_first_arm_decides():
     res = c4.decide("smoke", ["full", "pr1s"], [0, 1, 2], rows)
     assert res.verdict == HOLDS and res.by_arm["pr1s"]["verdict"] == FAILS
     assert res.u_minus_v["mean"] == pytest.approx(0.11) and len(res.by_arm["full"]["per_seed"]) == 3
-    assert c4.decide("smoke", ["pr1s", "full"], [0, 1, 2], rows).verdict == FAILS
+    other = c4.decide("smoke", ["pr1s", "full"], [0, 1, 2], rows)
+    assert other.verdict_two_valued == FAILS and other.verdict == "refuted"  # u − v = −0.1 on every seed
     assert set(res.to_json()) == {"profile", "arms", "seeds", "verdict", "u_minus_v", "u_minus_baseline", "by_arm",
-                                  "verdict_bootstrap_only"}
+                                  "verdict_bootstrap_only", "verdict_two_valued", "why"}
 
 
 def test_verdict_c4_needs_both_ci_lower_bounds_above_zero():

@@ -42,8 +42,8 @@ def test_c4_swapped_reading_flips_and_is_flagged():
     rows = [{"arm": "full", "seed": s, "u_minus_v": -0.08 - 0.005 * s, "u_minus_baseline": 0.8,
              "v_cos_final": 0.95, "v_baseline": 0.1} for s in range(3)]
     res = c4.decide("smoke", ["full"], [0, 1, 2], rows).to_json()
-    assert res["verdict"] == FAILS and c4.swapped(rows)["verdict"] == HOLDS
-    assert c4.classify(res).klass == "refuted"  # every interval of u − v below 0: the opposite direction
+    assert res["verdict_two_valued"] == FAILS and c4.swapped(rows)["verdict"] == HOLDS
+    assert res["verdict"] == c4.classify(res).klass == "refuted"  # every interval of u − v below 0: the opposite way
     assert base.sensitivity(c4, res) == ["under y = xW (sides swapped) v − u = 0.085 and the verdict is 'holds'"]
 
 

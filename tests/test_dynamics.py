@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlvr_lowrank.analysis import dynamics, spectra
+from rlvr_lowrank.analysis import alignment, dynamics
 from rlvr_lowrank.training.runs import Trajectory
 
 
@@ -13,7 +13,7 @@ def test_sign_align_makes_consecutive_vectors_agree_with_the_last():
     base = rng.normal(size=20)
     vecs = np.stack([base + 0.1 * rng.normal(size=20) for _ in range(6)])
     flips = np.array([1, -1, -1, 1, -1, 1])
-    aligned, signs = spectra.sign_align(vecs * flips[:, None], return_signs=True)
+    aligned, signs = alignment.sign_align(vecs * flips[:, None], return_signs=True)
     np.testing.assert_allclose(aligned, vecs, atol=1e-12)
     np.testing.assert_array_equal(signs, flips)
 

@@ -132,7 +132,7 @@ def test_editing_plotting_code_keeps_the_runs(own_base, monkeypatch):
         runs.require_run("smoke", "full", 0)
     finally:
         plots.write_bytes(original)
-    callbacks_py = paths.ROOT / "lib" / "rlvr_lowrank" / "training" / "callbacks.py"
+    callbacks_py = paths.ROOT / "lib" / "rlvr_lowrank" / "training" / "pr1s.py"
     original = callbacks_py.read_bytes()
     try:
         callbacks_py.write_bytes(original + b"\n# an edit of training code\n")

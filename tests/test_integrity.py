@@ -211,10 +211,10 @@ def test_result_modules_are_what_training_imports():
     # what a training run executes: the trainer, the verifiers, the models, PR1S's algebra, the packages' __init__
     assert {"rlvr_lowrank.training.train", "rlvr_lowrank.world.rewards", "rlvr_lowrank.world.tasks",
             "rlvr_lowrank.models", "rlvr_lowrank.models.loading", "rlvr_lowrank.analysis.rank1",
-            "rlvr_lowrank.training.callbacks", "rlvr_lowrank.training.precision", "rlvr_lowrank"} <= result
+            "rlvr_lowrank.training.pr1s", "rlvr_lowrank.training.precision", "rlvr_lowrank"} <= result
     # what only reads finished runs or schedules them
     for outside in ("rlvr_lowrank.claims", "rlvr_lowrank.pipeline.reproduce", "rlvr_lowrank.figures.plots",
-                    "rlvr_lowrank.checkpoints.formats", "rlvr_lowrank.cli", "rlvr_lowrank.analysis.dynamics"):
+                    "rlvr_lowrank.checkpoints.readers", "rlvr_lowrank.cli", "rlvr_lowrank.analysis.dynamics"):
         assert not any(m == outside or m.startswith(outside + ".") for m in result), outside
     assert result <= set(layout.modules())
 
@@ -222,7 +222,7 @@ def test_result_modules_are_what_training_imports():
 def test_the_import_scan_resolves_relative_imports_of_modules_and_packages():
     assert "rlvr_lowrank.world.tasks" in layout.imports("rlvr_lowrank.world.rewards")
     assert "rlvr_lowrank.models" in layout.imports("rlvr_lowrank.training.runs")   # a package (its __init__)
-    assert "rlvr_lowrank.analysis.rank1" in layout.imports("rlvr_lowrank.checkpoints.formats")
+    assert "rlvr_lowrank.analysis.targets" in layout.imports("rlvr_lowrank.checkpoints.opening")
     # function-level imports count for the closure, not for the module-level graph
     assert "rlvr_lowrank.training.train" in layout.imports("rlvr_lowrank.pipeline.reproduce")
     assert "rlvr_lowrank.training.train" not in layout.imports("rlvr_lowrank.pipeline.reproduce",

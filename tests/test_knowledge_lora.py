@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from rlvr_lowrank import fileio, models, paths
-from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.analysis import targets
 from rlvr_lowrank.training import config, train
 
-ALL_TARGETS = list(rank1.TARGET_SUFFIXES)
+ALL_TARGETS = list(targets.TARGET_SUFFIXES)
 
 
 def _lora_model(r=1, alpha=32, seed=0):
@@ -27,7 +27,7 @@ def _lora_model(r=1, alpha=32, seed=0):
 def test_lora_update_is_B_A_scale_and_rank_1():
     model, base_state, _ = _lora_model(r=1, alpha=32)
     eff = models.effective_state_dict(model)
-    assert set(rank1.target_names(base_state)) <= set(eff)
+    assert set(targets.target_names(base_state)) <= set(eff)
     n_checked = 0
     for name, module in model.get_base_model().named_modules():
         if not hasattr(module, "lora_A"):
@@ -39,7 +39,7 @@ def test_lora_update_is_B_A_scale_and_rank_1():
         s = torch.linalg.svdvals(dW)
         assert s[1] <= 1e-5 * s[0], name
         n_checked += 1
-    assert n_checked == len(rank1.target_names(base_state))  # 4 layers x 7 matrices
+    assert n_checked == len(targets.target_names(base_state))  # 4 layers x 7 matrices
 
 
 def test_effective_state_matches_peft_merge_and_never_counts_an_update_twice():
@@ -48,7 +48,7 @@ def test_effective_state_matches_peft_merge_and_never_counts_an_update_twice():
     model.merge_adapter()  # merged in place: base_layer.weight now already holds W0 + B·A·scale
     eff_after_merge = models.effective_state_dict(model)
     merged = model.merge_and_unload().state_dict()  # peft, the reference implementation
-    for name in rank1.target_names(merged):
+    for name in targets.target_names(merged):
         torch.testing.assert_close(eff[name], merged[name], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(eff_after_merge[name], merged[name], rtol=1e-5, atol=1e-6)
 
@@ -60,15 +60,15 @@ def test_lora_smoke_run_merges_a_rank_1_update_into_every_target_and_nothing_els
     base = fileio.load_tensors(paths.TINY_BASE / "model.safetensors")
     final = fileio.load_tensors(run / "final" / "model.safetensors")
     assert set(final) == set(base)  # merged under the base names: no lora_A/lora_B/base_layer keys
-    targets = set(rank1.target_names(base))
+    target_set = set(targets.target_names(base))
     for name, w in final.items():
-        if name in targets:
+        if name in target_set:
             s = torch.linalg.svdvals(w - base[name])
             assert s[0] > 0 and s[1] <= 1e-4 * s[0], name
         else:
             torch.testing.assert_close(w, base[name], rtol=0, atol=0)  # LoRA trains only the adapters
     ck = fileio.load_tensors(run / "checkpoints" / "step-00006" / "model.safetensors")
-    torch.testing.assert_close(ck[sorted(targets)[0]], final[sorted(targets)[0]])
+    torch.testing.assert_close(ck[sorted(target_set)[0]], final[sorted(target_set)[0]])
     assert len(fileio.read_jsonl(run / "evals.jsonl")) == 3
 
 

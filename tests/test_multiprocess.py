@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlvr_lowrank import fileio, paths
-from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.analysis import targets
 
 pytestmark = pytest.mark.slow  # trains or loads a real model
 
@@ -39,6 +39,6 @@ def test_two_process_pr1s_run_has_identical_weights_on_both_ranks(tmp_path):
     assert [s["step"] for s in fileio.read_jsonl(run / "substitutions.jsonl")] == [2, 4, 6]
     base = fileio.load_tensors(paths.TINY_BASE / "model.safetensors")
     final = fileio.load_tensors(run / "final" / "model.safetensors")
-    for name in rank1.target_names(base):  # substituted at the last step (6 % 2 == 0): rank 1 exactly
+    for name in targets.target_names(base):  # substituted at the last step (6 % 2 == 0): rank 1 exactly
         s = torch.linalg.svdvals(final[name] - base[name])
         assert s[1] <= 1e-4 * s[0] + 1e-6, name

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
-from rlvr_lowrank.analysis import spectra
+from rlvr_lowrank.analysis import power_law
 from rlvr_lowrank.claims import c1, c3, verdict
 from rlvr_lowrank.figures import plots
 
@@ -52,7 +52,7 @@ def test_alpha_per_matrix_shows_the_test_band_and_the_differences():
             for m in ("base", "full", "pr1s_trunc_k10") for i in range(5)]
     fig = plots.alpha_by_matrix(pd.DataFrame(rows))
     top, bottom = fig.axes[:2]
-    assert {spectra.ALPHA_HT_LO, spectra.ALPHA_HT_HI} <= _hlines(top) and 2.0 not in _hlines(top)
+    assert {power_law.ALPHA_HT_LO, power_law.ALPHA_HT_HI} <= _hlines(top) and 2.0 not in _hlines(top)
     diff = np.concatenate([line.get_ydata() for line in bottom.get_lines() if len(line.get_ydata()) == 5])
     assert np.allclose(diff, 0.02)  # the second panel plots α(RL) − α(base)
     assert "PR1S (K = 10, truncated)" in _texts(fig)

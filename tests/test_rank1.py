@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from rlvr_lowrank.analysis import rank1 as r1
+from rlvr_lowrank.analysis import svd
+from rlvr_lowrank.analysis.targets import target_names
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # Frobenius-relative tolerance of the fast path against a dense reference. The fast path certifies
-# sin θ(u1) <= 2e-3 (r1._FAST_TOL_SIN; contract: |cos| >= 0.9999, i.e. sin θ <= 1.4e-2), and ṽ is at least as
+# sin θ(u1) <= 2e-3 (svd._FAST_TOL_SIN; contract: |cos| >= 0.9999, i.e. sin θ <= 1.4e-2), and ṽ is at least as
 # accurate, so ‖σ̃ũṽᵀ − σuvᵀ‖_F / σ <= ~2 sin θ + σ error <= ~4e-3.
 FAST_RTOL = 5e-3
 
@@ -112,7 +114,7 @@ def perturb_all(model, scale: float = 0.05, seed: int = 1):
 def test_fast_path_meets_accuracy_contract(shape, top, power):
     m, n = shape
     M, U0, V0 = planted(m, n, decaying(min(m, n), top, power))
-    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(M, 1, method="fast", return_info=True)
     assert info["method"] == "fast", info  # otherwise this would only test the exact path
     assert U.dtype == S.dtype == V.dtype == torch.float32
     assert U.shape == (m, 1) and S.shape == (1,) and V.shape == (n, 1)
@@ -123,7 +125,7 @@ def test_fast_path_meets_accuracy_contract(shape, top, power):
 
 def test_fast_path_vs_torch_linalg_svd():
     M, _, _ = planted(576, 576, decaying(576, 1.01, 0.5))
-    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(M, 1, method="fast", return_info=True)
     assert info["method"] == "fast"
     Ue, Se, Vhe = torch.linalg.svd(M, full_matrices=False)
     assert abs(float(S[0] / Se[0]) - 1) <= 1e-4
@@ -133,12 +135,12 @@ def test_fast_path_vs_torch_linalg_svd():
 def test_fast_path_spiked_gaussian_and_k_gt_1():
     M = spiked(300, 200, spike=4.0)
     Ue, Se, Vhe = torch.linalg.svd(M.double(), full_matrices=False)
-    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(M, 1, method="fast", return_info=True)
     assert info["method"] == "fast"
     assert abs(float(S[0] / Se[0]) - 1) <= 1e-4 and abs(float(U[:, 0].double() @ Ue[:, 0])) >= 0.9999
     # k = 3 on a geometric spectrum: every triplet accurate
     Mk, Uk, Vk = planted(256, 200, 0.8 ** torch.arange(200, dtype=torch.float64))
-    U, S, V, info = r1.svd_topk(Mk, 3, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(Mk, 3, method="fast", return_info=True)
     assert info["method"] == "fast"
     for j in range(3):
         assert abs(float(S[j]) / 0.8**j - 1) <= 1e-4
@@ -148,11 +150,11 @@ def test_fast_path_spiked_gaussian_and_k_gt_1():
 
 def test_fast_path_is_deterministic_and_sign_canonical():
     M = spiked(200, 150, seed=3)
-    a = r1.svd_topk(M, 2, method="fast", seed=7)
-    b = r1.svd_topk(M, 2, method="fast", seed=7)
+    a = svd.svd_topk(M, 2, method="fast", seed=7)
+    b = svd.svd_topk(M, 2, method="fast", seed=7)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
-    e = r1.svd_topk(M, 2, method="exact")
+    e = svd.svd_topk(M, 2, method="exact")
     # same sign convention on both paths: u1 agrees with a positive cosine
     assert float(a[0][:, 0] @ e[0][:, 0]) > 0.9999
     assert float(a[2][:, 0] @ e[2][:, 0]) > 0.9999
@@ -165,9 +167,9 @@ def test_fast_path_is_deterministic_and_sign_canonical():
 ])
 def test_fast_path_falls_back_when_not_certified(name, spectrum):
     M, U0, _ = planted(256, 256, spectrum(256))
-    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(M, 1, method="fast", return_info=True)
     assert info["fallback"] and info["method"] == "exact", info
-    Ux, Sx, Vx = r1.svd_topk(M, 1, method="exact")
+    Ux, Sx, Vx = svd.svd_topk(M, 1, method="exact")
     assert torch.equal(U, Ux) and torch.equal(S, Sx) and torch.equal(V, Vx)
     Se = torch.linalg.svdvals(M.double())
     assert abs(float(S[0] / Se[0]) - 1) <= 1e-5
@@ -175,21 +177,21 @@ def test_fast_path_falls_back_when_not_certified(name, spectrum):
 
 def test_auto_uses_exact_for_small_and_validates():
     M = torch.randn(40, 30)
-    _, _, _, info = r1.svd_topk(M, 1, return_info=True)
+    _, _, _, info = svd.svd_topk(M, 1, return_info=True)
     assert info["method"] == "exact"
     with pytest.raises(ValueError, match="exact"):
-        r1.svd_topk(M, 1, method="lanczos")
+        svd.svd_topk(M, 1, method="lanczos")
     for bad in (0, -1, 31, 1.5):
         with pytest.raises(ValueError, match="1..30"):
-            r1.svd_topk(M, bad)
+            svd.svd_topk(M, bad)
     with pytest.raises(ValueError, match="NaN"):
-        r1.svd_topk(torch.full((4, 4), float("nan")), 1)
+        svd.svd_topk(torch.full((4, 4), float("nan")), 1)
 
 
 def test_zero_matrix_gives_zeros_no_nan():
     Z = torch.zeros(160, 140)
     for method in ("exact", "fast", "auto"):
-        U, S, V, info = r1.svd_topk(Z, 2, method=method, return_info=True)
+        U, S, V, info = svd.svd_topk(Z, 2, method=method, return_info=True)
         assert info["method"] == "zero"
         assert not U.any() and not S.any() and not V.any()
     for v in r1.VARIANTS:
@@ -206,7 +208,7 @@ def test_tiny_scale_matrix_fast_path():
     # RL updates can be ~1e-6 per entry and below; scaling must not underflow the sums of squares
     M, U0, _ = planted(200, 180, decaying(180, 2.0, 0.5))
     M = M * 1e-25
-    U, S, V, info = r1.svd_topk(M, 1, method="fast", return_info=True)
+    U, S, V, info = svd.svd_topk(M, 1, method="fast", return_info=True)
     assert info["method"] == "fast"
     assert abs(float(S[0]) / 2e-25 - 1) <= 1e-4 and abs(float(U[:, 0].double() @ U0[:, 0])) >= 0.9999
 
@@ -289,8 +291,8 @@ def test_bf16_inputs_upcast():
     k = "model.layers.0.mlp.up_proj.weight"
     assert list(d) == [k] and d[k].dtype == torch.float32
     assert torch.equal(d[k], trained[k].float() - base[k].float())
-    U, S, V = r1.svd_topk(trained[k], 2)
-    Ue, Se, Ve = r1.svd_topk(trained[k].float(), 2)
+    U, S, V = svd.svd_topk(trained[k], 2)
+    Ue, Se, Ve = svd.svd_topk(trained[k].float(), 2)
     assert S.dtype == torch.float32 and torch.equal(S, Se)
 
 
@@ -349,7 +351,7 @@ def test_build_substituted_model(variant):
     for k, v in base.state_dict().items():  # base untouched
         assert torch.equal(v, snapshot[k]), k
     bs, ts, ns = base.state_dict(), trained.state_dict(), new.state_dict()
-    targets = r1.target_names(bs)
+    targets = target_names(bs)
     assert len(targets) == 2 * 7
     for k in bs:
         if k not in targets:  # embeddings, (tied) lm_head, norms stay at base (AlphaRL)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rlvr_lowrank.analysis import rank1
+from rlvr_lowrank.analysis import rank1, svd
 
 
 def _dw(m=24, n=16, seed=0):
@@ -66,7 +66,7 @@ def test_result_beyond_float32_range_raises_instead_of_inf():
 
 
 @pytest.mark.parametrize("fn", [lambda t: rank1.rank1_update(t), lambda t: rank1.rankk_update(t, 1),
-                                lambda t: rank1.update_diagnostics(t), lambda t: rank1.svd_topk(t)])
+                                lambda t: rank1.update_diagnostics(t), lambda t: svd.svd_topk(t)])
 @pytest.mark.parametrize("shape", [(7,), (2, 3, 4), ()])
 def test_non_matrix_input_says_a_2d_matrix_was_expected(fn, shape):
     with pytest.raises(ValueError, match=r"2-D tensor .*got shape"):
@@ -87,7 +87,7 @@ def test_ordinary_inputs_unchanged():
     """The fixes must not move results for ordinary ΔW (the project's claims are computed from them)."""
     dW = _dw(32, 20, seed=5)
     d = rank1.update_diagnostics(dW)
-    U, S, V = rank1.svd_topk(dW, 2, method="exact")
+    U, S, V = svd.svd_topk(dW, 2, method="exact")
     torch_sv = torch.linalg.svd(dW, full_matrices=False).S
     assert torch.equal(S, torch_sv[:2])  # the power-of-two scaling is exact: identical singular values
     assert math.isclose(d["norm_ratio"], float(torch_sv[0] / torch.linalg.vector_norm(dW)), rel_tol=1e-6)

@@ -21,7 +21,7 @@ import torch
 
 from rlvr_lowrank import fileio, models, paths
 from rlvr_lowrank.models import sharding
-from rlvr_lowrank.training import callbacks
+from rlvr_lowrank.training import pr1s
 
 TESTS = Path(__file__).resolve().parent
 
@@ -137,7 +137,8 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
         import fsdp2_worker
     finally:
         sys.path.remove(str(TESTS))
-    from rlvr_lowrank.training.callbacks import SpectralMonitor, TrajectoryRecorder
+    from rlvr_lowrank.training.monitor import SpectralMonitor
+    from rlvr_lowrank.training.trajectory import TrajectoryRecorder
 
     out, _, _ = fsdp2
     base, trained = fsdp2_worker.perturbed()
@@ -216,7 +217,7 @@ def test_pr1s_refuses_a_lora_model():
     model, _ = models.load_model(paths.TINY_BASE)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
     lora = get_peft_model(model, LoraConfig(r=1, target_modules=["q_proj"]))
-    cb = callbacks.PeriodicRank1Callback(base_state, every=1)
+    cb = pr1s.PeriodicRank1Callback(base_state, every=1)
     with pytest.raises(NotImplementedError, match="LoRA"):
         cb.substitute(lora, None, step=1)
 

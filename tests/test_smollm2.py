@@ -76,7 +76,7 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
     import torch
 
     from rlvr_lowrank import fileio, models, paths
-    from rlvr_lowrank.analysis import rank1
+    from rlvr_lowrank.analysis import targets
     from rlvr_lowrank.training import precision, runs, train
 
     if precision.cpu_bf16_feature() is None:
@@ -97,7 +97,7 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
     assert runs.is_done(run) and not (run / "trainer").exists()
     base, _ = models.load_smollm2()
     final = fileio.load_tensors(run / "final" / "model.safetensors")
-    names = rank1.target_names(base.state_dict())
+    names = targets.target_names(base.state_dict())
     assert len(names) == 7 * base.config.num_hidden_layers
     moved = 0
     for name in names:

@@ -1,4 +1,5 @@
-"""Equivalence and property tests for rlvr_lowrank.spectra (docs/methods.md §5.3 equivalences, §6 and §8 properties).
+"""Equivalence and property tests for the spectral modules of rlvr_lowrank.analysis: esd, power_law,
+spectral_metrics, alignment and spectra (docs/methods.md §5.3 equivalences, §6 and §8 properties).
 
 Reference packages: powerlaw 2.0.0 (mode="powerlaw") and WeightWatcher 0.7.7 (mode="ww"), run side by side
 on the same eigenvalues / the same state dict.
@@ -17,6 +18,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from rlvr_lowrank.analysis import alignment, esd, power_law, spectral_metrics
 from rlvr_lowrank.analysis import spectra as S
 
 # ----------------------------------------------------------------------------------------------------
@@ -105,14 +107,14 @@ def _powerlaw_cases():
 @pytest.mark.parametrize("case,x", list(_powerlaw_cases()), ids=[c for c, _ in _powerlaw_cases()])
 def test_powerlaw_mode_equals_powerlaw_fit(case, x):
     ref = powerlaw_fit(x)
-    ours = S.fit_power_law(x, mode="powerlaw")
+    ours = power_law.fit_power_law(x, mode="powerlaw")
     assert abs(ours.alpha - ref.alpha) <= 1e-9
     assert ours.xmin == ref.xmin
     assert abs(ours.D - ref.D) <= 1e-9
     assert abs(ours.sigma - ref.power_law.standard_err) <= 1e-9
     assert ours.n_tail == ref.n_tail
     # the whole x_min scan, candidate by candidate, including which candidates powerlaw deems valid
-    xmins, alphas, Ds, valid = S.ks_scan(x, mode="powerlaw")
+    xmins, alphas, Ds, valid = power_law.ks_scan(x, mode="powerlaw")
     r = ref.xmin_fitting_results
     np.testing.assert_array_equal(xmins, r["xmins"])
     np.testing.assert_allclose(alphas, r["alphas"], rtol=1e-10)
@@ -129,7 +131,7 @@ def test_powerlaw_mode_equals_powerlaw_fit(case, x):
 def test_powerlaw_mode_no_valid_candidate_matches_noise_flag():
     x = np.exp(120 * np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]))   # every alpha0 < 1.01
     ref = powerlaw_fit(x)
-    ours = S.fit_power_law(x, mode="powerlaw")
+    ours = power_law.fit_power_law(x, mode="powerlaw")
     assert ref.noise_flag
     assert ours.alpha == pytest.approx(ref.alpha, abs=1e-12) and ours.xmin == ref.xmin
     assert not ours.reliable and "noise_flag" in ours.reason
@@ -137,14 +139,14 @@ def test_powerlaw_mode_no_valid_candidate_matches_noise_flag():
 
 def test_compare_exponential_equals_powerlaw_distribution_compare():
     x = planted_pareto(3, 3.0, 200, 150)
-    fit = S.fit_power_law(x, mode="powerlaw")
-    R, p = S.compare_exponential(x, fit)
+    fit = power_law.fit_power_law(x, mode="powerlaw")
+    R, p = power_law.compare_exponential(x, fit)
     ref = powerlaw_fit(x, xmin=fit.xmin)
     R_ref, p_ref = ref.distribution_compare("power_law", "exponential")
     # powerlaw fits the exponential by Nelder-Mead (tol 1e-4); ours is the exact MLE, so R <= R_ref
     assert R == pytest.approx(R_ref, abs=1e-3) and R <= R_ref + 1e-9
     assert p == pytest.approx(p_ref, rel=1e-3)
-    info = S.compare_with_powerlaw_package(x, fit.xmin, alternatives=("lognormal", "truncated_power_law"))
+    info = power_law.compare_with_powerlaw_package(x, fit.xmin, alternatives=("lognormal", "truncated_power_law"))
     assert info["truncated_power_law"]["nested"] and not info["lognormal"]["nested"]
     assert all(np.isfinite(v["R"]) and 0 <= v["p"] <= 1 for v in info.values())
 
@@ -203,7 +205,7 @@ def test_ww_small_n_estimator_equals_wwfit(ww, N):
     x = np.sort(np.random.default_rng(N).pareto(2.0, N) + 1.0)
     with contextlib.redirect_stdout(io.StringIO()):
         ref = WWFit(x)
-    ours = S.fit_power_law(x, mode="ww")
+    ours = power_law.fit_power_law(x, mode="ww")
     assert ours.alpha == pytest.approx(ref.alpha, abs=1e-12)
     assert ours.xmin == ref.xmin and ours.D == pytest.approx(ref.D, abs=1e-12)
     if N >= 8:
@@ -220,7 +222,7 @@ def test_esd_equals_weightwatcher_get_esd(ww):
     sd = {"model.layers.0.self_attn.v_proj.weight": np.random.default_rng(0).standard_normal((48, 96))}
     with contextlib.redirect_stdout(io.StringIO()):
         ref = ww.WeightWatcher().get_ESD(model=sd, layer=1)   # CPU-only: scipy float64 SVD
-    np.testing.assert_allclose(S.esd(torch.from_numpy(sd["model.layers.0.self_attn.v_proj.weight"])),
+    np.testing.assert_allclose(esd.esd(torch.from_numpy(sd["model.layers.0.self_attn.v_proj.weight"])),
                                np.sort(ref), rtol=1e-10)
 
 
@@ -228,7 +230,7 @@ def test_batched_singular_values_equal_scipy():
     rng = np.random.default_rng(0)
     mats = {f"m{i}": torch.from_numpy(rng.standard_normal(s))
             for i, s in enumerate([(30, 20)] * 3 + [(20, 30), (7, 7)])}
-    sv = S.singular_values_batched(mats, max_batch_bytes=2 * 30 * 20 * 8)   # forces two chunks for (30, 20)
+    sv = esd.singular_values_batched(mats, max_batch_bytes=2 * 30 * 20 * 8)   # forces two chunks for (30, 20)
     for k, W in mats.items():
         np.testing.assert_allclose(sv[k], scipy.linalg.svdvals(W.numpy()), rtol=1e-12)
 
@@ -238,22 +240,22 @@ def test_gram_eigenvalues_equal_svd_squares():
     rng = np.random.default_rng(1)
     mats = {f"m{i}": torch.from_numpy(rng.standard_t(3, s) * 0.05)
             for i, s in enumerate([(60, 40)] * 3 + [(40, 60), (9, 9)])}
-    lam = S.eigenvalues_batched(mats, workers=2)
-    assert all(np.array_equal(lam[k], v) for k, v in S.eigenvalues_batched(mats, workers=1).items())
+    lam = esd.eigenvalues_batched(mats, workers=2)
+    assert all(np.array_equal(lam[k], v) for k, v in esd.eigenvalues_batched(mats, workers=1).items())
     for k, W in mats.items():
         ref = np.sort(scipy.linalg.svdvals(W.numpy()) ** 2)
         assert lam[k].shape == ref.shape and np.all(np.diff(lam[k]) >= 0)
         np.testing.assert_allclose(lam[k], ref, rtol=0, atol=1e-12 * ref[-1])
         np.testing.assert_allclose(lam[k][-10:], ref[-10:], rtol=1e-12)     # the tail the fits use
-    svd = S.eigenvalues_batched(mats, method="svd")
+    svd = esd.eigenvalues_batched(mats, method="svd")
     np.testing.assert_allclose(svd["m3"], np.sort(scipy.linalg.svdvals(mats["m3"].numpy()) ** 2), rtol=1e-12)
     with pytest.raises(ValueError, match="gram"):
-        S.eigenvalues_batched(mats, method="qr")
+        esd.eigenvalues_batched(mats, method="qr")
 
 
 def test_gram_eigenvalues_of_a_rank_deficient_matrix_are_never_negative():
     W = torch.ones(50, 30, dtype=torch.float64) * 0.3   # rank 1: 29 exact zeros, which rounding could make < 0
-    lam = S.eigenvalues_batched({"W": W})["W"]
+    lam = esd.eigenvalues_batched({"W": W})["W"]
     assert lam.min() >= 0 and lam[-1] == pytest.approx(0.09 * 50 * 30, rel=1e-12)
     assert lam[-2] <= 1e-12 * lam[-1]
 
@@ -278,7 +280,7 @@ def test_planted_pareto_tail_recovered_within_2_sigma(alpha, mode):
     # variance); require >= 8 of 10 fixed seeds within 2 sigma and all within 3 sigma.
     z = []
     for seed in range(10):
-        fit = S.fit_power_law(planted_pareto(seed, alpha), mode=mode)
+        fit = power_law.fit_power_law(planted_pareto(seed, alpha), mode=mode)
         z.append(abs(fit.alpha - alpha) / fit.sigma)
         assert fit.n_tail >= 50 and fit.reliable, (seed, fit)
     assert sum(zi <= 2 for zi in z) >= 8 and max(z) <= 3, z
@@ -288,8 +290,8 @@ def test_planted_pareto_through_a_matrix_roundtrip():
     rng = np.random.default_rng(7)
     lam = planted_pareto(7, 3.0, 200, 100)
     W = torch.from_numpy(matrix_with_spectrum(rng, 600, 300, lam))
-    np.testing.assert_allclose(S.esd(W), np.sort(lam), rtol=1e-9)
-    fit = S.fit_power_law(S.esd(W))
+    np.testing.assert_allclose(esd.esd(W), np.sort(lam), rtol=1e-9)
+    fit = power_law.fit_power_law(esd.esd(W))
     assert abs(fit.alpha - 3.0) <= 2 * fit.sigma
 
 
@@ -297,11 +299,11 @@ def test_heavy_tail_decision_accepts_pareto_rejects_exponential():
     accepted = rejected = 0
     for seed in range(10):
         x = planted_pareto(100 + seed, 2.5)
-        fit = S.fit_power_law(x)
-        accepted += S.is_heavy_tailed(fit, *S.compare_exponential(x, fit))
+        fit = power_law.fit_power_law(x)
+        accepted += power_law.is_heavy_tailed(fit, *power_law.compare_exponential(x, fit))
         x = planted_exponential(100 + seed)          # same bulks as above
-        fit = S.fit_power_law(x)
-        rejected += not S.is_heavy_tailed(fit, *S.compare_exponential(x, fit))
+        fit = power_law.fit_power_law(x)
+        rejected += not power_law.is_heavy_tailed(fit, *power_law.compare_exponential(x, fit))
     assert accepted >= 8                      # 27 of seeds 100..129 (90%): the Vuong test is noisy for heavy tails
     assert rejected == 10
 
@@ -319,40 +321,40 @@ def test_shuffled_heavy_tailed_matrix_becomes_marchenko_pastur():
     assert row["alpha_shuffled"] > row["alpha"] + 1 or not np.isfinite(row["alpha_shuffled"])
     assert row["lambda_max_ratio"] > 1.5
     # the control is reproducible and a true permutation of the entries
-    Ws = S.shuffled(W, seed=3)
-    assert torch.equal(Ws, S.shuffled(W, seed=3)) and not torch.equal(Ws, W)
+    Ws = spectral_metrics.shuffled(W, seed=3)
+    assert torch.equal(Ws, spectral_metrics.shuffled(W, seed=3)) and not torch.equal(Ws, W)
     assert torch.equal(torch.sort(Ws.flatten()).values, torch.sort(W.flatten()).values)
 
 
 def test_mp_edge_matches_gaussian_matrix():
     W = torch.randn(1000, 500, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3
-    lam = S.esd(W)
-    edge = S.marchenko_pastur_edge(W)
+    lam = esd.esd(W)
+    edge = spectral_metrics.marchenko_pastur_edge(W)
     assert edge == pytest.approx(1000 * 0.09 * (1 + 0.5 ** 0.5) ** 2, rel=0.01)
-    assert lam[-1] == pytest.approx(edge, rel=0.03) and S.count_spikes(lam, edge * 1.03) == 0
+    assert lam[-1] == pytest.approx(edge, rel=0.03) and spectral_metrics.count_spikes(lam, edge * 1.03) == 0
 
 
 def test_hill_alpha_fixed_xmin():
     x = np.random.default_rng(1).pareto(2.0, 2000) + 1.0      # density alpha = 3
-    a = S.hill_alpha(x)
+    a = power_law.hill_alpha(x)
     xs = np.sort(x)
     k = len(xs) - len(xs) // 2
     assert a == pytest.approx(1 + k / np.sum(np.log(xs[-k:] / xs[-k])), rel=1e-12)
-    assert a == pytest.approx(S.fit_power_law(x, mode="powerlaw", xmin=xs[-k]).alpha, rel=1e-12)
+    assert a == pytest.approx(power_law.fit_power_law(x, mode="powerlaw", xmin=xs[-k]).alpha, rel=1e-12)
     assert abs(a - 3.0) < 0.2
-    assert S.hill_alpha(x, k=200) == pytest.approx(3.0, abs=0.45)
+    assert power_law.hill_alpha(x, k=200) == pytest.approx(3.0, abs=0.45)
 
 
 def test_scalar_metrics():
     rng = np.random.default_rng(2)
     sv = np.array([4.0, 2.0, 1.0, 1.0])
     W = torch.from_numpy(matrix_with_spectrum(rng, 6, 4, sv ** 2))
-    assert S.stable_rank(W) == pytest.approx(np.sum(sv ** 2) / 16, rel=1e-12)
+    assert spectral_metrics.stable_rank(W) == pytest.approx(np.sum(sv ** 2) / 16, rel=1e-12)
     q = sv / sv.sum()
-    assert S.effective_rank(W) == pytest.approx(np.exp(-np.sum(q * np.log(q))), rel=1e-12)
-    assert S.spectral_drift(W, 1.1 * W, k=2) == pytest.approx(0.1, rel=1e-9)
-    assert S.spectral_drift(W, 1.1 * W, k=None) == pytest.approx(0.1, rel=1e-9)
-    assert S.spectral_drift(W, W, k=4) == pytest.approx(0.0, abs=1e-12)
+    assert spectral_metrics.effective_rank(W) == pytest.approx(np.exp(-np.sum(q * np.log(q))), rel=1e-12)
+    assert spectral_metrics.spectral_drift(W, 1.1 * W, k=2) == pytest.approx(0.1, rel=1e-9)
+    assert spectral_metrics.spectral_drift(W, 1.1 * W, k=None) == pytest.approx(0.1, rel=1e-9)
+    assert spectral_metrics.spectral_drift(W, W, k=4) == pytest.approx(0.0, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -363,18 +365,18 @@ def test_alignment_identical_and_sign_flips():
     rng = np.random.default_rng(0)
     v = rng.standard_normal(50)
     V = np.stack([v] * 5)
-    cf, cp = S.temporal_alignment(V)
+    cf, cp = alignment.temporal_alignment(V)
     np.testing.assert_allclose(cf, 1.0, rtol=1e-12)
     np.testing.assert_allclose(cp[1:], 1.0, rtol=1e-12)
     assert math.isnan(cp[0])
     signs = np.array([1, -1, -1, 1, -1.0])
-    cf2, cp2 = S.temporal_alignment(V * signs[:, None])
+    cf2, cp2 = alignment.temporal_alignment(V * signs[:, None])
     np.testing.assert_allclose(cf2, cf)
     np.testing.assert_allclose(cp2[1:], cp[1:])
-    A = S.sign_align(V * signs[:, None])
+    A = alignment.sign_align(V * signs[:, None])
     np.testing.assert_allclose(A, V * signs[-1])              # last step is the sign reference
     X = rng.standard_normal((8, 20))
-    A = S.sign_align(X)
+    A = alignment.sign_align(X)
     assert np.all(np.sum(A[1:] * A[:-1], axis=1) >= 0) and np.array_equal(A[-1], X[-1])
     assert np.all(np.abs(A) == np.abs(X))
 
@@ -384,30 +386,30 @@ def test_alignment_known_rotation():
     e1, e2 = np.eye(d)[0], np.eye(d)[1]
     thetas = np.array([0.0, 0.3, 0.7, 1.2, 1.5])
     V = np.stack([np.cos(t) * e1 + np.sin(t) * e2 for t in thetas])
-    cf, cp = S.temporal_alignment(V)
+    cf, cp = alignment.temporal_alignment(V)
     np.testing.assert_allclose(cf, np.abs(np.cos(thetas - thetas[-1])), atol=1e-12)
     np.testing.assert_allclose(cp[1:], np.abs(np.cos(np.diff(thetas))), atol=1e-12)
     # a 2-D subspace rotated by known angles (0.2, 0.9) inside R^d
     B = np.stack([np.cos(0.2) * e1 + np.sin(0.2) * np.eye(d)[2], np.cos(0.9) * e2 + np.sin(0.9) * np.eye(d)[3]], 1)
-    ov, ang = S.subspace_overlap(np.stack([e1, e2], 1), B)
+    ov, ang = alignment.subspace_overlap(np.stack([e1, e2], 1), B)
     np.testing.assert_allclose(ang, [0.9, 0.2], atol=1e-12)
     assert ov == pytest.approx((np.cos(0.2) ** 2 + np.cos(0.9) ** 2) / 2, rel=1e-12)
 
 
 def test_random_baseline_formula_and_independent_vectors():
-    assert S.random_baseline(2) == pytest.approx(2 / np.pi, rel=1e-12)
-    assert S.random_baseline(3) == pytest.approx(0.5, rel=1e-12)
-    assert S.random_baseline(10 ** 6) == pytest.approx(math.sqrt(2 / (np.pi * 10 ** 6)), rel=1e-5)
+    assert alignment.random_baseline(2) == pytest.approx(2 / np.pi, rel=1e-12)
+    assert alignment.random_baseline(3) == pytest.approx(0.5, rel=1e-12)
+    assert alignment.random_baseline(10 ** 6) == pytest.approx(math.sqrt(2 / (np.pi * 10 ** 6)), rel=1e-5)
     rng = np.random.default_rng(0)
     d, n = 50, 20000
     a, b = rng.standard_normal((n, d)), rng.standard_normal((n, d))
     c = np.abs(np.sum(a * b, 1)) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert abs(c.mean() - S.random_baseline(d)) < 4 * c.std() / math.sqrt(n)
+    assert abs(c.mean() - alignment.random_baseline(d)) < 4 * c.std() / math.sqrt(n)
     # independent steps: alignment to the final vector sits at the random baseline
     T, d = 400, 256
-    cf, cp = S.temporal_alignment(rng.standard_normal((T, d)))
-    assert abs(cf[:-1].mean() - S.random_baseline(d)) < 4 * cf[:-1].std() / math.sqrt(T - 1)
-    assert abs(np.nanmean(cp) - S.random_baseline(d)) < 4 * np.nanstd(cp) / math.sqrt(T - 1)
+    cf, cp = alignment.temporal_alignment(rng.standard_normal((T, d)))
+    assert abs(cf[:-1].mean() - alignment.random_baseline(d)) < 4 * cf[:-1].std() / math.sqrt(T - 1)
+    assert abs(np.nanmean(cp) - alignment.random_baseline(d)) < 4 * np.nanstd(cp) / math.sqrt(T - 1)
 
 
 def test_subspace_overlap_equals_scipy_subspace_angles():
@@ -417,12 +419,13 @@ def test_subspace_overlap_equals_scipy_subspace_angles():
     cases.append((A, A + 1e-7 * rng.standard_normal((60, 4))))          # tiny angles: the sine branch
     cases.append((A, A @ rng.standard_normal((4, 4))))                   # same subspace, other basis
     for A, B in cases:
-        ov, ang = S.subspace_overlap(A, B)
+        ov, ang = alignment.subspace_overlap(A, B)
         ref = scipy.linalg.subspace_angles(A, B)
         np.testing.assert_allclose(ang, ref, atol=1e-8)
         assert ov == pytest.approx(np.mean(np.cos(ref) ** 2), abs=1e-12)
     # chance level for random k-dim subspaces is k/m
-    ovs = [S.subspace_overlap(rng.standard_normal((200, 4)), rng.standard_normal((200, 4)))[0] for _ in range(50)]
+    ovs = [alignment.subspace_overlap(rng.standard_normal((200, 4)), rng.standard_normal((200, 4)))[0]
+           for _ in range(50)]
     assert np.mean(ovs) == pytest.approx(4 / 200, rel=0.25)
 
 
@@ -438,15 +441,15 @@ def test_alignment_table_from_trajectory_format():
         V = haar(rng, n, k)
         traj[s] = {"model.layers.3.mlp.down_proj.weight": (torch.from_numpy(U), torch.tensor([2.0, 1.0]),
                                                            torch.from_numpy(V))}
-    df = S.alignment_table(traj)
+    df = alignment.alignment_table(traj)
     assert list(df.columns[:8]) == ["name", "type", "layer", "step", "side", "cos_final", "cos_prev", "baseline"]
     u = df[df.side == "u"].sort_values("step")
     np.testing.assert_allclose(u.cos_final, np.cos(thetas), atol=1e-12)
     np.testing.assert_allclose(u.cos_prev.iloc[1:], np.cos(0.2), atol=1e-12)
     assert (u.type == "down_proj").all() and (u.layer == 3).all()
-    assert u.baseline.iloc[0] == pytest.approx(S.random_baseline(m))
+    assert u.baseline.iloc[0] == pytest.approx(alignment.random_baseline(m))
     v = df[df.side == "v"]
-    assert v.baseline.iloc[0] == pytest.approx(S.random_baseline(n)) and (v.overlap_baseline == k / n).all()
+    assert v.baseline.iloc[0] == pytest.approx(alignment.random_baseline(n)) and (v.overlap_baseline == k / n).all()
     assert v[v.step == 40].cos_final.iloc[0] == pytest.approx(1.0) and v.cos_final.iloc[0] < 0.99
     np.testing.assert_allclose(u.overlap_final, (np.cos(thetas) ** 2 + 1) / 2, atol=1e-12)
 
@@ -460,7 +463,7 @@ def test_alignment_table_from_trajectory_format():
                          ids=["1d", "empty", "nan", "inf"])
 def test_bad_matrices_raise_named_value_error(bad):
     with pytest.raises(ValueError, match="W"):
-        S.esd(bad)
+        esd.esd(bad)
     sd = {"model.layers.0.self_attn.q_proj.weight": bad}
     if bad.ndim == 2:
         with pytest.raises(ValueError, match="q_proj"):
@@ -469,11 +472,11 @@ def test_bad_matrices_raise_named_value_error(bad):
 
 def test_bad_eigenvalues_raise():
     with pytest.raises(ValueError, match="NaN"):
-        S.fit_power_law(np.array([1.0, np.nan, 2.0] * 10))
+        power_law.fit_power_law(np.array([1.0, np.nan, 2.0] * 10))
     with pytest.raises(ValueError, match="negative"):
-        S.fit_power_law(np.array([1.0, -1.0, 2.0] * 10))
+        power_law.fit_power_law(np.array([1.0, -1.0, 2.0] * 10))
     with pytest.raises(ValueError, match="mode"):
-        S.fit_power_law(np.arange(1.0, 40.0), mode="other")
+        power_law.fit_power_law(np.arange(1.0, 40.0), mode="other")
 
 
 @pytest.mark.parametrize("mode", ["ww", "powerlaw"])
@@ -491,7 +494,7 @@ def test_degenerate_matrices_are_flagged_never_silent(mode):
 def test_too_few_eigenvalues_unreliable():
     x = planted_pareto(0, 2.5, 10, 8)
     for mode in ("ww", "powerlaw"):
-        fit = S.fit_power_law(x, mode=mode)
+        fit = power_law.fit_power_law(x, mode=mode)
         assert not fit.reliable and "n_evals=18<20" in fit.reason
 
 
@@ -499,11 +502,11 @@ def test_bf16_input_is_upcast():
     rng = np.random.default_rng(9)
     W = torch.from_numpy(matrix_with_spectrum(rng, 256, 128, 1e-2 * planted_pareto(9, 3.0, 78, 50))).float()
     Wb = W.to(torch.bfloat16)
-    np.testing.assert_array_equal(S.esd(Wb), S.esd(Wb.float()))          # exact upcast, then float64 SVD
-    fb, f32 = S.fit_power_law(S.esd(Wb)), S.fit_power_law(S.esd(W))
+    np.testing.assert_array_equal(esd.esd(Wb), esd.esd(Wb.float()))          # exact upcast, then float64 SVD
+    fb, f32 = power_law.fit_power_law(esd.esd(Wb)), power_law.fit_power_law(esd.esd(W))
     assert abs(fb.alpha - f32.alpha) <= f32.sigma                          # bf16 rounding moves alpha < 1 sigma
-    assert abs(S.hill_alpha(S.esd(Wb)) - S.hill_alpha(S.esd(W))) < 0.02
-    assert S.esd(W.half()).dtype == np.float64
+    assert abs(power_law.hill_alpha(esd.esd(Wb)) - power_law.hill_alpha(esd.esd(W))) < 0.02
+    assert esd.esd(W.half()).dtype == np.float64
 
 
 def test_analyze_model_module_delta_and_scale_invariance():
@@ -535,8 +538,8 @@ def test_analyze_model_module_delta_and_scale_invariance():
     dW = (model.state_dict()[name].double() - base.state_dict()[name].double())
     assert df.loc[name, "rel_update"] == pytest.approx(
         float(dW.norm() / base.state_dict()[name].double().norm()), rel=1e-9)
-    lam = S.esd(dW)
-    assert df.loc[name, "alpha_delta"] == pytest.approx(S.fit_power_law(lam / lam.mean()).alpha, rel=1e-9)
+    lam = esd.esd(dW)
+    assert df.loc[name, "alpha_delta"] == pytest.approx(power_law.fit_power_law(lam / lam.mean()).alpha, rel=1e-9)
     assert df.loc[name, "stable_rank_delta"] < 2.0                     # rank-1 dominated update
     # alpha of W itself is scale-invariant as long as no eigenvalue crosses WW's 1e-5 threshold
     sd = {k: 16 * v for k, v in base.state_dict().items()}   # power of 2: exact in float32

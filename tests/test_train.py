@@ -42,11 +42,11 @@ def test_pr1s_leaves_rank1_updates_in_the_final_model(smoke_run):
     import torch
 
     from rlvr_lowrank import models
-    from rlvr_lowrank.analysis import rank1
+    from rlvr_lowrank.analysis import targets
 
     base, _ = models.load_model(paths.TINY_BASE)
     final = fileio.load_tensors(smoke_run / "final" / "model.safetensors")
-    for name in rank1.target_names(base.state_dict()):
+    for name in targets.target_names(base.state_dict()):
         dw = final[name] - base.state_dict()[name]
         s = torch.linalg.svdvals(dw)
         assert s[1] <= 1e-4 * max(float(s[0]), 1e-12) + 1e-6, name  # substituted at the last step (6 % 2 == 0)

@@ -8,7 +8,7 @@ Layers, lowest first; a module may import its own package and the layers below i
     world                   tasks, chat tasks, rewards, evaluation
     models                  tiny model, loading, SmolLM2 cache, sharded weights, pretraining
     analysis                rank-1 algebra, spectra, alignment, linear dynamics
-    checkpoints             your own checkpoints: formats, analyze / substitute / export
+    checkpoints             your own checkpoints: read, write, analyze / substitute / export
     training                config, GRPO runs, PR1S and recorders, precision, run identity
     claims                  C0-C4, their statistics, the declared notebook table, evaluation suites
     figures                 the notebooks' figures

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import spectra
-from .rank1 import layer_index, matrix_type
+from .alignment import sign_align
+from .targets import layer_index, matrix_type
 
 
 def pls_r2(X: np.ndarray, y: Sequence[float]) -> dict:
@@ -75,7 +75,7 @@ def linear_dynamics(traj, evals: "pd.DataFrame", metric: str = "test_acc") -> "p
     y = acc.loc[steps].to_numpy(dtype=float)
     rows = []
     for name in traj.names:
-        X, _ = spectra.sign_align(traj.U[name][idx, :, 0], return_signs=True)
+        X, _ = sign_align(traj.U[name][idx, :, 0], return_signs=True)
         rows.append({"name": name, "type": matrix_type(name), "layer": layer_index(name), **pls_r2(X, y)})
     return pd.DataFrame(rows)
 
@@ -138,7 +138,7 @@ def extrapolate_alpharl(traj, window_end: int, target_step: int) -> dict[str, to
     t = traj.steps[idx].astype(np.float64)
     out = {}
     for name in traj.names:
-        u, signs = spectra.sign_align(traj.U[name][idx, :, 0], return_signs=True)
+        u, signs = sign_align(traj.U[name][idx, :, 0], return_signs=True)
         a_t = u * traj.S[name][idx, 0:1].astype(np.float64)
         slope, icpt = linear_fit(t, a_t)
         a_hat = slope * target_step + icpt

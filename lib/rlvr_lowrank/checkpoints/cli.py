@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute one of COMMANDS; a CheckpointError becomes a one-line message and exit status 2."""
     # function-level: cli imports this module for every command (training subprocesses included); the
     # checkpoint code and its figures are loaded only when one of these commands runs
-    from .formats import CheckpointError
+    from .readers import CheckpointError
 
     try:
         if args.command == "analyze":
@@ -79,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{s['e1_pooled']:.4f}, {s['n_unchanged']} unchanged, {s['n_at_noise']} at storage noise; "
                   f"wrote {args.out}/analysis.md")
         elif args.command == "substitute":
-            from .pair_analysis import substitute
+            from .substitute import substitute
 
             print(substitute(args.base, args.rl, args.out, variant=args.variant, k=args.k, normmatch=args.normmatch,
                              svd=args.svd, targets=args.targets, seed=args.seed, force=args.force, quiet=args.quiet))
         elif args.command == "export":
-            from .formats import export, parse_size
+            from .writer import export, parse_size
 
             print(export(args.run, args.out, dtype=args.dtype, max_shard_bytes=parse_size(args.max_shard_size),
                          force=args.force, progress=not args.quiet))

@@ -197,6 +197,15 @@ def notes(module: ModuleType, stored: dict) -> list[str]:
     return list(hook(stored)) if hook else []
 
 
+def classified(module: ModuleType, result: "ClaimResult") -> "ClaimResult":
+    """``result`` (a fresh cN result) with ``verdict`` set to its class in force (``module.classify``) and ``why``
+    to that class's reason; the two-valued verdict moves to ``verdict_two_valued``. Every ``decide`` ends here,
+    so a notebook that prints ``result.verdict`` prints the class the report will show."""
+    k = module.classify(result.to_json())
+    result.verdict_two_valued, result.verdict, result.why = result.verdict, k.klass, k.reason
+    return result
+
+
 def verdict_sentence(module: ModuleType, stored: dict) -> str:
     """The claim's verdict as its README block states it: the class in force with its reason and, where the
     data could not decide, the power of the deciding quantity; then the two-valued verdict of earlier reports."""

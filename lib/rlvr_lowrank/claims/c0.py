@@ -21,6 +21,7 @@ from .base import (
     arm_label,
     base_reused,
     both_intervals,
+    classified,
     inconclusive,
     interval,
     score_models,
@@ -138,6 +139,7 @@ class C0Result(ClaimResult):
     verdict: str
     why: str | None = None
     verdict_bootstrap_only: str | None = None
+    verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
 
 
 RESULT = C0Result  # the schema of this claim's cN.json
@@ -147,8 +149,9 @@ def decide(profile: str, seeds: list, rows: list[dict]) -> C0Result:
     """The C0 result of a profile from its accuracy rows."""
     rec, gains = recoveries(rows)
     v = verdict(rec, gains)
-    return C0Result(profile=profile, seeds=list(seeds), accuracy=rows,
-                    recovery={k: summarize(x) for k, x in rec.items()}, **v)
+    result = C0Result(profile=profile, seeds=list(seeds), accuracy=rows,
+                      recovery={k: summarize(x) for k, x in rec.items()}, **v)
+    return classified(sys.modules[__name__], result)
 
 
 def readme_block(r: C0Result) -> str:

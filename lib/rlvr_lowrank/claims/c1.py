@@ -15,6 +15,7 @@ from .base import (
     ClaimResult,
     arm_label,
     both_intervals,
+    classified,
     inconclusive,
     interval,
     too_few_seeds,
@@ -135,6 +136,7 @@ class C1Result(ClaimResult):
     sweep: list  # sweep_rows() of the main arm and the further PR1S arms
     why: str | None = None
     verdict_bootstrap_only: str | None = None
+    verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
     lower_reward: bool | None = None
     comparable_test: bool | None = None
 
@@ -143,8 +145,9 @@ RESULT = C1Result  # the schema of this claim's cN.json
 
 
 def decide(profile: str, full: str, pr1s: str, seeds: list, rows: list[dict], sweep: list[dict]) -> C1Result:
-    return C1Result(profile=profile, full=full, pr1s=pr1s, seeds=list(seeds), per_seed=rows, sweep=sweep,
-                    **verdict_of_rows(rows))
+    result = C1Result(profile=profile, full=full, pr1s=pr1s, seeds=list(seeds), per_seed=rows, sweep=sweep,
+                      **verdict_of_rows(rows))
+    return classified(sys.modules[__name__], result)
 
 
 def readme_block(r: C1Result) -> str:

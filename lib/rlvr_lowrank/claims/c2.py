@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import models
-from ..analysis import rank1
+from ..analysis import rank1, svd, targets
 from ..training import runs
 from ..world import chat_tasks, evaluate, tasks
 from . import parallel, suites
@@ -33,6 +33,7 @@ from .base import (
     arm_label,
     base_reused,
     both_intervals,
+    classified,
     inconclusive,
     interval,
     score_models,
@@ -202,10 +203,10 @@ def top_direction_cosines(base_state: dict, a_state: dict, b_state: dict) -> pd.
     for name in da:
         if float(da[name].abs().max()) == 0 or float(db[name].abs().max()) == 0:
             continue  # a zero update has no direction
-        ua, _, va = rank1.svd_topk(da[name], 1, method="exact")
-        ub, _, vb = rank1.svd_topk(db[name], 1, method="exact")
+        ua, _, va = svd.svd_topk(da[name], 1, method="exact")
+        ub, _, vb = svd.svd_topk(db[name], 1, method="exact")
         m, n = da[name].shape
-        rows.append({"name": name, "type": rank1.matrix_type(name), "layer": rank1.layer_index(name),
+        rows.append({"name": name, "type": targets.matrix_type(name), "layer": targets.layer_index(name),
                      "cos_u": abs(float(ua[:, 0] @ ub[:, 0])), "cos_v": abs(float(va[:, 0] @ vb[:, 0])),
                      "baseline_u": float(np.sqrt(2 / (np.pi * m))), "baseline_v": float(np.sqrt(2 / (np.pi * n)))})
     return pd.DataFrame(rows)
@@ -220,7 +221,7 @@ def lora_directions(lora_runs: dict[int, Path], full_runs: dict[int, Path]) -> t
         full = runs.load_run_pair(full_runs[s])[2]
         cos.append(top_direction_cosines(base.state_dict(), lora.state_dict(), full.state_dict()).assign(seed=s))
         for dW in rank1.deltas(base, lora).values():
-            sv = rank1.svd_topk(dW, 2, method="exact")[1]
+            sv = svd.svd_topk(dW, 2, method="exact")[1]
             rank_ratio.append(float(sv[1] / sv[0]) if sv[0] > 0 else 0.0)
     return pd.concat(cos), rank_ratio
 
@@ -364,6 +365,7 @@ class C2Result(ClaimResult):
     reading2: dict | None = None
     why: str | None = None
     verdict_bootstrap_only: str | None = None
+    verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
     keeps_math: bool | None = None
     loses: list | None = None
 
@@ -380,7 +382,8 @@ def decide(profile: str, seeds: list, score_rows: list[dict], mix_rows: list[dic
     if cos is not None:
         lora.update({"direction_cosines": direction_by_type(cos).to_dict("index"),
                      "max_sigma2_over_sigma1": max(rank_ratio)})
-    return C2Result(profile=profile, seeds=list(seeds), scores=score_rows, multitask=mix_rows, lora=lora, **v)
+    result = C2Result(profile=profile, seeds=list(seeds), scores=score_rows, multitask=mix_rows, lora=lora, **v)
+    return classified(sys.modules[__name__], result)
 
 
 def _ci(x: dict) -> str:

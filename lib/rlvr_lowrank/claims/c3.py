@@ -2,7 +2,7 @@
 
 Measured in notebook 04: spectra.analyze_model of each run's final weights (with the entry-shuffled
 control and the fit of ΔW), next to the base model; a matrix counts as heavy-tailed by
-spectra.is_heavy_tailed.
+power_law.is_heavy_tailed.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import models
 from ..analysis import spectra
-from ..analysis.rank1 import TARGET_SUFFIXES
+from ..analysis.targets import TARGET_SUFFIXES
 from ..training import config, runs
 from . import power
 from .base import (
@@ -24,6 +24,7 @@ from .base import (
     ClaimResult,
     arm_label,
     both_intervals,
+    classified,
     inconclusive,
     too_few_seeds,
     verdict_sentence,
@@ -35,7 +36,7 @@ CLAIM = Claim(
     "C3",
     "2605.06523 abstract: 'The distribution of singular values of almost all linear layers in RLVR-trained model "
     "behaves like heavy-tailed distribution.'",
-    "fraction of target matrices of the RL-trained model whose ESD is heavy-tailed (spectra.is_heavy_tailed: "
+    "fraction of target matrices of the RL-trained model whose ESD is heavy-tailed (power_law.is_heavy_tailed: "
     "reliable power-law fit preferred over an exponential tail) >= min_fraction ('almost all'), CI over seeds; "
     "reported next to the base model and the entry-shuffled control.",
     {"min_fraction": 0.9},
@@ -62,7 +63,7 @@ def run_spectra(run: Path, base_state: dict) -> pd.DataFrame:
 def heavy_tail_fractions(table: pd.DataFrame, suffix: str = "") -> dict:
     """Fractions of matrices called heavy-tailed in an ``spectra.analyze_model`` table.
 
-    ``strict`` is the pre-registered C3 test (spectra.is_heavy_tailed: reliable fit, power law beats an
+    ``strict`` is the pre-registered C3 test (power_law.is_heavy_tailed: reliable fit, power law beats an
     exponential tail with p < 0.05, 1.5 <= alpha <= 6). ``ww_band`` is the weaker reading common in
     the WeightWatcher literature (a reliable fit with alpha <= 6, no likelihood-ratio test); it is
     reported for information and never decides the verdict. ``suffix`` selects e.g. "_shuffled" or
@@ -145,6 +146,8 @@ class C3Result(ClaimResult):
     models: dict  # model -> reading -> summarize over seeds (and "smollm2" -> smollm2_summary)
     why: str | None = None
     verdict_bootstrap_only: str | None = None
+    verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
+    n_matrices: int | None = None  # target matrices per model (the deciding arm's table); older files lack it
 
 
 RESULT = C3Result  # the schema of this claim's cN.json
@@ -158,7 +161,9 @@ def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame,
                for model, part in fractions.groupby("model", sort=False)}
     if smollm2 is not None:
         summary["smollm2"] = smollm2_summary(smollm2)
-    return C3Result(profile=profile, arms=list(arms), seeds=list(seeds), models=summary, **v)
+    n_matrices = int(fractions.loc[fractions["model"] == arms[0], "n"].iloc[0])
+    result = C3Result(profile=profile, arms=list(arms), seeds=list(seeds), models=summary, n_matrices=n_matrices, **v)
+    return classified(sys.modules[__name__], result)
 
 
 def _ci(x: dict) -> str:
@@ -186,7 +191,7 @@ def readme_block(r: C3Result) -> str:
 
 def n_target_matrices(profile: str, arm: str) -> int:
     """How many target matrices the fractions of ``profile`` are over: decoder layers × the target matrix
-    types (analysis.rank1.TARGET_SUFFIXES), read from the base model's config (SmolLM2: the GGUF header),
+    types (analysis.targets.TARGET_SUFFIXES), read from the base model's config (SmolLM2: the GGUF header),
     without loading weights."""
     cfg = config.resolve(profile, arm, config.seeds_of(profile, arm)[0])
     if cfg.model == config.SMOLLM2_MODEL:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import spectra
+from ..analysis import alignment
 from ..training import runs
 from .base import (
     Claim,
     ClaimResult,
     arm_label,
     both_intervals,
+    classified,
     inconclusive,
     interval,
     too_few_seeds,
@@ -55,7 +56,7 @@ def factors_by_step(traj: runs.Trajectory) -> dict[int, dict[str, tuple]]:
 
 
 def trajectory_alignment(run: Path) -> pd.DataFrame:
-    """``spectra.alignment_table`` of a finished run's trajectory (component 0 = the rank-1 direction).
+    """``alignment.alignment_table`` of a finished run's trajectory (component 0 = the rank-1 direction).
 
     The final step is kept in the table (cos_final = 1 there by definition) and excluded by
     :func:`per_seed`.
@@ -63,7 +64,7 @@ def trajectory_alignment(run: Path) -> pd.DataFrame:
     by_step = factors_by_step(runs.load_trajectory(run))
     if len(by_step) < 2:
         raise ValueError(f"{run}: fewer than two recorded steps with a non-zero update; nothing to align")
-    return spectra.alignment_table(by_step)
+    return alignment.alignment_table(by_step)
 
 
 def per_seed(table: pd.DataFrame) -> dict:
@@ -146,6 +147,7 @@ class C4Result(ClaimResult):
     u_minus_baseline: dict
     by_arm: dict  # verdicts_by_arm()
     verdict_bootstrap_only: str | None = None
+    verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
     why: str | None = None
 
 
@@ -155,9 +157,10 @@ RESULT = C4Result  # the schema of this claim's cN.json
 def decide(profile: str, arms: list, seeds: list, rows: list[dict]) -> C4Result:
     by_arm = verdicts_by_arm(rows)
     first = by_arm[arms[0]]
-    return C4Result(profile=profile, arms=list(arms), seeds=list(seeds), verdict=first["verdict"],
-                    verdict_bootstrap_only=first["verdict_bootstrap_only"], why=first.get("why"),
-                    u_minus_v=first["u_minus_v"], u_minus_baseline=first["u_minus_baseline"], by_arm=by_arm)
+    result = C4Result(profile=profile, arms=list(arms), seeds=list(seeds), verdict=first["verdict"],
+                      verdict_bootstrap_only=first["verdict_bootstrap_only"], why=first.get("why"),
+                      u_minus_v=first["u_minus_v"], u_minus_baseline=first["u_minus_baseline"], by_arm=by_arm)
+    return classified(sys.modules[__name__], result)
 
 
 def readme_block(r: C4Result) -> str:

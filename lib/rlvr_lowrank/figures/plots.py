@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .. import fileio
-from ..analysis import spectra
+from ..analysis import power_law
 from ..claims import verdict
 from ..claims.base import arm_label
 
@@ -106,7 +106,7 @@ def reward_and_test_curves(curves: "pd.DataFrame", title: str = "") -> "plt.Figu
 def esd_tails(panels: Sequence[tuple[str, "np.ndarray", object]], ncols: int = 3) -> "plt.Figure":
     """Empirical CCDF P(λ ≥ x) of each ESD on log-log axes with its fitted power-law tail.
 
-    ``panels``: (title, eigenvalues, spectra.PowerLawFit). The fitted tail is drawn as
+    ``panels``: (title, eigenvalues, power_law.PowerLawFit). The fitted tail is drawn as
     (n_tail / n) · (x / x_min)^(1 − α) from x_min to λ_max, the CCDF of the fitted Pareto tail.
     """
     n = len(panels)
@@ -134,8 +134,8 @@ def esd_tails(panels: Sequence[tuple[str, "np.ndarray", object]], ncols: int = 3
 
 def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
     """Fitted α per target matrix (x: matrix index in model order). Top: α of each model (``model``
-    column, seed bands) with the heavy-tailed band of the C3 test (spectra.ALPHA_HT_LO ≤ α ≤
-    spectra.ALPHA_HT_HI); bottom: α(model) − α(base) per matrix, which shows what the curves on top
+    column, seed bands) with the heavy-tailed band of the C3 test (power_law.ALPHA_HT_LO ≤ α ≤
+    power_law.ALPHA_HT_HI); bottom: α(model) − α(base) per matrix, which shows what the curves on top
     hide (RL moves α little). Without a "base" model (one model's spectra) only the top panel is drawn."""
     table = table.assign(model=table["model"].map(arm_label))
     base = table[table["model"] == arm_label("base")].groupby("index")["alpha"].mean()
@@ -147,9 +147,9 @@ def alpha_by_matrix(table: "pd.DataFrame", title: str = "") -> "plt.Figure":
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, height_ratios=(3, 2))
     sns.lineplot(data=table, x="index", y="alpha", hue="model", style="model", markers=True, dashes=False,
                  errorbar=("pi", 100), ms=5, ax=top)
-    for y in (spectra.ALPHA_HT_LO, spectra.ALPHA_HT_HI):
-        top.axhline(y, **THRESHOLD_STYLE, label=f"heavy-tailed band {spectra.ALPHA_HT_LO:g} ≤ α ≤ "
-                    f"{spectra.ALPHA_HT_HI:g}" if y == spectra.ALPHA_HT_LO else None)
+    for y in (power_law.ALPHA_HT_LO, power_law.ALPHA_HT_HI):
+        top.axhline(y, **THRESHOLD_STYLE, label=f"heavy-tailed band {power_law.ALPHA_HT_LO:g} ≤ α ≤ "
+                    f"{power_law.ALPHA_HT_HI:g}" if y == power_law.ALPHA_HT_LO else None)
     top.set_ylabel("fitted α (ESD tail)")
     top.set_title(title)
     top.legend(frameon=False, fontsize="small", ncol=2)

@@ -2,12 +2,14 @@
 
 ``python -m rlvr_lowrank reproduce --profile tiny`` (what ``make reproduce`` calls). Caching: a run is
 reused when its DONE exists and its config hash is the current one (a run made with another config is
-refused, naming it); an executed notebook is reused when its fingerprint (the notebook, its parameters,
-the library, the profile, the DONE markers of the runs it reads) is unchanged.
+refused, naming it); an executed notebook is reused when its fingerprint (the notebook's cells, its
+parameters, the library, the profile, the DONE markers of the runs it reads) is unchanged. An executed
+notebook is written without progress bars, widgets, warnings or absolute paths (notebook_outputs).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -18,7 +20,7 @@ import papermill
 from .. import claims, fileio, layout, paths
 from ..claims.notebooks import experiments_read, notebook, parameters, stems
 from ..training import config, runs
-from . import jobs, readme
+from . import jobs, notebook_outputs, readme
 
 # ----------------------------------------------------------------------------------------------
 
@@ -47,11 +49,20 @@ def worker_call(call: list) -> None:
     print(train.train(call[1], call[2], config.check_seed(int(call[3])), overrides), flush=True)
 
 
+def notebook_source_hash(path: Path) -> str:
+    """Hash of what a notebook runs and shows as text: each cell's type and source, in order. Stored outputs,
+    execution counts and metadata are left out, so cleaning or re-executing the outputs kept in
+    ``notebooks/`` leaves every fingerprint as it was."""
+    cells = [[c.get("cell_type"), "".join(c.get("source", ""))] for c in fileio.read_json(path).get("cells", [])]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+
+
 def fingerprint(stem: str, profile: str, params: dict) -> str:
-    """Hash of everything an executed notebook depends on: the notebook, its parameters, the library, the
-    shipped base model's metrics, the profile, and the DONE markers of the runs it reads (declared arms)."""
+    """Hash of everything an executed notebook depends on: the notebook's cells (notebook_source_hash), its
+    parameters, the library, the shipped base model's metrics, the profile, and the DONE markers of the runs
+    it reads (declared arms)."""
     h = hashlib.sha256()
-    h.update((paths.NOTEBOOKS / f"{stem}.ipynb").read_bytes())
+    h.update(notebook_source_hash(paths.NOTEBOOKS / f"{stem}.ipynb").encode())
     h.update(fileio.config_hash(params).encode())
     for src in sorted(layout.notebook_input_files()):  # all but the pipeline package and the command lines
         h.update(str(src.relative_to(paths.ROOT)).encode() + src.read_bytes())
@@ -86,6 +97,8 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     Skipped when the executed copy exists with the same fingerprint. The output is written to a
     temporary file and renamed only on success; a failed run leaves ``<stem>.failed.ipynb``.
     The runs it reads must be trained (runs.require_run inside the notebook says which are not).
+    The kernel runs with progress bars off (notebook_outputs.quiet_kernels) and the executed copy is
+    cleaned (notebook_outputs.sanitize) before it is renamed; the warnings taken out are printed here.
     """
     params = checked_parameters(stem, profile)
     out, stamp = _executed(stem, profile)
@@ -99,7 +112,7 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
     t0 = time.time()
     print(f"[reproduce] {stem}: executing with profile {profile} ...", flush=True)
     try:
-        with paths.tracked_outputs():
+        with paths.tracked_outputs(), notebook_outputs.quiet_kernels():
             papermill.execute_notebook(
                 str(paths.NOTEBOOKS / f"{stem}.ipynb"), str(running), parameters=params, kernel_name="python3",
                 cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=log_output, execution_timeout=3600,
@@ -109,6 +122,12 @@ def run_notebook(stem: str, profile: str, force: bool = False, log_output: bool 
             running.replace(failed)  # keep the failed notebook (error banner) for inspection
             print(f"[reproduce] {stem}: FAILED; see {jobs._rel(failed)}", file=sys.stderr)
         raise
+    removed = notebook_outputs.sanitize_file(running)
+    for line in removed:
+        if "Warning:" in line:
+            print(f"[reproduce] {stem}: {line}", flush=True)  # kept in the notebook's log, not in the notebook
+    if removed:
+        print(f"[reproduce] {stem}: {len(removed)} progress/warning/widget item(s) left out of the executed copy")
     running.replace(out)
     failed.unlink(missing_ok=True)
     fileio.write_text(stamp, fp + "\n")

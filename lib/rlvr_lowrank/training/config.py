@@ -83,7 +83,7 @@ class Lora:
 
 @dataclass(frozen=True)
 class Trajectory:
-    """The trajectory recorder: rank-k factors of ΔW_t every ``every`` steps (callbacks.TrajectoryRecorder).
+    """The trajectory recorder: rank-k factors of ΔW_t every ``every`` steps (trajectory.TrajectoryRecorder).
 
     Args:
         every (int, default 5): recording period in optimizer steps (step 0 is always recorded).
@@ -97,7 +97,7 @@ class Trajectory:
 
 @dataclass(frozen=True)
 class Eval:
-    """Greedy evaluations during training (callbacks.RunRecorder); ``every: 0`` turns them off.
+    """Greedy evaluations during training (run_recorder.RunRecorder); ``every: 0`` turns them off.
 
     Args:
         every (int, default 0): evaluation period in optimizer steps (also at step 0 and at the last step).

@@ -10,7 +10,7 @@ notebooks read before they run). A run directory::
         metrics.jsonl          one line per optimizer step: reward, reward_std, step_time, ...
         evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy
         substitutions.jsonl    PR1S only: what each substitution removed
-        trajectory/            rank-k factors of ΔW_t every N steps (callbacks.TrajectoryRecorder)
+        trajectory/            rank-k factors of ΔW_t every N steps (trajectory.TrajectoryRecorder)
         checkpoints/step-XXXXX/model.safetensors
         trainer/               TRL's resumable checkpoints (optimizer, RNG); deleted once the run is done
         final/model.safetensors
@@ -285,7 +285,7 @@ def load_run_pair(run):
 
 @dataclass
 class Trajectory:
-    """A run's recorded trajectory (callbacks.TrajectoryRecorder), as arrays indexed by step."""
+    """A run's recorded trajectory (trajectory.TrajectoryRecorder), as arrays indexed by step."""
     steps: np.ndarray  # [T]
     U: dict[str, np.ndarray]  # name -> [T, m, k]
     S: dict[str, np.ndarray]  # name -> [T, k]

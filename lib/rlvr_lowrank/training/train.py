@@ -25,9 +25,12 @@ from trl import GRPOConfig, GRPOTrainer
 from .. import fileio, models, paths
 from ..world import chat_tasks, rewards, tasks
 from ..world.rewards import guarded_reward
-from . import callbacks, config, integrity, precision, runs
+from . import config, integrity, precision, runs
 from .config import SMOLLM2_MODEL, Experiment
+from .pr1s import PeriodicRank1Callback
+from .run_recorder import RunRecorder
 from .runs import RunError
+from .trajectory import TrajectoryRecorder
 
 # CPU settings: TRL's own autocast off (the tiny model's 128-wide matmuls gain nothing from bf16, and for a real
 # model ``train.precision: bf16`` places bf16 where it pays: precision.Bf16Compute), no gradient checkpointing
@@ -144,17 +147,16 @@ def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
     TRL's resumable checkpoint and the final weights see them after it. This order is the one every
     published result of this project was computed with.
     """
-    out = [callbacks.RunRecorder(run, eval_sets(cfg), eval_every=cfg.eval.every, checkpoint_every=cfg.checkpoint_every,
-                                 skill_train_too="skill" in cfg.tasks)]
+    out = [RunRecorder(run, eval_sets(cfg), eval_every=cfg.eval.every, checkpoint_every=cfg.checkpoint_every,
+                       skill_train_too="skill" in cfg.tasks)]
     if cfg.pr1s:
-        out.append(callbacks.PeriodicRank1Callback(base_state=base_state, every=cfg.pr1s.every,
-                                                      variant=cfg.pr1s.variant,
-                                                      optimizer_state=cfg.pr1s.optimizer_state,
-                                                      log_path=run / "substitutions.jsonl"))
+        out.append(PeriodicRank1Callback(base_state=base_state, every=cfg.pr1s.every, variant=cfg.pr1s.variant,
+                                         optimizer_state=cfg.pr1s.optimizer_state,
+                                         log_path=run / "substitutions.jsonl"))
     if cfg.trajectory:  # on every rank: under FSDP2 its gathers are collectives (rank 0 alone writes)
-        out.append(callbacks.TrajectoryRecorder(base_state=base_state, out_dir=run / "trajectory",
-                                                every=cfg.trajectory.every, k=cfg.trajectory.k,
-                                                factor_dtype=cfg.trajectory.factor_dtype))
+        out.append(TrajectoryRecorder(base_state=base_state, out_dir=run / "trajectory",
+                                      every=cfg.trajectory.every, k=cfg.trajectory.k,
+                                      factor_dtype=cfg.trajectory.factor_dtype))
     return out
 
 
@@ -257,7 +259,7 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
                           processing_class=tok, peft_config=peft_config,
                           callbacks=make_callbacks(cfg, run, base_state))
     for cb in trainer.callback_handler.callbacks:
-        if isinstance(cb, callbacks.PeriodicRank1Callback):
+        if isinstance(cb, PeriodicRank1Callback):
             cb.trainer = trainer  # multi-process: rank 0's substitution is broadcast
     if quiet:  # smoke mode: no per-step log dicts on stdout (keeps nbval outputs small and stable)
         trainer.remove_callback(PrinterCallback)
