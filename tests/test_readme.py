@@ -1,6 +1,6 @@
 """The README quotes pipeline outputs only through generated blocks that match their sources."""
 from rlvr_lowrank import fileio, paths
-from rlvr_lowrank.pipeline import readme
+from rlvr_lowrank.pipeline import readme, readme_real_model
 
 
 def test_readme_generated_blocks_match_pipeline_outputs():
@@ -60,7 +60,7 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
     cold = {"total_s": 3500.0, "setup_s": 100.0, "runs_trained": 6, "notebooks_executed": 7, "jobs_wall_s": 3390.0,
             "processes": 2, "cpu_count": 2}
     fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": cold})
-    block = readme.real_model_claims_block()
+    block = readme_real_model.real_model_claims_block()
     assert "| C1 | q: " in block and "**holds** | q: " in block and block.count("**inconclusive** (MDE 0.31") == 1
     assert ("C1 holds on tiny, inconclusive on smollm2 (smollm2: no gap)" in block
             and "Seeds: tiny 5, smollm2 3" in block)
@@ -68,7 +68,7 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
             and "within the 60-minute budget; the run again with nothing changed is not recorded" in block)
     fileio.write_json(tmp_path / "smollm2" / "timing.json",
                       {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
-    block = readme.real_model_claims_block()
+    block = readme_real_model.real_model_claims_block()
     assert "over the 60-minute budget; again with nothing changed: **75 s**, over the 1-minute budget" in block
 
 

