@@ -188,6 +188,13 @@ def _is_text(mime: str, value) -> bool:
     return (mime.startswith("text/") or mime.endswith("json")) and isinstance(value, (str, list))
 
 
+def _brief(line: str) -> str:
+    """A removed stderr line, shortened for a problem list: a warning from its category on (its file path
+    is as long as the machine's, and would push the category out of the first 80 characters)."""
+    m = re.search(r"\w*Warning: .*", line) if WARNING.match(line) else None
+    return (m.group(0) if m else line)[:80]
+
+
 def problems(nb: dict) -> list[str]:
     """What a committed notebook must not hold, one line each: widget state or views, progress-bar or
     warning lines on stderr, absolute paths in outputs or metadata (images are not scanned)."""
@@ -207,7 +214,7 @@ def problems(nb: dict) -> list[str]:
                 text = _text(out.get("text", ""))
                 if out.get("name") == "stderr":
                     _, gone = _strip_stderr(text)
-                    found += [f"cell {i} stderr: {g[:80]}" for g in gone]
+                    found += [f"cell {i} stderr: {_brief(g)}" for g in gone]
                 texts.append(text)
             elif kind in ("display_data", "execute_result"):
                 if WIDGET_VIEW in out.get("data", {}):
