@@ -6,6 +6,7 @@ power_law.is_heavy_tailed.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -189,6 +190,7 @@ def readme_block(r: C3Result) -> str:
     return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=None)  # classify and the sensitivity hook ask again for the same stored file
 def n_target_matrices(profile: str, arm: str) -> int:
     """How many target matrices the fractions of ``profile`` are over: decoder layers × the target matrix
     types (analysis.targets.TARGET_SUFFIXES), read from the base model's config (SmolLM2: the GGUF header),
