@@ -6,6 +6,14 @@ STARTED_AT := $(shell date +%s)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pip's --no-compile: byte-compiling every installed file took 65 s of a 96 s install (2 cores); Python compiles
+# what it imports on first use instead. The unit tests run in TEST_WORKERS pytest-xdist workers, one file per
+# worker at a time (--dist loadfile keeps a file's module fixtures in one process); each worker computes on one
+# thread (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST_UNIT := -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+# the notebooks' kernels likewise compute on one thread each when two run side by side
+NB_THREADS := $(if $(filter 0 1,$(TEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
@@ -18,9 +26,9 @@ help: ## list the targets
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt   # torch==2.13.0 (CPU) is its first line: one resolver pass
-	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-compile -r requirements.txt   # torch==2.13.0 (CPU) is its first line: one resolver pass
+	$(PY) -m pip install --quiet --no-compile --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-compile --no-deps -e .
 	@touch $@
 
 setup: $(STAMP) ## create .venv with the pinned packages (idempotent)
@@ -42,20 +50,20 @@ lint: $(STAMP) ## ruff over lib, tests and benchmarks
 
 test: $(STAMP) ## the whole test suite: unit tests, then the smoke runs, then every notebook under nbval
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest $(PYTEST_UNIT) tests
 	$(MAKE) --no-print-directory test-notebooks
 
 test-fast: $(STAMP) ## the quick loop: unit tests not marked slow
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+	$(PY) -m pytest $(PYTEST_UNIT) -m "not slow" tests
 
 test-unit: $(STAMP) ## unit tests only
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest $(PYTEST_UNIT) tests
 
 smoke-runs: $(STAMP) ## train the smoke runs the notebooks read (cached: a second call trains nothing)
 	$(PY) -m rlvr_lowrank train-all --profile smoke
 
 test-notebooks: smoke-runs ## notebooks only (smoke defaults, nbval-lax), after the smoke runs they read
-	$(PY) -m pytest -q $(PYTEST_NB) notebooks
+	$(NB_THREADS) $(PY) -m pytest -q $(PYTEST_NB) -n $(TEST_WORKERS) --dist loadfile notebooks
 
 # make lab LAB_ARGS="--port 9999 --no-browser --ip 0.0.0.0"; LAB_TOKEN=... fixes the login token (default: a
 # random one, printed in the URL). --allow-root only when running as root (containers).
