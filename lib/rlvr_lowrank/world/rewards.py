@@ -29,6 +29,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from . import math_verifier
+from .math_verifier import last_boxed  # noqa: F401  (rewards.last_boxed: the extraction rule, public)
 from .tasks import MAX_COMPLETION_CHARS, TASKS
 
 # Longest text a verifier reads. The longest legitimate completion of the project's tasks is far
@@ -173,48 +175,16 @@ def check_task_mix(tasks: Iterable[str]) -> None:
 # Real math data (paper-* profiles): the answer is the last \boxed{...} of the completion
 # ----------------------------------------------------------------------------------------------
 
-_BRACE = re.compile(r"[{}]")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` in ``text`` (nested braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i, depth = start + len("\\boxed{"), 1
-    for m in _BRACE.finditer(text, i):  # jumps from brace to brace (C speed), not character by character
-        depth += 1 if m.group() == "{" else -1
-        if depth == 0:
-            return text[i:m.start()]
-    return None
-
-
-def _normalize_boxed(s: str) -> str:
-    s = s.strip().rstrip(".").replace("\\!", "").replace("\\,", "").replace("$", "")
-    s = re.sub(r"\\(?:d|t)?frac", r"\\frac", s)
-    return re.sub(r"\s+", "", s)
-
-
 def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
     """TRL reward for MATH-style data (paper-* profiles): 1.0 when the last ``\\boxed{}`` of the completion
-    equals the reference after light normalisation (spaces, ``$``, ``\\!``, ``dfrac``/``tfrac``), else 0.0.
+    equals the reference (a bare expression or a worked solution whose last ``\\boxed{}`` is taken), else 0.0.
 
-    A strict, dependency-free verifier; on a GPU box ``math-verify`` (open-r1's ``accuracy_reward``)
-    accepts more equivalent forms and can be passed instead. Never raises on a completion.
+    The comparison is math-verify's symbolic one when installed, else the strict string rule
+    (:mod:`math_verifier`, which owns both). Never raises on a completion.
     """
     _columns(completions, answer=answer)
-    out = []
-    for c, a in zip(completions, answer):
-        try:
-            text = completion_text(c)
-            ref_text = a if isinstance(a, str) and len(a) <= MAX_VERIFIED_CHARS else None
-            got = last_boxed(text) if text else None
-            ref = (last_boxed(ref_text) or ref_text) if ref_text is not None else None
-            out.append(1.0 if got is not None and ref is not None and _normalize_boxed(got) == _normalize_boxed(ref)
-                       else 0.0)
-        except Exception:
-            out.append(0.0)
-    return out
+    return [math_verifier.score(completion_text(c), a if isinstance(a, str) and len(a) <= MAX_VERIFIED_CHARS else None)
+            for c, a in zip(completions, answer)]
 
 
 # ----------------------------------------------------------------------------------------------
