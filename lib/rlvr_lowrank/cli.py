@@ -92,7 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("smollm2-lr", help="train the smollm2 lr_probe_* runs and write reports/smollm2/lr_window.json")
     p.add_argument("--jobs", type=int, default=2)
-    checkpoints_cli.add_commands(sub)  # analyze / substitute / export (a user's own checkpoints)
+    checkpoints_cli.add_commands(sub)  # analyze / substitute / export / evaluate-math (a user's own checkpoints)
+    p = sub.add_parser("prepare-math", help="write a training/test JSONL from a local copy of a public math dataset")
+    p.add_argument("--format", required=True, choices=("math500", "math", "gsm8k"),
+                   help="the dataset's own format: HuggingFaceH4/MATH-500, MATH (Hendrycks et al.), openai/gsm8k")
+    p.add_argument("--input", type=Path, required=True, help="the dataset file (.jsonl, .json or .parquet)")
+    p.add_argument("--out", type=Path, required=True, help="the JSONL to write (e.g. data/math/train.jsonl)")
+    p.add_argument("--limit", type=int, default=None, help="keep the first N usable rows")
+    p = sub.add_parser("recovery", help="recovery of the RL gain by model variants, from evaluate-math scores files")
+    p.add_argument("--base", type=Path, required=True, help="scores file of the base model")
+    p.add_argument("--rl", type=Path, nargs="+", required=True, help="scores files of the RL models, one per seed")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=FILE[,FILE...]",
+                   help="scores files of a variant, one per RL model in the same order (repeatable)")
+    p.add_argument("--metric", default="greedy", choices=("greedy", "pass@1"))
+    p.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
     return parser
 
 
@@ -151,6 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "smollm2-bf16":
         from .pipeline import real_model
         print(json.dumps(real_model.bf16_curve_command(args.jobs), indent=2))
+    elif args.command == "prepare-math":
+        from .world import math_data
+        math_data.prepare(args.input, args.format, args.out, limit=args.limit)
+    elif args.command == "recovery":
+        from . import fileio
+        from .claims import recovery_scores as recovery
+        try:
+            result = recovery.compute(args.base, args.rl, dict(map(recovery.parse_variant, args.variant)),
+                                      metric=args.metric)
+        except ValueError as e:
+            raise SystemExit(f"recovery: {e}") from None
+        if args.out:
+            fileio.write_json(args.out, result)
+        print(recovery.markdown(result))
     elif args.command == "readme":
         from .pipeline import readme
         print("README.md updated" if readme.update() else "README.md already up to date")

@@ -8,6 +8,8 @@ commands to ``checkpoints_cli.run(args)`` (``args.command in checkpoints_cli.COM
     python -m rlvr_lowrank substitute BASE RL --variant normmatch|trunc|rank-k|residual|random --out DIR
                                    [--k K] [--normmatch] [--svd auto|exact|fast] [--targets ...] [--seed S]
     python -m rlvr_lowrank export RUN --out DIR [--dtype bf16|fp16|fp32] [--max-shard-size 2GB]
+    python -m rlvr_lowrank evaluate-math MODEL --data FILE.jsonl --out SCORES.json [--samples N] [--temperature T]
+                                   [--max-new-tokens N] [--limit N]
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-COMMANDS = ("analyze", "substitute", "export")
+COMMANDS = ("analyze", "substitute", "export", "evaluate-math")
 
 _TARGETS_HELP = ("target matrices: 'default' (q/k/v/o/gate/up/down_proj, the project's selection), 'alpharl' "
                  "(AlphaRL's scope: every 2-D weight under self_attn/mlp of the decoder layers, MoE routers "
@@ -62,6 +64,18 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+    p = sub.add_parser("evaluate-math", help="greedy accuracy and pass@k of a model directory on a MATH-style JSONL")
+    p.add_argument("model", help="HF model directory (safetensors), e.g. one that substitute or export wrote")
+    p.add_argument("--data", type=Path, required=True, help="JSONL written by prepare-math")
+    p.add_argument("--out", type=Path, required=True, help="scores file (JSON) that the recovery command reads")
+    p.add_argument("--samples", type=int, default=0, help="sampled completions per problem for pass@k (0: greedy only)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--limit", type=int, default=None, help="score the first N problems")
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled completions")
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute one of COMMANDS; a CheckpointError becomes a one-line message and exit status 2."""
     # function-level: cli imports this module for every command (training subprocesses included); the
@@ -88,6 +102,20 @@ def run(args: argparse.Namespace) -> int:
 
             print(export(args.run, args.out, dtype=args.dtype, max_shard_bytes=parse_size(args.max_shard_size),
                          force=args.force, progress=not args.quiet))
+        elif args.command == "evaluate-math":
+            from ..models import ModelLoadError
+            from .math_eval import evaluate_model
+
+            try:
+                r = evaluate_model(args.model, args.data, args.out, samples=args.samples,
+                                   temperature=args.temperature, max_new_tokens=args.max_new_tokens, limit=args.limit,
+                                   batch_size=args.batch_size, seed=args.seed)
+            except (ValueError, OSError, ModelLoadError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            passes = ", ".join(f"pass@{k} {v:.3f}" for k, v in r.get("pass_at", {}).items())
+            print(f"{r['n']} problems: greedy accuracy {r['greedy_accuracy']:.3f}{', ' + passes if passes else ''} "
+                  f"({r['verifier']}); wrote {args.out}")
         else:
             raise ValueError(f"not a checkpoints command: {args.command}")
     except CheckpointError as e:
