@@ -1,51 +1,154 @@
-"""The README quotes pipeline outputs only through generated blocks that match their sources."""
-from rlvr_lowrank import fileio, paths
-from rlvr_lowrank.pipeline import readme, readme_real_model
+"""The README and the docs quote pipeline outputs only through generated blocks that match their sources; the
+README stays short, defines its terms before it uses them and shows every tracked profile in one table."""
+import pytest
+
+from rlvr_lowrank import claims, fileio, paths
+from rlvr_lowrank.claims import notebooks
+from rlvr_lowrank.pipeline import readme, readme_details, readme_real_model
+
+README_MAX_LINES = 150
 
 
-def test_readme_generated_blocks_match_pipeline_outputs():
+@pytest.fixture(scope="module")
+def blocks():
+    return readme.generated_blocks()
+
+
+def test_every_page_matches_the_pipeline_outputs(blocks):
+    stale = [str(page.relative_to(paths.ROOT)) for page in readme.documents()
+             if readme.render_document(page.read_text(), blocks, page) != page.read_text()]
+    assert not stale, f"{stale} out of date with the pipeline outputs: run `python -m rlvr_lowrank readme`"
+
+
+def test_every_block_is_on_exactly_one_page():
+    where = readme.placement()
+    assert set(where) == set(readme.BLOCKS), (set(readme.BLOCKS) - set(where), set(where) - set(readme.BLOCKS))
+    assert {n: w for n, w in where.items() if len(w) != 1} == {}
+    assert {n for n, w in where.items() if w == ["README.md"]} == {"hardware", "timing", "results", "figures"}
+
+
+def test_readme_is_short_and_defines_its_terms_before_using_them():
     text = (paths.ROOT / "README.md").read_text()
-    assert readme.render(text, readme.generated_blocks()) == text, (
-        "README.md is out of date with the pipeline outputs: run `python -m rlvr_lowrank readme`")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    terms = text.index("## Terms")
+    for term in ("GRPO", "ΔW", "PR1S", "rank-1", "MDE", "refuted", "below threshold", "inconclusive", "untestable"):
+        assert text.index(term) > terms, f"{term!r} used before the glossary"
+    assert text.index("make reproduce") < text.index("<!-- BEGIN:results -->")
+    assert text.index("make test") < text.index("<!-- BEGIN:results -->")
 
 
-def test_readme_leads_with_the_two_commands():
-    text = (paths.ROOT / "README.md").read_text()
-    first = text.index("make reproduce"), text.index("make test")
-    assert max(first) < text.index("<!-- BEGIN:base-metrics -->")
-
-
-def test_figures_block_embeds_the_first_figure_of_each_claim():
-    from rlvr_lowrank import claims
-    from rlvr_lowrank.claims import notebooks
-
-    block = readme.figures_block()
-    for cid in claims.CLAIMS:
-        assert f"](figures/tiny/{notebooks.by_claim(cid).figures[0]}.png)" in block
-
-
-def _entry(cid, verdict, two_valued, fragile=(), why=""):
-    decided = {"class": verdict, "quantity": "q", "value": 0.038, "n": 5,
+def _entry(cid, verdict, two_valued, fragile=(), why="", bootstrap_only="holds", n=5):
+    decided = {"class": verdict, "quantity": "q", "value": 0.038, "n": n,
                "intervals": {"ci": [0.021, 0.056], "t_ci": [-0.007, 0.082]}}
     if verdict == "inconclusive":
         decided.update(mde=0.31, seeds_needed=175, theta=0.02)
-    return {"id": cid, "verdict": verdict, "verdict_two_valued": two_valued, "verdict_bootstrap_only": "holds",
-            "fragile": list(fragile), "why": why, "decided_by": decided,
-            "measured": [{"quantity": "other", "mean": 0.5, "ci": [0.4, 0.6], "t_ci": [0.3, 0.7], "n": 5}]}
+    return {"id": cid, "verdict": verdict, "verdict_two_valued": two_valued, "verdict_bootstrap_only": bootstrap_only,
+            "fragile": list(fragile), "why": why, "decided_by": decided, "seeds": n,
+            "measured": [{"quantity": "other", "mean": 0.5, "ci": [0.4, 0.6], "t_ci": [0.3, 0.7], "n": n}]}
+
+
+DESIGN = {"model": "data/models/tiny-base", "steps": 60, "completions_per_step": 32,
+          "full": {"experiment": "full", "seeds": [0, 1, 2, 3, 4]}, "pr1s": None}
+
+
+def _two_profiles(tmp_path, monkeypatch, current=("a",)):
+    reports = {"a": {"profile": "a", "design": DESIGN, "claims": [
+                   _entry("C0", "holds", "holds"), _entry("C1", "inconclusive", "rule not met", n=5),
+                   _entry("C4", "refuted", "rule not met", ["under y = xW …"], bootstrap_only="rule not met")]},
+               "b": {"profile": "b", "design": {**DESIGN, "model": "smollm2-gguf", "steps": 20}, "claims": [
+                   _entry("C0", "inconclusive", "inconclusive", n=3), _entry("C1", "below threshold", "rule not met",
+                                                                              n=3)]}}
+    monkeypatch.setattr(readme.paths, "REPORTS", tmp_path / "reports")
+    monkeypatch.setattr(readme.paths, "FIGURES", tmp_path / "figures")
+    monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
+    monkeypatch.setattr(readme, "provenance", lambda p: {"current": p in current})
+    for p in reports:
+        fileio.write_json(tmp_path / "reports" / p / "claims.json", reports[p])
+    return reports
+
+
+def test_results_table_has_a_row_per_claim_and_profile_with_the_rule_change_marked(tmp_path, monkeypatch):
+    _two_profiles(tmp_path, monkeypatch)
+    rows = {tuple(r.split(" | ")[:2]): r for r in readme.results_block(("a", "b")).splitlines() if r.startswith("| C")}
+    assert list(rows) == [("| C0", "a"), ("| C0", "b"), ("| C1", "a"), ("| C1", "b"), ("| C4", "a")]
+    assert "| **holds** | q: 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082] (n = 5) |" in rows["| C0", "a"]
+    assert "| holds → **inconclusive** |" in rows["| C0", "b"] and "| MDE 0.31; 175 seeds for θ = 0.02 |" \
+        in rows["| C1", "a"]
+    assert "| holds → rule not met → **inconclusive** |" in rows["| C1", "a"]
+    assert "| rule not met → **refuted** |" in rows["| C4", "a"]
+    assert rows["| C0", "a"].endswith("| `tiny-base` (1.06M parameters), 60 × 32; 5 seeds |")
+    assert rows["| C4", "a"].endswith("; 5 seeds; fragile: under y = xW … |")
+    assert rows["| C0", "b"].endswith("| SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized), 20 × 32; 3 seeds; "
+                                      "computed by earlier code |")
+
+
+def test_figure_of_a_claim_comes_from_the_profile_that_decides_it(tmp_path, monkeypatch):
+    _two_profiles(tmp_path, monkeypatch, current=("a", "b"))
+    for p in ("a", "b"):
+        for cid in ("C0", "C1"):
+            fileio.write_text(tmp_path / "figures" / p / f"{notebooks.by_claim(cid).figures[0]}.png", "png")
+    reports = readme._reports(("a", "b"))
+    assert readme.figure_profile("C0", reports) == "a"        # holds before inconclusive
+    assert readme.figure_profile("C1", reports) == "b"        # below threshold before inconclusive
+    assert readme.figure_profile("C4", reports) is None       # no figure file
+    block = readme.figures_block(("a", "b"))
+    assert f"](figures/b/{notebooks.by_claim('C1').figures[0]}.png)" in block and "C4: no figure yet" in block
+
+
+def test_figures_on_the_readme_exist(blocks):
+    block = blocks["figures"]
+    for cid in claims.CLAIMS:
+        fig = notebooks.by_claim(cid).figures[0]
+        assert any(f"](figures/{p}/{fig}.png)" in block for p in readme.TRACKED_PROFILES), cid
+    for target in readme.LINK.findall(block):
+        assert (paths.ROOT / target[1]).exists(), target
+
+
+def test_timing_and_hardware_read_the_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
+    cold = {"total_s": 1200.0, "setup_s": 20.0, "runs_trained": 21, "notebooks_executed": 8, "jobs_wall_s": 1170.0,
+            "processes": 2, "cpu_count": 4}
+    fileio.write_json(tmp_path / "tiny" / "timing.json", {"cold": cold})
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"warm": {**cold, "total_s": 9.0, "runs_cached": 6,
+                                                                      "notebooks_cached": 7}})
+    text = readme.timing_block()
+    assert "| `make test` | not recorded yet | — |" in text
+    assert "| `make reproduce` (tiny) | **20.0 min**: 20 s set-up, then 21 GRPO runs and 8 notebooks in 1170 s | " \
+           "not recorded |" in text
+    assert "| `make reproduce PROFILE=smollm2` | not recorded | **9 s** (6 runs and 7 notebooks reused) |" in text
+    assert "tiny-long" not in text and "(2 processes on 4 cores;" in text
+    fileio.write_json(tmp_path / readme.TEST_TIMING, {"total_s": 780.0, "cpu_count": 2})
+    assert "| `make test` | **13.0 min** on 2 cores | — |" in readme.timing_block()
+    hw = readme.hardware_block()
+    assert "measured on 4 cores" in hw and "compute in fp32" in hw and "**Python** >=3.11" in hw
+
+
+def test_links_of_a_block_are_made_relative_to_its_page():
+    body = "[r](reports/tiny/claims.md), ![f](figures/tiny/x.png), [w](https://example.org/a), [s](#a)"
+    assert readme.relink(body, paths.ROOT / "README.md") == body
+    assert readme.relink(body, paths.ROOT / "docs" / "results.md") == (
+        "[r](../reports/tiny/claims.md), ![f](../figures/tiny/x.png), [w](https://example.org/a), [s](#a)")
+
+
+def test_an_unknown_or_missing_block_is_refused():
+    with pytest.raises(ValueError, match="unknown generated block"):
+        readme.render_document("<!-- BEGIN:nope -->\n<!-- END:nope -->\n", {"timing": "x"})
+    with pytest.raises(ValueError, match="no block 'timing'"):
+        readme.render("text without markers", {"timing": "x"})
 
 
 def test_findings_and_rule_change_blocks_read_the_report(monkeypatch):
     report = {"profile": "tiny", "claims": [_entry("C1", "inconclusive", "inconclusive"),
                                             _entry("C4", "refuted", "rule not met", ["under y = xW …"])]}
-    monkeypatch.setattr(readme, "_tiny_report", lambda: report)
-    monkeypatch.setattr(readme.claims, "load_report", lambda p: report)
-    monkeypatch.setattr(readme.paths, "REPORTS", readme.paths.ROOT / "reports")
-    lines = readme.findings_block().splitlines()
+    monkeypatch.setattr(readme_details, "_tiny_report", lambda: report)
+    monkeypatch.setattr(readme_details.claims, "load_report", lambda p: report)
+    monkeypatch.setattr(readme_details.paths, "REPORTS", readme_details.paths.ROOT / "reports")
+    lines = readme_details.findings_block().splitlines()
     # the deciding quantity (not the first measured one), with the power of an inconclusive verdict
     assert lines[0].startswith("* **C1**") and "**inconclusive** (MDE 0.31; 175 seeds for θ = 0.02)" in lines[0]
     assert "q: 0.038, bootstrap [0.021, 0.056], t [-0.007, 0.082] (n = 5)" in lines[0] and "other" not in lines[0]
     assert "fragile" not in lines[0] and "fragile: under y = xW" in lines[1] and "MDE" not in lines[1]
-    rule = readme.rule_change_block(("tiny",))
+    rule = readme_details.rule_change_block(("tiny",))
     assert "| C4 | holds → rule not met → **refuted** |" in rule and "does not hold" not in rule
 
 
@@ -79,10 +182,10 @@ def test_provenance_marks_reports_whose_run_hashes_are_not_todays(tmp_path, monk
     today = {f"full/seed{s}": runs.run_hash(runs.identity(config.resolve("smoke", "full", s))) for s in (0, 1)}
     fileio.write_json(tmp_path / "smoke" / "c0.json", {"profile": "smoke", "runs": today})
     fileio.write_json(tmp_path / "smoke" / "claims.json", {"profile": "smoke", "code_commit": "abc123"})
-    block = readme.provenance_block(("smoke",))
+    block = readme_details.provenance_block(("smoke",))
     assert "| smoke | commit `abc123` | the same code: all 2 recorded runs have today's identity |" in block
     fileio.write_json(tmp_path / "smoke" / "c1.json", {"profile": "smoke", "runs": {**today, "full/seed1": "0ld"}})
-    block = readme.provenance_block(("smoke",))
+    block = readme_details.provenance_block(("smoke",))
     assert "**computed by earlier code**" in block and "1 of 2 recorded runs would get another identity" in block
     fileio.write_json(tmp_path / "smoke" / "c2.json", {"profile": "smoke"})
-    assert "c2.json record no run hashes" in readme.provenance_block(("smoke",))
+    assert "c2.json record no run hashes" in readme_details.provenance_block(("smoke",))

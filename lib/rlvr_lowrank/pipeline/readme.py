@@ -1,283 +1,283 @@
-"""Generated README blocks: every number in the README is written here from pipeline outputs.
+"""Generated blocks of the README and the docs: every number on those pages is written here from pipeline outputs.
 
-Blocks live between ``<!-- BEGIN:<name> -->`` and ``<!-- END:<name> -->`` markers;
-``python -m rlvr_lowrank readme`` rewrites them and ``tests/test_readme.py`` fails when the README
-and the files it quotes disagree (showyourwork's rule: numbers are never retyped). This module holds
-the block machinery and the tiny profile's blocks; the real model's are in pipeline.readme_real_model and
-the shared formatting in pipeline.readme_tables.
+Blocks live between ``<!-- BEGIN:<name> -->`` and ``<!-- END:<name> -->`` markers in README.md, START_HERE.md
+or a page of docs/ (``documents()``), each block in exactly one page; ``python -m rlvr_lowrank readme``
+rewrites them all and ``tests/test_readme.py`` fails when a page and the files it quotes disagree
+(showyourwork's rule: numbers are never retyped). This module holds the block machinery and the README's own
+blocks (hardware, the two commands' times, the results table of every tracked profile, one figure per claim);
+the docs pages' blocks are in pipeline.readme_details (tiny profiles) and pipeline.readme_real_model
+(SmolLM2), the shared formatting in pipeline.readme_tables.
 """
 from __future__ import annotations
 
 import functools
+import os
 import re
+import tomllib
 from pathlib import Path
 
 from .. import claims, fileio, paths
 from ..claims import notebooks
+from ..claims.verdict import BELOW, HOLDS, INCONCLUSIVE, REFUTED
+from ..training import config
+from . import readme_details as details
 from . import readme_real_model as real_model
-from .readme_tables import ci, claim_of, fmt, verdict_table, verdict_with_power
+from . import readme_tables
+from .readme_tables import NOT_YET, TRACKED_PROFILES, claim_of, default_profile, provenance, timing
 
 
-def base_metrics_block(metrics: dict | None = None) -> str:
-    m = metrics or fileio.read_json(paths.TINY_BASE / "metrics.json")
-    probe = m.get("grpo_probe", {})
-    after = probe.get("test_greedy_after", {})
-    g = m["math_test_greedy"]["accuracy"]
-    rows = [
-        ("math greedy accuracy (test, n=%d)" % m["math_test_greedy"]["n"], fmt(g), "≤ 0.3"),
-        ("math sampled pass@1 (T = 1, 16 samples)", fmt(m["math_test_sampled"]["pass_at_k"]["1"]), "≥ 0.1"),
-        ("math pass@16", fmt(m["math_test_sampled"]["pass_at_k"]["16"]), "≥ 0.8"),
-        ("knowledge probe greedy accuracy (n=%d)" % m["fact_greedy"]["n"], fmt(m["fact_greedy"]["accuracy"]), "≥ 0.9"),
-        ("second skill (word reversal) sampled pass@1", fmt(m["skill_test_sampled"]["pass_at_k"]["1"]),
-         "in [0.3, 0.8]"),
-        ("greedy test accuracy after the 100-step GRPO probe", fmt(after.get("accuracy", float("nan"))),
-         "gain ≥ 0.3 and ≤ 0.95"),
-    ]
-    by_d = after.get("by_difficulty", {})
-    lines = ["| base model metric | value | target |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines.append("")
-    lines.append(f"{m['n_parameters']:,} parameters; pretrained in {m['pretrain_seconds']:.0f} s "
-                 f"({m['pretrain_config']['steps']} steps, {m['machine']}). "
-                 f"GRPO probe: {probe.get('seconds', 0):.0f} s, "
-                 f"training reward {probe.get('reward_first10', 0):.2f} → {probe.get('reward_last10', 0):.2f} "
-                 "(mean of the first and last 10 steps); greedy test accuracy after it by operand digits: "
-                 + ", ".join(f"{d}: {v:.3f}" for d, v in by_d.items()) + ".")
-    met = m.get("targets_met", {})
-    failed = [k for k, v in met.items() if not v]
-    lines.append("")
-    lines.append("All targets met." if not failed else "Targets **not** met: " + ", ".join(failed) + ".")
-    return "\n".join(lines)
+def _reproduce(profile: str) -> str:
+    return f"`make reproduce` ({profile})" if profile == default_profile() else f"`make reproduce PROFILE={profile}`"
 
 
-def _claim_block(module) -> str:
-    """A claim's README block from reports/tiny/cN.json (rendered by the claim's own module)."""
-    path = module.RESULT.path("tiny")
-    if not path.exists():
-        stem = notebooks.by_claim(module.CLAIM.id).stem
-        return f"_Not produced yet: run `make reproduce` (notebook {stem[:2]} writes reports/tiny/{path.name})._"
-    return module.readme_block(module.RESULT.read("tiny"))
+TEST_TIMING = "test_timing.json"  # reports/test_timing.json: {"total_s", "cpu_count"} of a whole `make test`
 
 
-def claims_block() -> str:
-    """The results table, from reports/tiny/claims.json (refused if stale: other profile or config)."""
-    if not (paths.REPORTS / "tiny" / "claims.json").exists():
-        return "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
-    report = claims.load_report("tiny")
-    return claims.results_table(report) + f"\n\nProfile `tiny`, config hash `{report['config_hash']}`; " \
-        "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
-
-
-TRACKED_PROFILES = ("tiny", "tiny-long", "smollm2")
-
-
-def provenance_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
-    """Per tracked profile: the commit whose code wrote its reports, and whether today's code would give the
-    same runs (recorded run hashes against today's; claims.report.provenance)."""
-    lines = ["| profile | reports computed by | today's code |", "|---|---|---|"]
+def timing_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """The two commands' measured times: `make test` (reports/test_timing.json, where recorded) and
+    `make reproduce` of each tracked profile, cold and warm (reports/<profile>/timing.json)."""
+    test = paths.REPORTS / TEST_TIMING
+    t = fileio.read_json(test) if test.exists() else None
+    lines = ["| command | from nothing | again, nothing changed |", "|---|---|---|",
+             "| `make test` | " + (f"**{t['total_s'] / 60:.1f} min** on {t['cpu_count']} cores" if t else
+                                  "not recorded yet") + " | — |"]
+    setups = set()
     for p in profiles:
-        if not (paths.REPORTS / p).is_dir():
+        rec = timing(p)
+        c, w = rec.get("cold"), rec.get("warm")
+        if not c and not w:
             continue
-        pv = claims.report.provenance(p)
-        commit = (f"commit `{pv['commit']}`" if pv["commit"]
-                  else "a commit not recorded (the reports predate the record)")
-        if pv["current"]:
-            state = f"the same code: all {pv['runs']} recorded runs have today's identity"
-        else:
-            why = []
-            if pv["stale"]:
-                why.append(f"{pv['stale']} of {pv['runs']} recorded runs would get another identity today "
-                           "(config, base model, data or training code changed since)")
-            if pv["unrecorded"]:
-                why.append(f"{', '.join(pv['unrecorded'])} record no run hashes")
-            state = "**computed by earlier code** (numbers readable, not reproduced by today's code): " + "; ".join(why)
-        lines.append(f"| {p} | {commit} | {state} |")
+        cold = (f"**{c['total_s'] / 60:.1f} min**: {c['setup_s']:.0f} s set-up, then {c['runs_trained']} GRPO runs "
+                f"and {c['notebooks_executed']} notebooks in {c['jobs_wall_s']:.0f} s" if c else "not recorded")
+        warm = (f"**{w['total_s']:.0f} s** ({w['runs_cached']} runs and {w['notebooks_cached']} notebooks reused)"
+                if w else "not recorded")
+        lines.append(f"| {_reproduce(p)} | {cold} | {warm} |")
+        setups |= {(r["processes"], r["cpu_count"]) for r in (c, w) if r}
+    if len(lines) == 3:
+        return "\n".join(lines) + "\n\n_No `make reproduce` recorded yet (it writes reports/<profile>/timing.json)._"
+    how = "; ".join(f"{n} processes on {k} cores" for n, k in sorted(setups))
+    return "\n".join(lines) + (f"\n\nMeasured by `make reproduce` itself ({how}; `reports/<profile>/timing.json`); "
+                               "the set-up is creating `.venv`, the GRPO runs are the training.")
+
+
+def _requires_python() -> str:
+    return tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+
+
+def _precision(profile: str) -> str:
+    """The precision the profile's deciding arms (Full RL and its PR1S arm) compute in."""
+    arms = config.load_profile(profile).get("arms") or {}
+    names = [arms.get("full", "full")] + ([arms["pr1s"]] if arms.get("pr1s") else [])
+    got = {config.resolve(profile, e, config.seeds_of(profile, e)[0]).train.get("precision") or "fp32" for e in names}
+    return " and ".join(sorted(got))
+
+
+def hardware_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """What a machine needs: cores and machine type of the recorded runs, Python (pyproject.toml), whether a
+    bf16 CPU is needed (the deciding arms' precision) and whether the measuring CPU had one (the bf16 benchmark)."""
+    present = [p for p in profiles if (paths.CONFIGS / f"{p}.yaml").exists()]
+    cores = sorted({r["cpu_count"] for p in present for r in timing(p).values() if isinstance(r, dict)
+                    and "cpu_count" in r})
+    bench = real_model._smollm2_report("bench_training.json") or {}
+    precision = {p: _precision(p) for p in present}
+    fp32 = all(v == "fp32" for v in precision.values())
+    lines = [("* **Processor:** a CPU; no GPU is used. "
+              + (f"Every time below was measured on {' or '.join(map(str, cores))} cores"
+                 + (f" ({bench['machine']})" if bench.get("machine") else "") + ". " if cores else ""))
+             + ("The deciding runs of " + ", ".join(present) + " compute in fp32, so a CPU without bf16 units "
+                "reproduces them" if fp32 else "Deciding runs compute in " + ", ".join(
+                    f"{p}: {v}" for p, v in precision.items()))
+             + (f"; the measuring CPU has them (`{bench['cpu_bf16_feature']}`), used only by the optional bf16 "
+                "path ([docs/real_model.md](docs/real_model.md))." if bench.get("cpu_bf16_feature") else "."),
+             f"* **Python** {_requires_python()} (`pyproject.toml`). `make` creates `.venv` with the pinned packages "
+             "of `requirements.txt` on first use; conda and `pip install -e .`: [docs/pipeline.md](docs/pipeline.md).",
+             "* **Memory and disk:** not recorded by the pipeline."]
     return "\n".join(lines)
 
 
-def _tiny_report() -> dict | None:
-    return claims.load_report("tiny") if (paths.REPORTS / "tiny" / "claims.json").exists() else None
+DECISIVE = (HOLDS, REFUTED, BELOW)
+MODEL_LABELS = {"smollm2-gguf": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"}
 
 
-NOT_YET = "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
+def _reports(profiles: tuple[str, ...]) -> dict[str, dict]:
+    return {p: claims.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()}
 
 
-def rule_change_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
-    """Once per claim and tracked profile: the verdict under each rule in turn (bootstrap CI alone → both
-    intervals, two-valued → the five classes in force), and why each rule changed."""
-    reports = [claims.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
+def model_label(model: str) -> str:
+    """A base model for a reader: a shipped model directory with its parameter count (its metrics.json), or
+    the name of a known model."""
+    metrics = paths.ROOT / model / "metrics.json"
+    if metrics.exists():
+        return f"`{Path(model).name}` ({fileio.read_json(metrics)['n_parameters'] / 1e6:.2f}M parameters)"
+    return MODEL_LABELS.get(model, f"`{model}`")
+
+
+def verdict_mark(c: dict) -> str:
+    """The verdict class in bold, after the earlier rules' verdicts where they differ: bootstrap CI alone →
+    both intervals (two-valued) → the class in force, repeated values dropped."""
+    chain = []
+    for v in (c.get("verdict_bootstrap_only"), c.get("verdict_two_valued"), c["verdict"]):
+        if v and (not chain or chain[-1] != v):
+            chain.append(v)
+    return " → ".join(chain[:-1] + [f"**{chain[-1]}**"])
+
+
+def _seeds(c: dict) -> str:
+    ns = list(dict.fromkeys(m["n"] for m in c.get("measured", [])))
+    return " / ".join(map(str, ns)) if ns else str(c.get("seeds", "—"))
+
+
+def results_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """The README's one results table: per claim and tracked profile the verdict (old → new where the rule
+    changed it), the deciding quantity with both intervals, the minimum detectable effect and the caveat
+    (model, steps, seeds, reports of earlier code, fragile readings), from reports/<profile>/claims.json."""
+    reports = _reports(profiles)
     if not reports:
         return NOT_YET
-    lines = [f"Rule history. (1) {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}. (2) "
-             f"{claims.report.VOCABULARY}", "",
-             "| claim | " + " | ".join(f"{r['profile']}: bootstrap only → both intervals → class" for r in reports)
-             + " |", "|---|" + "---|" * len(reports)]
+    lines = [f"* **{cid}**: {claim.plain}." for cid, claim in claims.CLAIMS.items()]
+    lines += ["", "| claim | profile | verdict | deciding quantity: mean, 95% intervals (n seeds) | minimum detectable "
+              "effect | caveat: model, steps × completions, seeds |", "|---|---|---|---|---|---|"]
     for cid in claims.CLAIMS:
-        cells = []
-        for r in reports:
-            e = claim_of(r, cid) or {}
-            steps = [e.get("verdict_bootstrap_only"), e.get("verdict_two_valued"), f"**{e.get('verdict', '—')}**"]
-            cells.append(" → ".join(x for x in steps if x))
-        lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+        for p, r in reports.items():
+            c = claim_of(r, cid)
+            if c is None:
+                continue
+            d = r.get("design") or {}
+            caveat = ([f"{model_label(d['model'])}, {d['steps']} × {d['completions_per_step']}"] if d else []) \
+                + [f"{_seeds(c)} seeds"]
+            if not provenance(p)["current"]:
+                caveat.append("computed by earlier code")
+            if c.get("fragile"):
+                caveat.append("fragile: " + "; ".join(c["fragile"]))
+            lines.append(f"| {cid} | {p} | {verdict_mark(c)} | {claims.report.deciding(c)} | "
+                         f"{claims.report.power_cell(c)} | {'; '.join(caveat)} |")
+    lines += [""] + [f"* {p}: {claims.report.design_line(r['design'])}." for p, r in reports.items() if r.get("design")]
     return "\n".join(lines)
-
-
-def findings_block() -> str:
-    """One plain line per claim: what was tested, the verdict class, the quantity that decided it (with both
-    intervals; for an untestable claim the failed precondition), the power where inconclusive, and
-    "fragile: …" where a documented alternative reading gives another class (reports/tiny/claims.json)."""
-    report = _tiny_report()
-    if report is None:
-        return NOT_YET
-    lines = []
-    for c in report["claims"]:
-        plain = claims.CLAIMS[c["id"]].plain
-        line = f"* **{c['id']}** — {plain}: {verdict_with_power(c)} ({claims.report.deciding(c)})"
-        if c.get("fragile"):
-            line += "; fragile: " + "; ".join(c["fragile"])
-        lines.append(line + ".")
-    lines += ["", "Profile `tiny` (" + claims.report.design_line(report["design"]) + "); intervals are 95% "
-              "(percentile bootstrap and Student t over seeds; C3: Wilson over matrices, descriptive); n is the "
-              "number of seeds behind the quantity; MDE: the smallest effect the design detects with 80% power."
-              if report.get("design") else ""]
-    return "\n".join(lines).rstrip()
 
 
 FIGURE_CAPTIONS = {
-    "C0": "greedy test accuracy of the models built from parts of the full-RL update",
+    "C0": "the models built from parts of the full-RL update, beside the base and the full-RL model",
     "C1": "training reward and test accuracy over training, Full RL vs PR1S",
-    "C2": "change against the base model on math, the knowledge probe and the second skill",
-    "C3": "fraction of weight matrices with heavy-tailed spectra, with the threshold",
+    "C2": "math, the knowledge probe and the second skill of the base, full-RL and rank-1 models",
+    "C3": "the fraction of weight matrices with heavy-tailed spectra, against the threshold",
     "C4": "how closely u1 and v1 of the update point along their final direction over training",
 }
 
 
-def figures_block(profile: str = "tiny") -> str:
-    """One embedded figure per claim (the first figure of the notebook that decides it), with a caption."""
+def figure_profile(cid: str, reports: dict[str, dict]) -> str | None:
+    """The profile whose figure of a claim to show: a decisive verdict (holds, refuted, below threshold) before an
+    inconclusive one before an untestable one, then reports of today's code, then more seeds, then the order of
+    the profiles; only profiles whose figure file exists."""
+    fig = notebooks.by_claim(cid).figures[0]
+    candidates = []
+    for i, (p, r) in enumerate(reports.items()):
+        c = claim_of(r, cid)
+        if c is None or not (paths.FIGURES / p / f"{fig}.png").exists():
+            continue
+        klass = 0 if c["verdict"] in DECISIVE else 1 if c["verdict"] == INCONCLUSIVE else 2
+        seeds = max((m["n"] for m in c.get("measured", [])), default=0)
+        candidates.append(((klass, not provenance(p)["current"], -seeds, i), p))
+    return min(candidates)[1] if candidates else None
+
+
+def figures_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
+    """One embedded figure per claim (the first figure of the notebook that decides it) from the profile that
+    decides it best (``figure_profile``), with a caption naming that profile and its verdict."""
+    reports = _reports(profiles)
     lines = []
     for cid in claims.CLAIMS:
-        fig = notebooks.by_claim(cid).figures[0]
-        lines += [f"![{cid}: {FIGURE_CAPTIONS[cid]}](figures/{profile}/{fig}.png)", "",
-                  f"*{cid}: {FIGURE_CAPTIONS[cid]}.*", ""]
+        p = figure_profile(cid, reports)
+        if p is None:
+            lines += [f"*{cid}: no figure yet (`make reproduce` draws it).*", ""]
+            continue
+        fig, c = notebooks.by_claim(cid).figures[0], claim_of(reports[p], cid)
+        lines += [f"**{cid}** (profile {p}, {c['verdict']}): {FIGURE_CAPTIONS[cid]}.",
+                  f"![{cid}: {FIGURE_CAPTIONS[cid]}](figures/{p}/{fig}.png)", ""]
     return "\n".join(lines[:-1])
 
 
-def dynamics_block() -> str:
-    path = paths.REPORTS / "tiny" / "dynamics.json"
-    if not path.exists():
-        return "_Not produced yet: run `make reproduce` (notebook 06 writes reports/tiny/dynamics.json)._"
-    v = fileio.read_json(path)
-    lines = ["| extrapolation (window → final step) | test accuracy / trained model's (95% CI) | steps saved |",
-             "|---|---|---|"]
-    for key, r in v["extrapolation"].items():
-        saved = "— (stop-early reference)" if r["steps_saved"] is None else f"{r['steps_saved']:.2f}"
-        lines.append(f"| {key} | {ci(r['ratio'])} | {saved} |")
-    lines.append("")
-    g = v.get("sigma1_growth")
-    if g:
-        lines.append(f"Mean σ1(ΔW_t) over matrices and seeds: {g['at_window']:.3f} at step {g['window']}, "
-                     f"{g['at_final']:.3f} at step {g['final_step']}; a straight line through the window predicts "
-                     f"{g['linear_at_final']:.3f} at step {g['final_step']}.")
-        lines.append("")
-    lines.append("PLS linear dynamics (median over matrices and seeds): " + "; ".join(
-        f"{signal}: R² {m['r2']:.2f}, leave-one-out R² {m['r2_loo']:.2f}"
-        for signal, m in v["pls_median"].items()) + ".")
-    return "\n".join(lines)
 
-
-def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
-    """Verdicts of the same claims under the tiny profile and its longer variant, side by side."""
-    present = [p for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
-    missing = [p for p in profiles if p not in present]
-    if len(present) < 2:
-        return ("_Not produced yet: `make reproduce PROFILE=tiny-long` writes reports/tiny-long/claims.json "
-                f"(missing: {', '.join(missing)})._")
-    reports = {p: claims.load_report(p) for p in present}
-    lines = verdict_table(reports)
-    for p in present:
-        dyn = paths.REPORTS / p / "dynamics.json"
-        if dyn.exists():
-            d = fileio.read_json(dyn)
-            g = d["sigma1_growth"]
-            ext = {k: v for k, v in d["extrapolation"].items() if v["steps_saved"] is not None}
-            saved = {k: v for k, v in ext.items() if v["steps_saved"] > 0}
-            lines.append("")
-            text = (f"{p}: mean σ1(ΔW) {g['at_window']:.3f} at step {g['window']}, {g['at_final']:.3f} at step "
-                    f"{g['final_step']} (a line through the window predicts {g['linear_at_final']:.3f}); ")
-            if saved:
-                k, v = max(saved.items(), key=lambda kv: kv[1]["steps_saved"])
-                text += (f"the most steps saved by an extrapolation that kept the accuracy: {v['steps_saved']:.2f} "
-                         f"({k}, accuracy ratio {ci(v['ratio'])}).")
-            elif ext:
-                k, v = max(ext.items(), key=lambda kv: kv[1]["ratio"]["mean"])
-                text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {ci(v['ratio'])})."
-            lines.append(text)
-    lines.append("")
-    times = []
-    for p in present:
-        tfile = paths.REPORTS / p / "timing.json"
-        cold = fileio.read_json(tfile).get("cold") if tfile.exists() else None
-        if cold:
-            times.append(f"{p} {cold['total_s'] / 60:.1f} min ({cold['runs_trained']} runs, "
-                         f"{cold['processes']} processes)")
-    for p in present:
-        if reports[p].get("stale"):
-            lines.append(f"{p}: stale results, re-judged under the current rule but not re-run ("
-                         + "; ".join(reports[p]["stale"]) + "); the verdicts are those of the code that made them.")
-            lines.append("")
-    lines.append("Config hashes: " + ", ".join(f"{p} `{reports[p]['config_hash']}`" for p in present) + "."
-                 + (" Cold `make reproduce` times: " + "; ".join(times) + "." if times else ""))
-    return "\n".join(lines)
-
-
-def timing_block() -> str:
-    path = paths.REPORTS / "tiny" / "timing.json"
-    if not path.exists():
-        return "_Not measured yet: `make reproduce` writes reports/tiny/timing.json._"
-    t = fileio.read_json(path)
-    lines = []
-    if "cold" in t:
-        c = t["cold"]
-        lines.append(f"Last `make reproduce` that trained every run from nothing: "
-                     f"**{c['total_s'] / 60:.1f} min** in all "
-                     f"({c['setup_s']:.0f} s setting up `.venv`, then {c['runs_trained']} GRPO runs and "
-                     f"{c['notebooks_executed']} notebooks in {c['jobs_wall_s']:.0f} s with {c['processes']} processes "
-                     f"on {c['cpu_count']} cores).")
-    if "warm" in t:
-        lines.append(f"Run again with nothing changed, it reuses all {t['warm']['runs_cached']} runs and "
-                     f"{t['warm']['notebooks_cached']} notebooks in **{t['warm']['total_s']:.0f} s**.")
-    if not lines:
-        return "_No cold or warm `make reproduce` recorded yet in reports/tiny/timing.json._"
-    return " ".join(lines) + " Measured by `make reproduce` itself (`reports/tiny/timing.json`)."
-
-
-BLOCKS = {"timing": timing_block, "provenance": provenance_block, "robustness": robustness_block,
-          "base-metrics": base_metrics_block, "claims": claims_block,
-          **{cid.lower(): functools.partial(_claim_block, module) for cid, module in claims.MODULES.items()},
-          "dynamics": dynamics_block,
-          "rule-change": rule_change_block, "findings": findings_block, "figures": figures_block,
+BLOCKS = {"hardware": hardware_block, "timing": timing_block, "results": results_block, "figures": figures_block,
+          "provenance": details.provenance_block, "robustness": details.robustness_block,
+          "budget": details.budget_block, "base-metrics": details.base_metrics_block, "claims": details.claims_block,
+          **{cid.lower(): functools.partial(details.claim_block, module) for cid, module in claims.MODULES.items()},
+          "dynamics": details.dynamics_block, "rule-change": details.rule_change_block,
+          "findings": details.findings_block,
           "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
           "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
           "smollm2-lr": real_model.smollm2_lr_block}
+MARKER = re.compile(r"<!-- BEGIN:([A-Za-z0-9_-]+) -->")
+
+
+def documents() -> list[Path]:
+    """The pages that may hold generated blocks: README.md, START_HERE.md and docs/*.md."""
+    pages = [paths.ROOT / "README.md", paths.ROOT / "START_HERE.md", *sorted((paths.ROOT / "docs").glob("*.md"))]
+    return [p for p in pages if p.exists()]
+
+
+def block_names(text: str) -> list[str]:
+    return MARKER.findall(text)
 
 
 def render(text: str, blocks: dict[str, str]) -> str:
     for name, body in blocks.items():
         pat = re.compile(rf"(<!-- BEGIN:{re.escape(name)} -->\n).*?(<!-- END:{re.escape(name)} -->)", re.S)
         if not pat.search(text):
-            raise ValueError(f"README has no block {name!r} (markers <!-- BEGIN:{name} --> ... <!-- END:{name} -->)")
+            raise ValueError(f"no block {name!r} (markers <!-- BEGIN:{name} --> ... <!-- END:{name} -->)")
         text = pat.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 
+LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def relink(body: str, page: Path) -> str:
+    """A block's links are written from the repository root; on a page in a subdirectory they are rewritten to
+    be relative to that page (``reports/x`` on docs/y.md → ``../reports/x``). Absolute URLs and anchors stay."""
+    rel = os.path.relpath(paths.ROOT, Path(page).resolve().parent)
+    if rel == ".":
+        return body
+
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"[a-z]+:|#|/", target):
+            return m.group(0)
+        return m.group(1) + Path(os.path.normpath(os.path.join(rel, target))).as_posix() + m.group(3)
+
+    return LINK.sub(fix, body)
+
+
+def render_document(text: str, blocks: dict[str, str], page: Path | None = None) -> str:
+    """Rewrite every generated block a page holds (links made relative to ``page``); a marker of no known block
+    is an error."""
+    names = block_names(text)
+    unknown = sorted(set(names) - set(blocks))
+    if unknown:
+        raise ValueError(f"unknown generated block(s) {unknown}; known: {sorted(blocks)}")
+    return render(text, {n: relink(blocks[n], page) if page else blocks[n] for n in names})
+
+
+def placement(pages: list[Path] | None = None) -> dict[str, list[str]]:
+    """Block name → the pages (relative paths) that hold it."""
+    where: dict[str, list[str]] = {}
+    for page in pages or documents():
+        for name in block_names(page.read_text()):
+            where.setdefault(name, []).append(str(page.relative_to(paths.ROOT)))
+    return where
+
+
 def generated_blocks() -> dict[str, str]:
-    return {name: fn() for name, fn in BLOCKS.items()}
+    with readme_tables.computed_once():
+        return {name: fn() for name, fn in BLOCKS.items()}
 
 
-def update(path: Path = paths.ROOT / "README.md") -> bool:
-    """Rewrite the generated blocks; returns True when the file changed."""
-    old = Path(path).read_text()
-    new = render(old, generated_blocks())
-    if new != old:
-        fileio.write_text(path, new)
-    return new != old
+def update(path: Path | None = None) -> bool:
+    """Rewrite the generated blocks of one page, or of every page (``documents()``); True when a file changed."""
+    blocks, changed = generated_blocks(), False
+    for page in [Path(path)] if path else documents():
+        old = page.read_text()
+        new = render_document(old, blocks, page)
+        if new != old:
+            fileio.write_text(page, new)
+            changed = True
+    return changed

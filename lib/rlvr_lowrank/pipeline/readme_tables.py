@@ -1,9 +1,49 @@
-"""Formatting shared by the README's generated blocks (pipeline.readme, pipeline.readme_real_model):
-numbers, intervals, and the per-claim verdict table of several profiles side by side."""
+"""What the generated blocks (pipeline.readme, readme_details, readme_real_model) share: the tracked profiles,
+their timing records and provenance, the number and interval formats, and the per-claim verdict table of
+several profiles side by side."""
 from __future__ import annotations
 
-from .. import claims
+import contextlib
+import re
+
+from .. import claims, fileio, paths
 from ..claims.verdict import INCONCLUSIVE
+
+TRACKED_PROFILES = ("tiny", "tiny-long", "smollm2")
+NOT_YET = "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
+_memo: dict | None = None  # within computed_once(): a value several blocks need is computed once
+
+
+@contextlib.contextmanager
+def computed_once():
+    """While generating every block at once, ``provenance`` (a few seconds per profile) is computed once."""
+    global _memo
+    _memo = {}
+    try:
+        yield
+    finally:
+        _memo = None
+
+
+def provenance(profile: str) -> dict:
+    """claims.report.provenance: which code computed a profile's reports, and whether it is today's."""
+    if _memo is None:
+        return claims.report.provenance(profile)
+    if profile not in _memo:
+        _memo[profile] = claims.report.provenance(profile)
+    return _memo[profile]
+
+
+def timing(profile: str) -> dict:
+    """reports/<profile>/timing.json (``make reproduce``'s cold, warm and last records), or {}."""
+    path = paths.REPORTS / profile / "timing.json"
+    return fileio.read_json(path) if path.exists() else {}
+
+
+def default_profile() -> str:
+    """The profile `make reproduce` runs without PROFILE= (the Makefile's ``PROFILE ?=``)."""
+    m = re.search(r"^PROFILE \?= *(\S+)", (paths.ROOT / "Makefile").read_text(), re.M)
+    return m.group(1) if m else "tiny"
 
 
 def fmt(x: float) -> str:
