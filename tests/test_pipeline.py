@@ -31,7 +31,7 @@ def test_smoke_parameters_are_the_notebook_defaults(stem):
     assert {k: defaults[k] for k in params} == params
 
 
-@pytest.mark.parametrize("profile", ["smoke", "tiny", "tiny-long", "smollm2"])
+@pytest.mark.parametrize("profile", ["smoke", "tiny", "tiny-long", "smollm2", "paper-qwen2.5-math-1.5b"])
 def test_every_profile_names_existing_parameters_and_experiments(profile):
     for stem in notebooks.stems(profile):
         reproduce.checked_parameters(stem, profile)

@@ -29,6 +29,11 @@ def test_paper_profile_dry_run_resolves_every_experiment_without_loading(profile
         kwargs = train.grpo_kwargs(config.resolve(profile, experiment, 0), runs.run_dir(profile, experiment, 0))
         assert kwargs["bf16"] is True and "use_cpu" not in kwargs  # GPU settings are not overridden by CPU_FIXED
         assert kwargs["num_iterations"] == 1  # on-policy: PR1S substitutes at generation boundaries
+        # a machine without CUDA (this one) or vLLM is told which piece is missing; the path to verdicts follows
+        import torch
+        if not torch.cuda.is_available():
+            assert "# CUDA: MISSING" in out and "CUDA build of torch" in out
+        assert f"reproduce --profile {profile} (notebooks " in out
 
 
 def test_misspelled_grpo_field_fails_before_anything_loads():

@@ -290,7 +290,7 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
     if isinstance(cfg.data, str) and cfg.data not in DATA_NAMES:
         raise ConfigError(f"data: {cfg.data!r} is not a known task; use one of {list(DATA_NAMES)} or "
-                          "{train: <local JSONL>} (README, Scale-out)")
+                          "{train: <local JSONL>} (docs/paper_scale.md)")
     if cfg.reward is not None and cfg.reward not in rewards.REWARDS:
         raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(rewards.REWARDS)}")
     if cfg.pr1s and cfg.lora:

@@ -70,7 +70,7 @@ def train_dataset(cfg: Experiment) -> Dataset:
         path = Path(cfg.data["train"])
         path = path if path.is_absolute() else paths.ROOT / path
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: {cfg.data.get('how', 'see the README, Scale-out')}")
+            raise FileNotFoundError(f"{path} does not exist: {cfg.data.get('how', 'see docs/paper_scale.md')}")
         return load_dataset("json", data_files=str(path), split="train")
     return Dataset.from_list([{"prompt": it.prompt, "answer": it.answer, "task": it.task}
                               for task in cfg.tasks for it in rl_items(cfg, task)])
@@ -199,7 +199,37 @@ def dry_run(profile: str, experiment: str, seed: int = 0) -> str:
            f"--num_processes {launch.get('num_processes', 1)} "
            if launch.get("accelerate_config") else "python ")
     lines.append(f"# launch: {cmd}-m rlvr_lowrank train --profile {profile} --experiment {experiment} --seed {seed}")
+    lines += _gpu_pieces(cfg) + _after_training(profile)
     return "\n".join(lines)
+
+
+def _gpu_pieces(cfg: Experiment) -> list[str]:
+    """For a GPU profile: whether this machine has CUDA and (when the profile samples with vLLM) vLLM."""
+    if cfg.device != "cuda":
+        return []
+    import importlib.util
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    out = [f"# CUDA: available ({torch.cuda.device_count()} GPU(s))" if cuda else
+           f"# CUDA: MISSING (torch {torch.__version__} sees no GPU: install the CUDA build of torch first, "
+           "docs/paper_scale.md)"]
+    if cfg.train.get("use_vllm"):
+        has = importlib.util.find_spec("vllm") is not None
+        missing = 'MISSING (pip install -e ".[gpu]")'
+        out.append(f"# vLLM (use_vllm: true): {'installed' if has else missing}")
+    return out
+
+
+def _after_training(profile: str) -> list[str]:
+    """The path from trained runs to verdicts that the profile declares (``arms:`` and ``notebooks:``)."""
+    prof = config.load_profile(profile)
+    if not prof.get("arms"):
+        return []
+    return [f"# then, every seed of the arms {sorted(set(prof['arms'].values()))} trained: python -m rlvr_lowrank "
+            f"reproduce --profile {profile} (notebooks {', '.join(prof.get('notebooks', {}))}; reports/{profile}/"
+            "claims.md)"]
 
 
 def truncate_logs(run: Path, step: int) -> None:
