@@ -6,10 +6,11 @@ STARTED_AT := $(shell date +%s)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# pip's --no-compile: byte-compiling every installed file took 65 s of a 96 s install (2 cores); Python compiles
-# what it imports on first use instead. The unit tests run in TEST_WORKERS pytest-xdist workers, one file per
-# worker at a time (--dist loadfile keeps a file's module fixtures in one process); each worker computes on one
-# thread (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+# The unit tests run in TEST_WORKERS pytest-xdist workers, one file per worker at a time (--dist loadfile keeps a
+# file's module fixtures in one process); each worker computes on one thread (tests/conftest.py).
+# TEST_WORKERS=0 runs them in this process. (pip byte-compiles at install on purpose: where
+# PYTHONDONTWRITEBYTECODE is set, an uncompiled venv recompiles torch, transformers and TRL in every process,
+# measured +20 s per `import trl`.)
 TEST_WORKERS ?= 2
 PYTEST_UNIT := -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 # the notebooks' kernels likewise compute on one thread each when two run side by side
@@ -26,9 +27,9 @@ help: ## list the targets
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -r requirements.txt   # torch==2.13.0 (CPU) is its first line: one resolver pass
-	$(PY) -m pip install --quiet --no-compile --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install --quiet --no-compile --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements.txt   # torch==2.13.0 (CPU) is its first line: one resolver pass
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 setup: $(STAMP) ## create .venv with the pinned packages (idempotent)

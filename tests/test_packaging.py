@@ -165,8 +165,8 @@ def test_lib_imports_at_module_level_only_runtime_dependencies_or_documented_ext
 def test_the_reproduction_install_ignores_the_declared_ranges():
     """`make setup` installs the pins and then the project with --no-deps: declaring ranges changes nothing there."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "pip install --quiet --no-compile -r requirements.txt" in makefile
-    assert "pip install --quiet --no-compile --no-deps -e ." in makefile
+    assert "pip install --quiet -r requirements.txt" in makefile
+    assert "pip install --quiet --no-deps -e ." in makefile
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +236,7 @@ def test_conda_setup_runs_the_setup_recipe_in_the_active_environment(tmp_path):
     prefix = tmp_path / "env"
     proc = make("-n", "conda-setup", env_extra={"CONDA_PREFIX": str(prefix)})
     assert proc.returncode == 0, proc.stderr
-    py = f"{prefix}/bin/python -m pip install --quiet --no-compile"
+    py = f"{prefix}/bin/python -m pip install --quiet"
     for line in (f"{py} -r requirements.txt", f"{py} --no-deps -r requirements-nodeps.txt", f"{py} --no-deps -e ."):
         assert line in proc.stdout, (line, proc.stdout)
     assert f"touch {prefix}/.installed" in proc.stdout
