@@ -66,6 +66,16 @@ smoke-runs: $(STAMP) ## train the smoke runs the notebooks read (cached: a secon
 test-notebooks: smoke-runs ## notebooks only (smoke defaults, nbval-lax), after the smoke runs they read
 	$(NB_THREADS) $(PY) -m pytest -q $(PYTEST_NB) -n $(TEST_WORKERS) --dist loadfile notebooks
 
+# One prepared check of the GPU path (pipeline/gpu_check.py), on a machine with GPUs and no network: PR1S under
+# DDP in bf16 on the tiny model (one process per GPU), then 2 steps of the paper profile on a small Qwen2 model.
+GPU_CHECK_DIR ?= build/gpu-check
+.PHONY: gpu-check
+gpu-check: ## PR1S under DDP in bf16 + 2 paper-profile steps on the GPUs of this machine (build/gpu-check/)
+	RLVR_RUNS_DIR=$(GPU_CHECK_DIR)/runs $(PY) -m accelerate.commands.launch --config_file configs/accelerate/ddp_gpu.yaml \
+	  --num_processes $$($(PY) -c "import torch; print(max(1, torch.cuda.device_count()))") \
+	  -m rlvr_lowrank gpu-check --part ddp --work $(GPU_CHECK_DIR)
+	RLVR_RUNS_DIR=$(GPU_CHECK_DIR)/runs $(PY) -m rlvr_lowrank gpu-check --part paper --work $(GPU_CHECK_DIR)
+
 # make lab LAB_ARGS="--port 9999 --no-browser --ip 0.0.0.0"; LAB_TOKEN=... fixes the login token (default: a
 # random one, printed in the URL). --allow-root only when running as root (containers).
 LAB_ARGS ?=

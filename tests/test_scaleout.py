@@ -2,7 +2,7 @@
 GRPOConfig fields are real, and the MATH-style boxed-answer verifier behaves."""
 import pytest
 
-from rlvr_lowrank import cli
+from rlvr_lowrank import cli, fileio
 from rlvr_lowrank.training import config, runs, train
 from rlvr_lowrank.world import rewards
 
@@ -88,3 +88,21 @@ def test_chat_arithmetic_items_and_reward():
                                [{"role": "assistant", "content": "7 + 5 = 12"}], "-12"],
                               ["12"] * 8)
     assert r == [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_the_gpu_checks_paper_part_trains_two_steps_of_the_paper_profile_on_the_cpu(tmp_path, monkeypatch):
+    """The GPU check's second part (a small Qwen2 model, MATH-500-format data through prepare-math, the paper
+    profile's GRPO settings without vLLM) runs on the CPU: two logged steps with finite loss and reward."""
+    from rlvr_lowrank import paths
+    from rlvr_lowrank.pipeline import gpu_check
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(paths, "CONFIGS", paths.CONFIGS)  # paper_part points it at its derived profile
+    paper = fileio.read_yaml(paths.CONFIGS / f"{gpu_check.PAPER_PROFILE}.yaml")
+    result = gpu_check.paper_part(tmp_path / "work", "cpu")
+    assert result["ok"] and result["steps"] == 2, result
+    cfg = fileio.read_yaml(tmp_path / "work" / "configs" / "gpu-check-paper.yaml")
+    assert cfg["reward"] == paper["reward"] == "boxed_math" and cfg["train"]["use_vllm"] is False
+    assert {k: cfg["train"][k] for k in ("loss_type", "beta", "scale_rewards", "learning_rate")} == \
+        {k: paper["train"][k] for k in ("loss_type", "beta", "scale_rewards", "learning_rate")}
+    assert fileio.read_yaml(tmp_path / "work" / "small-qwen2" / "config.json")["model_type"] == "qwen2"

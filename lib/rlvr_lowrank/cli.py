@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="the dataset file (.jsonl, .json or .parquet)")
     p.add_argument("--out", type=Path, required=True, help="the JSONL to write (e.g. data/math/train.jsonl)")
     p.add_argument("--limit", type=int, default=None, help="keep the first N usable rows")
+    p = sub.add_parser("gpu-check", help="one check of the GPU path: PR1S under DDP in bf16, 2 paper-profile steps")
+    p.add_argument("--part", required=True, choices=("ddp", "paper"))
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("--work", type=Path, default=Path("build/gpu-check"), help="scratch directory (runs, models)")
     p = sub.add_parser("recovery", help="recovery of the RL gain by model variants, from evaluate-math scores files")
     p.add_argument("--base", type=Path, required=True, help="scores file of the base model")
     p.add_argument("--rl", type=Path, nargs="+", required=True, help="scores files of the RL models, one per seed")
@@ -167,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "prepare-math":
         from .world import math_data
         math_data.prepare(args.input, args.format, args.out, limit=args.limit)
+    elif args.command == "gpu-check":
+        if "RLVR_RUNS_DIR" not in os.environ:  # a scratch runs directory: nothing under runs/ is touched
+            paths.RUNS = (args.work / "runs").resolve()
+        from .pipeline import gpu_check
+        result = (gpu_check.paper_part(args.work, args.device) if args.part == "paper"
+                  else gpu_check.ddp_part(args.device))
+        print(json.dumps(result))
+        return 0 if result.get("ok", True) else 1
     elif args.command == "recovery":
         from . import fileio
         from .claims import recovery_scores as recovery
