@@ -59,6 +59,21 @@ def test_thresholds_are_the_preregistered_values():
         "C4": {"min_u_minus_v": 0.0, "min_u_minus_baseline": 0.0}}
 
 
+def test_reading_thresholds_are_derived_from_the_preregistered_ones():
+    # the readings added after tiny's results were seen (claims.readings): every threshold follows from a
+    # pre-registered one, so none was chosen after seeing data
+    from rlvr_lowrank.claims import readings
+
+    assert readings.THRESHOLDS == {"C0": {"ni_margin_fraction": 0.1}, "C1": {"min_did": 0.02, "tost_margin": 0.05},
+                                   "C3": {"min_fraction": 0.9}}
+    pre = {cid: c.thresholds for cid, c in claims.CLAIMS.items()}
+    assert readings.THRESHOLDS["C0"]["ni_margin_fraction"] == pytest.approx(1 - pre["C0"]["min_recovery"])
+    assert readings.THRESHOLDS["C1"] == {"min_did": pre["C1"]["min_reward_gap"],
+                                         "tost_margin": pre["C1"]["max_test_gap"]}
+    assert readings.THRESHOLDS["C3"]["min_fraction"] == pre["C3"]["min_fraction"]
+    assert set(readings.DERIVED_FROM) == {f"{c}.{k}" for c, t in readings.THRESHOLDS.items() for k in t}
+
+
 @pytest.mark.parametrize("cid", ["C0", "C1", "C2", "C3", "C4"])
 def test_result_dataclass_is_the_schema_of_the_committed_tiny_report(cid):
     module = claims.MODULES[cid]

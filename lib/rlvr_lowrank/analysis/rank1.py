@@ -31,6 +31,9 @@ from .targets import layer_index, matrix_type, target_names
 # Substitution variants on one ΔW and model variants (docs/methods.md §2).
 VARIANTS = ("trunc", "normmatch", "residual", "random")
 MODEL_VARIANTS = ("base", "full", "trunc", "normmatch", "residual", "random", "rankk")
+# added for the C0 reading (claims.readings), not a variant of the pre-registered C0: ‖ΔW‖_F u2 v2ᵀ, the second
+# singular direction at the norm of the whole update (is the *first* direction specific, or would any do?)
+SECOND = "second"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,6 +198,12 @@ def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = Fal
                 # AlphaRL (eval/upd_rank.py): α · (‖ΔW‖_F / ‖ΔW_k‖_F) · ΔW_k with α = 1.
                 nk = _fro(S)
                 R = rescale(R, fro / nk, "normmatch rank-k update") if nk > 0 else torch.zeros_like(dW)
+    elif variant == SECOND:
+        if min(m, n) < 2:
+            raise ValueError(f"a {m}x{n} matrix has no second singular direction")
+        U, S, V, info = svd_topk(dW, 2, method=method, seed=seed, return_info=True)
+        R = rescale(torch.outer(U[:, 1], V[:, 1]), fro, "second-direction update") if float(S[1]) > 0 \
+            else torch.zeros_like(dW)
     elif variant in VARIANTS:
         U, S, V, info = svd_topk(dW, 1, method=method, seed=seed, return_info=True)
         s1, u1, v1 = S[0], U[:, 0], V[:, 0]
@@ -250,15 +259,16 @@ def build_substituted_model(base_model: torch.nn.Module, trained_model_or_state,
     """A NEW model = deepcopy(base) with each target W = W0 + update(ΔW).
 
     variant: "base" (W0), "full" (W0 + ΔW), "trunc", "normmatch", "residual", "random", "rankk" (with k and
-    normmatch). Non-target tensors (embeddings, lm_head, norms, biases) stay at BASE values for every variant,
-    the AlphaRL convention; so "full" is the trained model only if RL left the non-targets untouched.
+    normmatch), "second" (‖ΔW‖_F u2 v2ᵀ, the C0 reading's control). Non-target tensors (embeddings, lm_head,
+    norms, biases) stay at BASE values for every variant, the AlphaRL convention; so "full" is the trained model
+    only if RL left the non-targets untouched.
     The base model is not modified. The per-matrix diagnostics (list of dicts: name, layer, type, shape,
     fro, sigma1, e1, norm_ratio, energy_removed, dist2, ...) are attached as `model.rank1_diagnostics`, and the
     AlphaRL summary Σσ1/Σ‖ΔW‖_F as `model.rank1_summary`.
     Weights are computed in float32 and cast to the base parameter dtype when written.
     """
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(f"unknown model variant {variant!r}; valid: {', '.join(MODEL_VARIANTS)}")
+    if variant not in MODEL_VARIANTS + (SECOND,):
+        raise ValueError(f"unknown model variant {variant!r}; valid: {', '.join(MODEL_VARIANTS + (SECOND,))}")
     _check_same_model_type(base_model, trained_model_or_state)
     base = base_model.state_dict()
     trained = _as_state(trained_model_or_state, "trained_model_or_state")

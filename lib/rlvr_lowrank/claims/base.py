@@ -68,7 +68,8 @@ def interval(summary: dict, key: str) -> tuple[float, float]:
     return (float("nan") if lo is None else float(lo), float("nan") if hi is None else float(hi))
 
 
-ARM_LABELS = {"full": "Full RL", "lora_r1": "rank-1 LoRA", "mix_full": "multi-task Full RL", "base": "base model"}
+ARM_LABELS = {"full": "Full RL", "lora_r1": "rank-1 LoRA", "mix_full": "multi-task Full RL", "base": "base model",
+              "random_reward": "random-reward null (not RL with a verifier)"}
 VARIANT_LABELS = {"base": "base model", "full": "full ΔW", "normmatch": "rank-1, norm-matched",
                   "trunc": "rank-1, truncated", "residual": "residual (ΔW − rank-1)",
                   "random": "random rank-1 direction"}

@@ -5,17 +5,17 @@ README's claim map and the claims report (which notebook and figure back each cl
 inferred from parameter values.
 
 An *arm* is a role a notebook reads (``full``: Full RL, ``pr1s``: the pre-registered PR1S arm,
-``sweep``: the other PR1S arms, ``lora``, ``mix``); each profile maps arms to its experiments in
-``arms:`` of ``configs/<profile>.yaml``, and lists per notebook the remaining parameters in
-``notebooks:``. A notebook's papermill parameters are then::
+``sweep``: the other PR1S arms, ``lora``, ``mix``, ``null_arm``: GRPO with a random reward, claims.null_arm);
+each profile maps arms to its experiments in ``arms:`` of ``configs/<profile>.yaml``, and lists per notebook the
+remaining parameters in ``notebooks:``. A notebook's papermill parameters are then::
 
     PROFILE; for a notebook that reads runs, SEEDS (the profile's seeds: those of the arms that decide the
     claims; an arm with fewer seeds, config.seeds_of, is read on the seeds it has) and either one parameter per arm
     (FULL, PR1S, LORA, MIX: an experiment each; SWEEP: a list) or, with ``arm_list``, ARMS (the list of its
     arms' experiments); and the notebook's own entries under ``notebooks:`` of the profile.
 
-The arms ``sweep``, ``lora`` and ``mix`` are optional (OPTIONAL_ARMS): a profile that does not map one (smollm2
-trains only Full RL and one PR1S arm) passes its empty value (``SWEEP = []``, ``LORA = None``, ``MIX = None``)
+The arms ``sweep``, ``lora``, ``mix`` and ``null_arm`` are optional (OPTIONAL_ARMS): a profile that does not map
+one (smollm2 trains only Full RL and one PR1S arm) passes its empty value (``SWEEP = []``, ``LORA = None``, ...)
 and the notebook leaves out what it would read; ``full`` and ``pr1s`` decide claims and must be mapped.
 """
 from __future__ import annotations
@@ -60,8 +60,8 @@ NOTEBOOKS: tuple[Notebook, ...] = (
              ("c2.json",), ("fig03_knowledge_loss", "fig03_multitask_rank_k")),
     Notebook("04_heavy_tails", "heavy-tailed singular values of the RL-trained weights", "C3", ("full", "pr1s"),
              ("c3.json",), ("fig04_heavy_tailed_fraction", "fig04_alpha_per_matrix", "fig04_esd_tails"), arm_list=True),
-    Notebook("05_alignment", "alignment of the rank-1 singular vectors over training", "C4", ("full", "pr1s"),
-             ("c4.json",), ("fig05_alignment",), arm_list=True),
+    Notebook("05_alignment", "alignment of the rank-1 singular vectors over training", "C4",
+             ("full", "pr1s", "null_arm"), ("c4.json",), ("fig05_alignment",), arm_list=True),
     Notebook("06_linear_dynamics", "rank-1 linear dynamics and extrapolation (beyond the paper)", None, ("full",),
              ("dynamics.json",), ("fig06_pls_r2", "fig06_extrapolation")),
     Notebook("07_claims", "all claims side by side", None, (), ("claims.json", "claims.md"),
@@ -71,8 +71,10 @@ NOTEBOOKS: tuple[Notebook, ...] = (
     Notebook("09_your_checkpoints", "the paper's diagnostics on any base/RL checkpoint pair (analyze)"),
 )
 BY_STEM = {nb.stem: nb for nb in NOTEBOOKS}
-ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP"}  # sweep: a list
-OPTIONAL_ARMS = {"sweep": [], "lora": None, "mix": None}  # arm -> the parameter value when a profile leaves it out
+ARM_PARAMETERS = {"full": "FULL", "pr1s": "PR1S", "lora": "LORA", "mix": "MIX", "sweep": "SWEEP",  # sweep: a list
+                  "null_arm": "NULL_ARM"}
+# arm -> the parameter value when a profile leaves it out
+OPTIONAL_ARMS = {"sweep": [], "lora": None, "mix": None, "null_arm": None}
 
 
 def notebook(stem: str) -> Notebook:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import fileio, paths
-from ..world import rewards, tasks
+from ..world import random_reward, rewards, tasks
 
 DATA_NAMES = ("chat_math",)  # data: <name> for a chat model (train.train_dataset); else the tiny world
 TRAIN_EXTRA_KEYS = {"threads", "precision"}  # train: keys of ours, not GRPOConfig fields (train.grpo_kwargs drops them)
@@ -105,14 +105,12 @@ class Eval:
         n_math_train (int, default 100): RL training problems scored greedily (the training-set accuracy).
         n_facts (int, default 160): knowledge-probe items.
         n_skill (int, default 300): second-skill items (test split; and of its RL split in multi-task runs).
-        n_samples (int, default 16): samples per problem for pass@k (notebook 00).
     """
     every: int = 0
     n_math_test: int | None = None
     n_math_train: int = 100
     n_facts: int = 160
     n_skill: int = 300
-    n_samples: int = 16
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,8 @@ class Experiment:
         tasks (list[str], default ["math"]): the tasks of the RL prompt mix (tasks.check_task_mix).
         rl_train_size (int | None): an even-stride subset of the stored rl_train split (None: all of it).
         device (str, default "cpu"), data, reward, launch: scale-out settings (smollm2, paper-*).
+        reward_p (float | None): with ``reward: random`` (the null arm, world.random_reward), the probability of
+            reward 1 for every completion, drawn independently of it; set only with ``reward: random``.
     """
     profile: str
     experiment: str
@@ -147,6 +147,7 @@ class Experiment:
     data: Any = None
     reward: str | None = None
     launch: dict | None = None
+    reward_p: float | None = None
 
     def to_dict(self) -> dict:
         """Plain data (what config.yaml holds and what the config hash is computed over)."""
@@ -160,7 +161,7 @@ class Experiment:
 _SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora}
 # keys an experiment may override (the rest are profile-level only)
 EXPERIMENT_KEYS = ("train", "eval", "pr1s", "trajectory", "checkpoint_every", "tasks", "lora", "rl_train_size",
-                   "device", "data", "reward", "launch")
+                   "device", "data", "reward", "launch", "reward_p")
 # profile-level keys that are not run settings: which runs exist and what the pipeline does with them
 PROFILE_KEYS = ("model", "seeds", "experiments", "manual_experiments", "arms", "notebooks",
                 "pipeline") + EXPERIMENT_KEYS
@@ -204,6 +205,11 @@ def load_profile(name: str) -> dict:
     unknown = sorted(set(prof) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"configs/{name}.yaml: unknown key(s) {unknown}; valid keys: {', '.join(PROFILE_KEYS)}")
+    for group in ("experiments", "manual_experiments", "arms"):
+        odd = [k for k in (prof.get(group) or {}) if not isinstance(k, str)]
+        if odd:  # YAML reads an unquoted null, true, 1 as None, True, 1: a name that is not one
+            raise ConfigError(f"configs/{name}.yaml: {group}: key(s) {odd} are not names (YAML reads unquoted "
+                              "null/true/false/numbers as values); use a word such as random_reward")
     for group in ("experiments", "manual_experiments"):
         for exp, over in (prof.get(group) or {}).items():
             bad = sorted(set(over or {}) - set(EXPERIMENT_KEYS) - {"seeds"})
@@ -274,6 +280,25 @@ def from_dict(d: dict) -> Experiment:
     return Experiment(**d, **sections)
 
 
+def check_reward(reward, reward_p) -> None:
+    """``reward:`` names a verifier (rewards.REWARDS) or ``random`` (the null arm), and ``reward_p`` is set exactly
+    when it is ``random``, strictly between 0 and 1."""
+    names = sorted([*rewards.REWARDS, random_reward.RANDOM])
+    if reward is not None and reward not in names:
+        raise ConfigError(f"unknown reward {reward!r}; rewards: {names}")
+    if reward == random_reward.RANDOM:
+        if reward_p is None:
+            raise ConfigError("reward: random needs reward_p: the probability of reward 1, e.g. the base model's "
+                              "mean reward (reward_p: 0.28)")
+        try:
+            random_reward.check_p(reward_p)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    elif reward_p is not None:
+        raise ConfigError(f"reward_p: {reward_p!r} is the success probability of reward: random, but the reward is "
+                          f"{reward or 'the task verifier (no reward: set)'}; remove reward_p or set reward: random")
+
+
 def validate(cfg: Experiment) -> None:
     """Checks that need more than one field, or the task data / TRL; run before anything is loaded."""
     t = cfg.train
@@ -291,8 +316,7 @@ def validate(cfg: Experiment) -> None:
     if isinstance(cfg.data, str) and cfg.data not in DATA_NAMES:
         raise ConfigError(f"data: {cfg.data!r} is not a known task; use one of {list(DATA_NAMES)} or "
                           "{train: <local JSONL>} (docs/paper_scale.md)")
-    if cfg.reward is not None and cfg.reward not in rewards.REWARDS:
-        raise ConfigError(f"unknown reward {cfg.reward!r}; rewards: {sorted(rewards.REWARDS)}")
+    check_reward(cfg.reward, cfg.reward_p)
     if cfg.pr1s and cfg.lora:
         raise ConfigError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
                           "rewrites the base weights, which LoRA keeps frozen")

@@ -291,6 +291,7 @@ class Trajectory:
     S: dict[str, np.ndarray]  # name -> [T, k]
     V: dict[str, np.ndarray]  # name -> [T, n, k]
     Wsv: dict[str, np.ndarray]  # name -> [T, min(m, n)]
+    dF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖ΔW_t‖_F (None: recorded before the recorder kept it)
 
     @property
     def names(self) -> list[str]:
@@ -313,4 +314,6 @@ def load_trajectory(run) -> Trajectory:
     def stack(part):
         return {n: np.stack([d[f"{n}|{part}"].float().numpy() for d in per_step]) for n in names}
 
-    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"))
+    has_norm = all(f"{n}|dF" in d for d in per_step for n in names)
+    dF = {n: v[:, 0] for n, v in stack("dF").items()} if has_norm else None
+    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"), dF)

@@ -23,7 +23,7 @@ from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from .. import fileio, models, paths
-from ..world import chat_tasks, rewards, tasks
+from ..world import chat_tasks, random_reward, rewards, tasks
 from ..world.rewards import guarded_reward
 from . import config, integrity, precision, runs
 from .config import SMOLLM2_MODEL, Experiment
@@ -102,7 +102,10 @@ def eval_sets(cfg: Experiment) -> dict:
 
 
 def reward_function(cfg: Experiment):
-    """``reward:`` of the profile if set (rewards.REWARDS), else math for a math-only run, else the task mix."""
+    """``reward:`` of the profile if set (rewards.REWARDS; ``random``: the null arm's Bernoulli(reward_p) reward,
+    seeded by the run seed, world.random_reward), else math for a math-only run, else the task mix."""
+    if cfg.reward == random_reward.RANDOM:
+        return random_reward.random_reward(cfg.reward_p, cfg.seed)
     if cfg.reward:
         return rewards.REWARDS[cfg.reward]
     return rewards.math_reward if cfg.tasks == ["math"] else rewards.task_reward

@@ -24,7 +24,9 @@ def snapshot(state: Mapping[str, torch.Tensor], base_state: Mapping[str, torch.T
 
     ``<name>|U`` [m, k] and ``<name>|V`` [n, k]: the top-k singular vectors of ΔW_t = W_t − W_0 (exact SVD,
     sign fixed by svd.canonical_sign; stored in ``factor_dtype``), ``<name>|S`` [k]: its singular
-    values, ``<name>|Wsv`` [min(m, n)]: every singular value of W_t (float32, for heavy-tail tracking).
+    values, ``<name>|Wsv`` [min(m, n)]: every singular value of W_t (float32, for heavy-tail tracking),
+    ``<name>|dF`` [1]: ‖ΔW_t‖_F (from all singular values of ΔW_t; with Wsv it gives ‖ΔW_t‖/‖W_t‖, on which
+    claims.null_arm matches the random-reward arm to RL).
 
     Why float16 factors: the alignment statistics are cosines between unit vectors, accurate to ~1e-3 in
     float16, far below the effects measured; the files stay at ~1.5% of a float32 checkpoint of the
@@ -39,6 +41,7 @@ def snapshot(state: Mapping[str, torch.Tensor], base_state: Mapping[str, torch.T
         out[f"{name}|S"] = s[:k].contiguous()
         out[f"{name}|V"] = v[:, :k].to(_FACTOR_DTYPES[factor_dtype]).contiguous()
         out[f"{name}|Wsv"] = torch.linalg.svdvals(w)
+        out[f"{name}|dF"] = s.double().square().sum().sqrt().float().reshape(1)
     return out
 
 
