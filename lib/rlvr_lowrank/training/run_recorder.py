@@ -26,12 +26,15 @@ class RunRecorder(TrainerCallback):
         eval_every (int, default 0): evaluation period in optimizer steps (also step 0 and the last step); 0: none.
         checkpoint_every (int, default 0): ``checkpoints/step-XXXXX/model.safetensors`` period; 0: none.
         skill_train_too (bool, default False): also score the skill's RL split (multi-task runs).
+        sampler (str, default "generate"): how the greedy completions are made (evaluate.generate; "kv" gives
+            the same completions faster).
     """
 
     def __init__(self, run: Path, eval_sets: dict, eval_every: int = 0, checkpoint_every: int = 0,
-                 skill_train_too: bool = False):
+                 skill_train_too: bool = False, sampler: str = "generate"):
         self.run, self.eval_sets = Path(run), eval_sets
         self.eval_every, self.checkpoint_every, self.skill_train_too = eval_every, checkpoint_every, skill_train_too
+        self.sampler = sampler
 
     def on_log(self, args, state, control, logs=None, **kw):
         if not logs or "reward" not in logs or not state.is_world_process_zero:
@@ -62,7 +65,8 @@ class RunRecorder(TrainerCallback):
                    "skill_train": "skill_train_acc"}
         row = {"step": step}
         for name in sets:
-            row[columns[name]] = evaluate.greedy_accuracy(model, tokenizer, self.eval_sets[name]).accuracy
+            row[columns[name]] = evaluate.greedy_accuracy(model, tokenizer, self.eval_sets[name],
+                                                          sampler=self.sampler).accuracy
         row["eval_seconds"] = round(time.time() - t0, 2)
         fileio.append_jsonl(self.run / "evals.jsonl", row)
         return row

@@ -25,7 +25,7 @@ from trl import GRPOConfig, GRPOTrainer
 from .. import fileio, models, paths
 from ..world import chat_tasks, random_reward, rewards, tasks
 from ..world.rewards import guarded_reward
-from . import config, integrity, precision, runs
+from . import config, integrity, precision, rollout, runs
 from .config import SMOLLM2_MODEL, Experiment
 from .pr1s import PeriodicRank1Callback
 from .run_recorder import RunRecorder
@@ -137,6 +137,12 @@ def grpo_kwargs(cfg: Experiment, run: Path, quiet: bool = False) -> dict:
             **({"cast_lm_head_to_fp32": True} if run_precision(cfg) == "bf16" else {})}
 
 
+def rollout_kwargs(cfg: Experiment) -> dict:
+    """GRPOTrainer's ``rollout_func`` for ``train.sampler: kv`` (rollout.kv_rollout); nothing for the default
+    ``generate``, so the plain path builds exactly the trainer it always did."""
+    return {"rollout_func": rollout.kv_rollout} if cfg.train.get("sampler", "generate") == "kv" else {}
+
+
 def run_precision(cfg: Experiment) -> str:
     """The precision the run computes in (precision.effective_precision of ``train.precision``)."""
     return precision.effective_precision(cfg.train.get("precision", "fp32"), warn=lambda m: None)
@@ -151,7 +157,7 @@ def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
     published result of this project was computed with.
     """
     out = [RunRecorder(run, eval_sets(cfg), eval_every=cfg.eval.every, checkpoint_every=cfg.checkpoint_every,
-                       skill_train_too="skill" in cfg.tasks)]
+                       skill_train_too="skill" in cfg.tasks, sampler=cfg.train.get("sampler", "generate"))]
     if cfg.pr1s:
         out.append(PeriodicRank1Callback(base_state=base_state, every=cfg.pr1s.every, variant=cfg.pr1s.variant,
                                          optimizer_state=cfg.pr1s.optimizer_state,
@@ -290,7 +296,7 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
     trainer = trainer_class(model=model, reward_funcs=guarded_reward(reward_function(cfg)),
                           args=GRPOConfig(**grpo_kwargs(cfg, run, quiet)), train_dataset=train_dataset(cfg),
                           processing_class=tok, peft_config=peft_config,
-                          callbacks=make_callbacks(cfg, run, base_state))
+                          callbacks=make_callbacks(cfg, run, base_state), **rollout_kwargs(cfg))
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, PeriodicRank1Callback):
             cb.trainer = trainer  # multi-process: rank 0's substitution is broadcast

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import sampling
 from . import chat_tasks, rewards, tasks
 from .tasks import Item
 
@@ -69,14 +70,20 @@ def _max_new_tokens(items: Sequence[Item]) -> int:
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_sample: bool = False,
-             num_samples: int = 1, temperature: float = 1.0, batch_size: int = 512, seed: int = 0) -> list[list[str]]:
+             num_samples: int = 1, temperature: float = 1.0, batch_size: int = 512, seed: int = 0,
+             sampler: str = "generate") -> list[list[str]]:
     """Completions for each prompt (``num_samples`` of them), decoded without special tokens.
 
     Sampling uses a forked RNG seeded with ``seed`` so evaluation never perturbs the caller's RNG
-    stream (a training run evaluating mid-way must stay reproducible).
+    stream (a training run evaluating mid-way must stay reproducible). ``sampler="kv"``: the fast sampler
+    (sampling.kv_sampler; each prompt prefilled once for its ``num_samples`` completions), with the same
+    greedy completions and the same sampling distribution (tests/test_sampler.py); ``"generate"``:
+    transformers' ``model.generate``.
     """
     if not do_sample and num_samples != 1:
         raise ValueError("greedy decoding gives one completion per prompt; use do_sample=True for num_samples > 1")
+    if sampler not in sampling.SAMPLERS:
+        raise ValueError(f"sampler must be one of {sampling.SAMPLERS}, got {sampler!r}")
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"
@@ -91,9 +98,15 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_s
         torch.manual_seed(seed)
         for start in range(0, len(prompts), prompts_per_batch):
             chunk = list(prompts[start:start + prompts_per_batch])
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
-            seqs = model.generate(**enc, **gen_kwargs)
-            texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            if sampler == "kv":  # the same ids as the padded batch below, each repeated num_samples times
+                ids = [p for p in tokenizer(chunk)["input_ids"] for _ in range(num_samples)]
+                done = sampling.sample(model, ids, max_new_tokens, [tokenizer.eos_token_id], tokenizer.pad_token_id,
+                                       do_sample=do_sample, temperature=temperature)
+                texts = tokenizer.batch_decode(done.tokens, skip_special_tokens=True)
+            else:
+                enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
+                seqs = model.generate(**enc, **gen_kwargs)
+                texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             for i in range(len(chunk)):
                 out.append(texts[i * num_samples:(i + 1) * num_samples])
     if was_training:
@@ -108,12 +121,14 @@ def _by_difficulty(items: Sequence[Item], values: Sequence[float]) -> dict[int, 
     return {d: float(np.mean(vs)) for d, vs in sorted(groups.items())}
 
 
-def greedy_accuracy(model, tokenizer, items: Sequence[Item], batch_size: int = 512) -> EvalResult:
-    """Exact-match accuracy of greedy decoding (the verifier of each item's task)."""
+def greedy_accuracy(model, tokenizer, items: Sequence[Item], batch_size: int = 512,
+                    sampler: str = "generate") -> EvalResult:
+    """Exact-match accuracy of greedy decoding (the verifier of each item's task); ``sampler`` as in
+    :func:`generate` (``"kv"``: the fast sampler, same completions)."""
     if not items:
         raise ValueError("greedy_accuracy needs at least one item")
     comps = [c[0] for c in generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items],
-                                    _max_new_tokens(items), batch_size=batch_size)]
+                                    _max_new_tokens(items), batch_size=batch_size, sampler=sampler)]
     correct = [rewards.score(it.task, c, it.answer) == 1.0 for it, c in zip(items, comps)]
     return EvalResult(float(np.mean(correct)), len(items), correct, comps, _by_difficulty(items, correct))
 
@@ -129,11 +144,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 16,
                       ks: Sequence[int] = (1, 2, 4, 8, 16), temperature: float = 1.0, seed: int = 0,
-                      batch_size: int = 1024) -> PassAtKResult:
-    """pass@k from ``n_samples`` temperature samples per item (pass@1 = mean per-item success rate)."""
+                      batch_size: int = 1024, sampler: str = "generate") -> PassAtKResult:
+    """pass@k from ``n_samples`` temperature samples per item (pass@1 = mean per-item success rate);
+    ``sampler`` as in :func:`generate`."""
     ks = [k for k in ks if k <= n_samples]
     comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items], _max_new_tokens(items),
-                     do_sample=True, num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed)
+                     do_sample=True, num_samples=n_samples, temperature=temperature, batch_size=batch_size, seed=seed,
+                     sampler=sampler)
     n_correct = [int(sum(rewards.score(it.task, c, it.answer) for c in cs)) for it, cs in zip(items, comps)]
     per_item = {k: [pass_at_k(n_samples, c, k) for c in n_correct] for k in ks}
     result = {k: float(np.mean(v)) for k, v in per_item.items()}

@@ -1,0 +1,358 @@
+"""A fast sampler for Llama-architecture causal LMs: shared prefill, preallocated KV cache, a hand-written
+decode step over the model's own parameters.
+
+Why: on a CPU, ``model.generate`` spends most of a decode step on per-token overhead (logits processors,
+mask construction, a DynamicCache that grows by concatenation, 30 layers of module calls with their hooks),
+not on the matmuls. This sampler
+
+* tokenizes nothing and accepts token ids; groups *identical* prompts (GRPO passes each prompt G times in a
+  row) and prefills each distinct prompt once; its keys/values are copied into the rows of its G completions;
+* preallocates one KV cache of ``prompt + max_new_tokens - 1`` positions per call and writes each step in
+  place (no reallocation, no concatenation);
+* runs a decode step written out with ``torch.nn.functional`` on the model's own ``nn.Parameter`` tensors,
+  read at every call: an optimizer step, a PR1S substitution or ``load_state_dict`` is seen by the next call
+  without any copy or refresh (the fp32 default). Only the optional bf16 weights (:class:`Bf16Weights`) are a
+  copy, refreshed on request.
+
+Semantics are those of ``generate`` with this project's settings: greedy (``do_sample=False``: argmax), or
+``softmax(logits / temperature)`` then ``torch.multinomial`` on the global RNG (top_k=0, top_p=1.0, no
+other logits processor); a sequence stops at its first token in ``eos_token_ids`` and is padded with
+``pad_token_id`` after it; the loop stops when every sequence has stopped or after ``max_new_tokens``.
+Prompts are left-padded and positions count from each prompt's first real token, as in ``generate``, and
+the arithmetic follows transformers' Llama (RMSNorm in fp32, RoPE, SDPA with GQA, SiLU MLP) so that fp32
+greedy completions are the same tokens (tests/test_sampler.py checks 200 prompts).
+
+Hand-written step vs transformers' ``StaticCache`` with the model's own forward: measured by
+``benchmarks/bench_sampler.py --decode-only`` (seconds per decode step, fp32, batch 16, random weights,
+1 thread, on a shared 2-core Xeon without bf16 hardware while other jobs ran, load average 1.3, so only
+the ratios mean anything): tiny model ``generate`` 5.5 ms, StaticCache + forward 5.0 ms, this step 3.5 ms;
+SmolLM2-135M shapes ``generate`` 215 ms, StaticCache + forward 203 ms, this step 174 ms. The hand-written
+step is the faster at both sizes, so it is the one kept. At SmolLM2's size an fp32 call is mostly matmul time
+(``aten::mm`` 75% of a profiled call), which removing overhead cannot shrink; the larger gain there is the
+shared prefill: a GRPO batch of 2 prompts x 8 prefills 2 rows instead of 16.
+
+Supported: ``LlamaForCausalLM`` (SmolLM2 and the tiny model are Llamas) with a static RoPE (default, linear,
+llama3) and any ``hidden_act``; biases are honoured. Anything else (a PEFT wrapper, another architecture, a
+dynamic RoPE) goes to ``model.generate`` through :func:`sample`, with a one-line warning naming it.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
+STATIC_ROPE_TYPES = ("default", "linear", "llama3")  # inv_freq fixed at load; dynamic ones depend on the length
+_WARNED: set[str] = set()  # architectures already warned about (one line per architecture and process)
+
+
+def unsupported_reason(model) -> str | None:
+    """None when the kv sampler can run ``model``; else the architecture (and why), for the warning."""
+    name = type(model).__name__
+    if name not in SUPPORTED_ARCHITECTURES:
+        return name
+    rope = (getattr(model.config, "rope_parameters", None) or {}).get("rope_type", "default")
+    if rope not in STATIC_ROPE_TYPES:
+        return f"{name} with rope_type {rope!r}"
+    return None
+
+
+@dataclass
+class Completions:
+    """What a sampling call returns. ``tokens[i, :lengths[i]]`` is completion i (its EOS included when it
+    stopped); the rest of the row is ``pad_token_id``. ``prompt_ids[i]`` is its prompt, unpadded."""
+    prompt_ids: list[list[int]]
+    tokens: torch.Tensor   # (B, steps) long
+    lengths: torch.Tensor  # (B,) long
+
+    def lists(self) -> list[list[int]]:
+        """Completion ids as lists, cut after the first EOS (which is kept), as TRL expects them."""
+        return [row[:n].tolist() for row, n in zip(self.tokens, self.lengths.tolist())]
+
+
+class Bf16Weights:
+    """bf16 copies of the weight matrices for the sampler, in two terms so that a small update is not lost.
+
+    A plain bf16 copy rounds each weight to 8 significant bits: at |w| ≈ 0.03 half an ulp is ≈ 1.2e-4, more
+    than many early RL updates move a weight, so the rollouts would see the base model. Here each matrix W is
+    held as ``hi + lo``: ``hi = bf16(W₀)`` taken once (at construction) and ``lo = bf16(W − hi)`` recomputed by
+    :meth:`refresh`. ``lo`` carries both hi's rounding error and the whole update W − W₀, each to 8 bits of
+    *its own* size, so W is represented to about 16 bits and no update is rounded away. A linear layer is two
+    bf16 matmuls whose outputs are added in fp32. That reads as many bytes as fp32: it pays only where bf16
+    compute is much faster than fp32 (a CPU with AMX), and not on a CPU without native bf16 (emulated: slower).
+    Norm weights, the embedding lookup, the residual stream, attention and the sampling stay fp32.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.hi = {name: p.detach().to(torch.bfloat16) for name, p in _matrices(model)}
+        for name, t in self.hi.items():
+            _check_finite(name, t)
+        self.lo: dict[str, torch.Tensor] = {}
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Recompute ``lo`` from the model's current weights (after an optimizer step or a substitution);
+        a NaN or Inf in the result is an error naming the parameter, never silent sampling."""
+        for name, p in _matrices(self.model):
+            lo = (p.detach().float() - self.hi[name].float()).to(torch.bfloat16)
+            _check_finite(name, lo)
+            self.lo[name] = lo
+
+    def pair(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.hi[name], self.lo[name]
+
+
+def _matrices(model):
+    """(name, parameter) of every 2-D weight the decode step multiplies by (the tied LM head once)."""
+    seen = set()
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and id(p) not in seen:
+            seen.add(id(p))
+            yield name, p
+    head = model.lm_head.weight
+    if id(head) not in seen:
+        yield "lm_head.weight", head
+
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    if not torch.isfinite(t).all():
+        raise FloatingPointError(f"the bf16 copy of parameter {name!r} holds NaN or Inf (bf16 range is ±3.4e38; "
+                                 "the fp32 weight itself may be non-finite): refusing to sample from it")
+
+
+def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # transformers' LlamaRMSNorm, operation for operation (so fp32 results are bit-identical)
+    var = x.pow(2).mean(-1, keepdim=True)
+    return weight * (x * torch.rsqrt(var + eps))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class KVSampler:
+    """Sampling and teacher-forced scoring for one Llama model. Cheap to build (it holds references, not
+    copies); build one per call or keep it. ``bf16``: an optional :class:`Bf16Weights` of this model
+    (call its ``refresh()`` after the weights change). ``max_cache_len`` (default: the model's
+    ``max_position_embeddings``) bounds prompt + completion."""
+
+    def __init__(self, model, max_cache_len: int | None = None, bf16: Bf16Weights | None = None):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"the kv sampler supports {SUPPORTED_ARCHITECTURES}, not {reason}; "
+                             "use sample(), which falls back to model.generate")
+        if bf16 is not None and bf16.model is not model:
+            raise ValueError("the Bf16Weights belong to another model")
+        self.model, self.bf16 = model, bf16
+        cfg = model.config
+        self.max_cache_len = int(max_cache_len or cfg.max_position_embeddings)
+        self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.scale = self.head_dim ** -0.5  # what transformers passes to SDPA
+        names = {id(p): n for n, p in _matrices(model)}
+        self._name = lambda p: names[id(p)]
+
+    # ------------------------------------------------------------------------------------------
+    # The model's arithmetic
+    # ------------------------------------------------------------------------------------------
+
+    def _linear(self, x: torch.Tensor, mod) -> torch.Tensor:
+        if self.bf16 is None:
+            return F.linear(x, mod.weight, mod.bias)
+        hi, lo = self.bf16.pair(self._name(mod.weight))
+        xb = x.to(torch.bfloat16)
+        y = F.linear(xb, hi).float() + F.linear(xb, lo).float()
+        return y if mod.bias is None else y + mod.bias
+
+    def _rope_tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # as LlamaRotaryEmbedding.forward, for positions 0..n-1 at once
+        rot = self.model.model.rotary_emb
+        inv = rot.inv_freq.float()
+        freqs = torch.arange(n, device=inv.device).float()[:, None] * inv[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos() * rot.attention_scaling, emb.sin() * rot.attention_scaling
+
+    def _layers(self, h, cos, sin, mask, store=None, at=None, cache=None):
+        """The decoder stack on hidden states ``h`` (N, T, d); cos/sin (N, 1, T, hd) broadcast over heads.
+
+        Prefill (``at`` None): attention over the T new positions under ``mask`` (N, 1, T, T); if ``cache`` is
+        given, the keys/values of row ``store[j]`` go to cache row j, positions 0..T-1 (prompt sharing).
+        Decode (``at`` = cache position, T = 1): keys/values written at ``at``, attention over 0..at under
+        ``mask`` (B, 1, 1, at+1), the query heads packed per key/value head (GQA without repeating keys).
+        """
+        n, t = h.shape[:2]
+        rep = self.n_heads // self.n_kv
+        for i, layer in enumerate(self.model.model.layers):
+            att = layer.self_attn
+            x = _rms(h, layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
+            q = self._linear(x, att.q_proj).view(n, t, self.n_heads, self.head_dim).transpose(1, 2)
+            k = self._linear(x, att.k_proj).view(n, t, self.n_kv, self.head_dim).transpose(1, 2)
+            v = self._linear(x, att.v_proj).view(n, t, self.n_kv, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            if at is None:
+                if cache is not None:
+                    ks, vs = (k, v) if store is None else (k[store], v[store])
+                    cache[0][i][:, :, :t] = ks
+                    cache[1][i][:, :, :t] = vs
+                if rep > 1:  # transformers repeats keys/values when a mask is given
+                    k = k[:, :, None].expand(n, self.n_kv, rep, t, self.head_dim).reshape(n, self.n_heads, t, -1)
+                    v = v[:, :, None].expand(n, self.n_kv, rep, t, self.head_dim).reshape(n, self.n_heads, t, -1)
+                a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+            else:
+                cache[0][i][:, :, at:at + 1] = k
+                cache[1][i][:, :, at:at + 1] = v
+                keys, values = cache[0][i][:, :, :at + 1], cache[1][i][:, :, :at + 1]
+                a = F.scaled_dot_product_attention(q.reshape(n, self.n_kv, rep, self.head_dim), keys, values,
+                                                   attn_mask=mask, scale=self.scale)
+            h = h + self._linear(a.reshape(n, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(n, t, -1),
+                                 att.o_proj)
+            mlp = layer.mlp
+            x = _rms(h, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
+            h = h + self._linear(mlp.act_fn(self._linear(x, mlp.gate_proj)) * self._linear(x, mlp.up_proj),
+                                 mlp.down_proj)
+        norm = self.model.model.norm
+        return _rms(h, norm.weight, norm.variance_epsilon)
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self._linear(h, self.model.lm_head).float()
+
+    @staticmethod
+    def _prefill_mask(real: torch.Tensor) -> torch.Tensor:
+        """Causal and padding mask (N, 1, T, T); a padding query may see itself, so no row is empty (an
+        all-masked row would give NaN keys/values at padded positions, and 0 × NaN poisons later steps)."""
+        t = real.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=real.device).tril()
+        eye = torch.eye(t, dtype=torch.bool, device=real.device)
+        return (causal & (real[:, None, :] | eye))[:, None]
+
+    # ------------------------------------------------------------------------------------------
+    # Public calls
+    # ------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log p(input_ids[:, j+1] | input_ids[:, :j+1]), shape (N, T-1), left or right padding."""
+        real = attention_mask.bool()
+        pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        cos_t, sin_t = self._rope_tables(input_ids.shape[1])
+        h = F.embedding(input_ids, self.model.model.embed_tokens.weight)
+        h = self._layers(h, cos_t[pos][:, None], sin_t[pos][:, None], self._prefill_mask(real))
+        logp = torch.log_softmax(self._logits(h[:, :-1]), dim=-1)
+        return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+    @torch.inference_mode()
+    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, eos_token_ids: Sequence[int],
+                 pad_token_id: int, do_sample: bool = False, temperature: float = 1.0) -> Completions:
+        """One completion per entry of ``prompt_ids`` (repeat a prompt G times for G completions: it is
+        prefilled once). See the module docstring for the semantics."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if do_sample and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+        prompts = [list(map(int, p)) for p in prompt_ids]
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        embed = self.model.model.embed_tokens.weight
+        dev = embed.device
+        width = max(map(len, prompts))
+        need = width + max_new_tokens - 1  # the last sampled token is never fed back
+        if need > self.max_cache_len:
+            raise ValueError(f"a prompt of {width} tokens plus {max_new_tokens} new tokens needs {need} cache "
+                             f"positions, more than the cache holds (max_cache_len={self.max_cache_len})")
+        # distinct prompts, in order of first appearance; row i of the batch uses distinct prompt group[i]
+        index: dict[tuple, int] = {}
+        group = torch.tensor([index.setdefault(tuple(p), len(index)) for p in prompts], device=dev)
+        distinct = list(index)
+        ids = torch.full((len(distinct), width), pad_token_id, dtype=torch.long, device=dev)
+        real = torch.zeros(len(distinct), width, dtype=torch.bool, device=dev)
+        for j, p in enumerate(distinct):  # left padding, as generate
+            ids[j, width - len(p):] = torch.tensor(p, device=dev)
+            real[j, width - len(p):] = True
+        lens = real.sum(1)
+        pos = (real.long().cumsum(-1) - 1).clamp(min=0)
+
+        b, dtype = len(prompts), embed.dtype
+        shape = (b, self.n_kv, max(need, width), self.head_dim)
+        cache = ([torch.empty(shape, dtype=dtype, device=dev) for _ in self.model.model.layers],
+                 [torch.empty(shape, dtype=dtype, device=dev) for _ in self.model.model.layers])
+        cos_t, sin_t = self._rope_tables(width + max_new_tokens)
+        h = F.embedding(ids, embed)
+        h = self._layers(h, cos_t[pos][:, None], sin_t[pos][:, None], self._prefill_mask(real),
+                         store=None if len(distinct) == b else group, cache=cache)
+        logits = self._logits(h[:, -1])
+        if len(distinct) != b:
+            logits = logits[group]
+        # per row: which cache positions hold real keys, and the RoPE rows of its decode positions
+        key_ok = torch.cat([real[group], torch.ones(b, max_new_tokens, dtype=torch.bool, device=dev)], dim=1)
+        dec_pos = lens[group][:, None] + torch.arange(max_new_tokens, device=dev)[None]
+        cos_d, sin_d = cos_t[dec_pos][:, None], sin_t[dec_pos][:, None]  # (B, 1, steps, hd)
+
+        eos = torch.tensor(list(eos_token_ids), device=dev)
+        out = torch.full((b, max_new_tokens), pad_token_id, dtype=torch.long, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        steps = 0
+        for t in range(max_new_tokens):
+            if do_sample:  # generate: TemperatureLogitsWarper, softmax, multinomial (global RNG)
+                scores = logits / temperature if temperature != 1.0 else logits
+                tok = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            else:
+                tok = torch.argmax(logits, dim=-1)
+            tok = torch.where(done, pad_token_id, tok)
+            out[:, t] = tok
+            done |= torch.isin(tok, eos)
+            steps = t + 1
+            if steps == max_new_tokens or bool(done.all()):
+                break
+            at = width + t
+            h = self._layers(F.embedding(tok[:, None], embed), cos_d[:, :, t:t + 1], sin_d[:, :, t:t + 1],
+                             key_ok[:, None, None, :at + 1], at=at, cache=cache)
+            logits = self._logits(h[:, -1])
+        out = out[:, :steps]
+        is_eos = torch.isin(out, eos)
+        first = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, steps)
+        return Completions(prompts, out, first)
+
+
+def _generate_fallback(model, prompts, max_new_tokens, eos_token_ids, pad_token_id, do_sample, temperature):
+    """``model.generate`` with the same semantics and return type (an architecture the sampler lacks)."""
+    dev = next(model.parameters()).device
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=list(eos_token_ids),
+                  pad_token_id=pad_token_id)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+    with torch.inference_mode():
+        seqs = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), **kwargs)
+    out = seqs[:, width:].cpu()
+    is_eos = torch.isin(out, torch.tensor(list(eos_token_ids)))
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, out.shape[1])
+    return Completions(prompts, out, first)
+
+
+def sample(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, eos_token_ids: Sequence[int],
+           pad_token_id: int, do_sample: bool = False, temperature: float = 1.0, max_cache_len: int | None = None,
+           bf16: Bf16Weights | None = None, warn=None) -> Completions:
+    """:meth:`KVSampler.generate` where the model is supported, else ``model.generate`` with one warning line
+    per architecture (to stderr unless ``warn`` is given)."""
+    reason = unsupported_reason(model)
+    if reason is None:
+        return KVSampler(model, max_cache_len=max_cache_len, bf16=bf16).generate(
+            prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, do_sample=do_sample, temperature=temperature)
+    if reason not in _WARNED:
+        _WARNED.add(reason)
+        (warn or (lambda m: print(m, file=sys.stderr)))(
+            f"warning: the kv sampler does not support {reason}; sampling with model.generate instead")
+    prompts = [list(map(int, p)) for p in prompt_ids]
+    return _generate_fallback(model, prompts, max_new_tokens, eos_token_ids, pad_token_id, do_sample, temperature)
