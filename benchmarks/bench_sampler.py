@@ -8,7 +8,8 @@ means anything on a shared machine:
              (smollm2 profile: chat arithmetic, 12 new tokens, T = 0.7; tiny: math, 64 new tokens, T = 1.0).
              Both arms start from the same seed, so they sample the same completions (checked and printed).
   greedy     greedy evaluation (evaluate.greedy_accuracy) of held-out items: items per second, and whether
-             both arms wrote identical completions.
+             both arms wrote identical completions (all prompts distinct: the kv sampler's gains are the
+             shared chat-template prefix, the static cache and dropping finished rows).
   decode     seconds per decode step at batch 16 on random weights of the tiny and of the SmolLM2 shapes
              (no EOS can end it early): generate vs the model's own forward over transformers' StaticCache
              vs the kv sampler's hand-written step ((T(n+1 tokens) - T(1 token)) / n).

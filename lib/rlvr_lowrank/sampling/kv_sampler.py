@@ -7,8 +7,11 @@ not on the matmuls. This sampler
 
 * tokenizes nothing and accepts token ids; groups *identical* prompts (GRPO passes each prompt G times in a
   row) and prefills each distinct prompt once; its keys/values are copied into the rows of its G completions;
+* computes the prefix common to all distinct prompts once (a chat template's system turn: 27 of SmolLM2's
+  ~46 prompt tokens in this project's chat tasks), then each prompt's remaining suffix;
 * preallocates one KV cache of ``prompt + max_new_tokens - 1`` positions per call and writes each step in
-  place (no reallocation, no concatenation);
+  place (no reallocation, no concatenation); in greedy decoding, drops finished rows once half the batch
+  has stopped (evaluation sets mix short and long answers);
 * runs a decode step written out with ``torch.nn.functional`` on the model's own ``nn.Parameter`` tensors,
   read at every call: an optimizer step, a PR1S substitution or ``load_state_dict`` is seen by the next call
   without any copy or refresh (the fp32 default). Only the optional bf16 weights (:class:`Bf16Weights`) are a
@@ -44,6 +47,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .bf16_weights import Bf16Weights, weight_matrices
+
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
 STATIC_ROPE_TYPES = ("default", "linear", "llama3")  # inv_freq fixed at load; dynamic ones depend on the length
 _WARNED: set[str] = set()  # architectures already warned about (one line per architecture and process)
@@ -73,58 +78,6 @@ class Completions:
         return [row[:n].tolist() for row, n in zip(self.tokens, self.lengths.tolist())]
 
 
-class Bf16Weights:
-    """bf16 copies of the weight matrices for the sampler, in two terms so that a small update is not lost.
-
-    A plain bf16 copy rounds each weight to 8 significant bits: at |w| ≈ 0.03 half an ulp is ≈ 1.2e-4, more
-    than many early RL updates move a weight, so the rollouts would see the base model. Here each matrix W is
-    held as ``hi + lo``: ``hi = bf16(W₀)`` taken once (at construction) and ``lo = bf16(W − hi)`` recomputed by
-    :meth:`refresh`. ``lo`` carries both hi's rounding error and the whole update W − W₀, each to 8 bits of
-    *its own* size, so W is represented to about 16 bits and no update is rounded away. A linear layer is two
-    bf16 matmuls whose outputs are added in fp32. That reads as many bytes as fp32: it pays only where bf16
-    compute is much faster than fp32 (a CPU with AMX), and not on a CPU without native bf16 (emulated: slower).
-    Norm weights, the embedding lookup, the residual stream, attention and the sampling stay fp32.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.hi = {name: p.detach().to(torch.bfloat16) for name, p in _matrices(model)}
-        for name, t in self.hi.items():
-            _check_finite(name, t)
-        self.lo: dict[str, torch.Tensor] = {}
-        self.refresh()
-
-    @torch.no_grad()
-    def refresh(self) -> None:
-        """Recompute ``lo`` from the model's current weights (after an optimizer step or a substitution);
-        a NaN or Inf in the result is an error naming the parameter, never silent sampling."""
-        for name, p in _matrices(self.model):
-            lo = (p.detach().float() - self.hi[name].float()).to(torch.bfloat16)
-            _check_finite(name, lo)
-            self.lo[name] = lo
-
-    def pair(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.hi[name], self.lo[name]
-
-
-def _matrices(model):
-    """(name, parameter) of every 2-D weight the decode step multiplies by (the tied LM head once)."""
-    seen = set()
-    for name, p in model.named_parameters():
-        if p.dim() == 2 and id(p) not in seen:
-            seen.add(id(p))
-            yield name, p
-    head = model.lm_head.weight
-    if id(head) not in seen:
-        yield "lm_head.weight", head
-
-
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    if not torch.isfinite(t).all():
-        raise FloatingPointError(f"the bf16 copy of parameter {name!r} holds NaN or Inf (bf16 range is ±3.4e38; "
-                                 "the fp32 weight itself may be non-finite): refusing to sample from it")
-
-
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     # transformers' LlamaRMSNorm, operation for operation (so fp32 results are bit-identical)
     var = x.pow(2).mean(-1, keepdim=True)
@@ -142,6 +95,8 @@ class KVSampler:
     (call its ``refresh()`` after the weights change). ``max_cache_len`` (default: the model's
     ``max_position_embeddings``) bounds prompt + completion."""
 
+    compact_greedy = True  # greedy: drop finished rows from the batch (see generate); False only to measure it
+
     def __init__(self, model, max_cache_len: int | None = None, bf16: Bf16Weights | None = None):
         reason = unsupported_reason(model)
         if reason is not None:
@@ -155,7 +110,7 @@ class KVSampler:
         self.n_heads, self.n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.scale = self.head_dim ** -0.5  # what transformers passes to SDPA
-        names = {id(p): n for n, p in _matrices(model)}
+        names = {id(p): n for n, p in weight_matrices(model)}
         self._name = lambda p: names[id(p)]
 
     # ------------------------------------------------------------------------------------------
@@ -178,13 +133,15 @@ class KVSampler:
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos() * rot.attention_scaling, emb.sin() * rot.attention_scaling
 
-    def _layers(self, h, cos, sin, mask, store=None, at=None, cache=None):
-        """The decoder stack on hidden states ``h`` (N, T, d); cos/sin (N, 1, T, hd) broadcast over heads.
+    def _layers(self, h, cos, sin, mask, at=0, cache=None):
+        """The decoder stack on the hidden states ``h`` (N, T, d) of T new tokens at cache positions at..at+T-1;
+        cos/sin (N, 1, T, hd) broadcast over heads; returns the final-normed hidden states.
 
-        Prefill (``at`` None): attention over the T new positions under ``mask`` (N, 1, T, T); if ``cache`` is
-        given, the keys/values of row ``store[j]`` go to cache row j, positions 0..T-1 (prompt sharing).
-        Decode (``at`` = cache position, T = 1): keys/values written at ``at``, attention over 0..at under
-        ``mask`` (B, 1, 1, at+1), the query heads packed per key/value head (GQA without repeating keys).
+        ``at == 0``: the tokens attend to each other only, under ``mask`` (N, 1, T, T); with a ``cache`` their
+        keys/values are also written to its positions 0..T-1 of every cache row (N = 1 broadcasts a shared
+        prefix to all rows). ``at > 0``: keys/values written at at..at+T-1, attention over cache positions
+        0..at+T-1 under ``mask`` (N, 1, T, at+T). A single query token attends with its heads packed per
+        key/value head (GQA without repeating keys), longer chunks with repeated keys, as transformers does.
         """
         n, t = h.shape[:2]
         rep = self.n_heads // self.n_kv
@@ -196,21 +153,20 @@ class KVSampler:
             v = self._linear(x, att.v_proj).view(n, t, self.n_kv, self.head_dim).transpose(1, 2)
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
-            if at is None:
-                if cache is not None:
-                    ks, vs = (k, v) if store is None else (k[store], v[store])
-                    cache[0][i][:, :, :t] = ks
-                    cache[1][i][:, :, :t] = vs
-                if rep > 1:  # transformers repeats keys/values when a mask is given
-                    k = k[:, :, None].expand(n, self.n_kv, rep, t, self.head_dim).reshape(n, self.n_heads, t, -1)
-                    v = v[:, :, None].expand(n, self.n_kv, rep, t, self.head_dim).reshape(n, self.n_heads, t, -1)
-                a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-            else:
-                cache[0][i][:, :, at:at + 1] = k
-                cache[1][i][:, :, at:at + 1] = v
-                keys, values = cache[0][i][:, :, :at + 1], cache[1][i][:, :, :at + 1]
-                a = F.scaled_dot_product_attention(q.reshape(n, self.n_kv, rep, self.head_dim), keys, values,
+            if cache is not None:
+                cache[0][i][:, :, at:at + t] = k
+                cache[1][i][:, :, at:at + t] = v
+                if at:
+                    k, v = cache[0][i][:, :, :at + t], cache[1][i][:, :, :at + t]
+            if t == 1 and rep > 1:
+                a = F.scaled_dot_product_attention(q.reshape(n, self.n_kv, rep, self.head_dim), k, v,
                                                    attn_mask=mask, scale=self.scale)
+            else:
+                if rep > 1:  # transformers repeats keys/values when a mask is given
+                    s = k.shape[2]
+                    k = k[:, :, None].expand(n, self.n_kv, rep, s, self.head_dim).reshape(n, self.n_heads, s, -1)
+                    v = v[:, :, None].expand(n, self.n_kv, rep, s, self.head_dim).reshape(n, self.n_heads, s, -1)
+                a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
             h = h + self._linear(a.reshape(n, self.n_heads, t, self.head_dim).transpose(1, 2).reshape(n, t, -1),
                                  att.o_proj)
             mlp = layer.mlp
@@ -224,13 +180,15 @@ class KVSampler:
         return self._linear(h, self.model.lm_head).float()
 
     @staticmethod
-    def _prefill_mask(real: torch.Tensor) -> torch.Tensor:
-        """Causal and padding mask (N, 1, T, T); a padding query may see itself, so no row is empty (an
+    def _prefill_mask(real: torch.Tensor, before: int = 0) -> torch.Tensor:
+        """Mask (N, 1, T, before + T) of T new tokens after ``before`` cached positions that every row sees
+        (a shared prefix): causal and padding; a padding query may see itself, so no row is empty (an
         all-masked row would give NaN keys/values at padded positions, and 0 × NaN poisons later steps)."""
-        t = real.shape[1]
+        n, t = real.shape
         causal = torch.ones(t, t, dtype=torch.bool, device=real.device).tril()
         eye = torch.eye(t, dtype=torch.bool, device=real.device)
-        return (causal & (real[:, None, :] | eye))[:, None]
+        own = causal & (real[:, None, :] | eye)
+        return torch.cat([torch.ones(n, t, before, dtype=torch.bool, device=real.device), own], dim=2)[:, None]
 
     # ------------------------------------------------------------------------------------------
     # Public calls
@@ -269,33 +227,43 @@ class KVSampler:
         # distinct prompts, in order of first appearance; row i of the batch uses distinct prompt group[i]
         index: dict[tuple, int] = {}
         group = torch.tensor([index.setdefault(tuple(p), len(index)) for p in prompts], device=dev)
-        distinct = list(index)
-        ids = torch.full((len(distinct), width), pad_token_id, dtype=torch.long, device=dev)
-        real = torch.zeros(len(distinct), width, dtype=torch.bool, device=dev)
-        for j, p in enumerate(distinct):  # left padding, as generate
-            ids[j, width - len(p):] = torch.tensor(p, device=dev)
-            real[j, width - len(p):] = True
+        distinct = [list(p) for p in index]
+        # their common prefix (a chat template's system turn; at least the last token of each stays in its
+        # suffix, which gives the first logits) is computed once, at positions 0..c-1 of every row
+        c = _common_prefix(distinct) if len(distinct) > 1 else 0
+        ws = max(len(p) - c for p in distinct)
+        ids = torch.full((len(distinct), ws), pad_token_id, dtype=torch.long, device=dev)
+        real = torch.zeros(len(distinct), ws, dtype=torch.bool, device=dev)
+        for j, p in enumerate(distinct):  # suffixes left-padded, as generate pads prompts
+            ids[j, ws - len(p) + c:] = torch.tensor(p[c:], device=dev)
+            real[j, ws - len(p) + c:] = True
         lens = real.sum(1)
-        pos = (real.long().cumsum(-1) - 1).clamp(min=0)
 
-        b, dtype = len(prompts), embed.dtype
-        shape = (b, self.n_kv, max(need, width), self.head_dim)
+        b, dtype, slots = len(prompts), embed.dtype, c + ws + max_new_tokens - 1
+        shape = (len(distinct), self.n_kv, slots, self.head_dim)
         cache = ([torch.empty(shape, dtype=dtype, device=dev) for _ in self.model.model.layers],
                  [torch.empty(shape, dtype=dtype, device=dev) for _ in self.model.model.layers])
-        cos_t, sin_t = self._rope_tables(width + max_new_tokens)
-        h = F.embedding(ids, embed)
-        h = self._layers(h, cos_t[pos][:, None], sin_t[pos][:, None], self._prefill_mask(real),
-                         store=None if len(distinct) == b else group, cache=cache)
+        cos_t, sin_t = self._rope_tables(c + ws + max_new_tokens)
+        if c:
+            prefix = torch.tensor([distinct[0][:c]], device=dev)
+            self._layers(F.embedding(prefix, embed), cos_t[None, None, :c], sin_t[None, None, :c],
+                         self._prefill_mask(torch.ones(1, c, dtype=torch.bool, device=dev)), cache=cache)
+        pos = c + (real.long().cumsum(-1) - 1).clamp(min=0)
+        h = self._layers(F.embedding(ids, embed), cos_t[pos][:, None], sin_t[pos][:, None],
+                         self._prefill_mask(real, before=c), at=c, cache=cache)
         logits = self._logits(h[:, -1])
-        if len(distinct) != b:
-            logits = logits[group]
+        if len(distinct) != b:  # each distinct prompt's keys/values copied to the rows of its completions
+            cache = ([x[group] for x in cache[0]], [x[group] for x in cache[1]])
+            logits, real, lens = logits[group], real[group], lens[group]
         # per row: which cache positions hold real keys, and the RoPE rows of its decode positions
-        key_ok = torch.cat([real[group], torch.ones(b, max_new_tokens, dtype=torch.bool, device=dev)], dim=1)
-        dec_pos = lens[group][:, None] + torch.arange(max_new_tokens, device=dev)[None]
+        key_ok = torch.cat([torch.ones(b, c, dtype=torch.bool, device=dev), real,
+                            torch.ones(b, max_new_tokens, dtype=torch.bool, device=dev)], dim=1)
+        dec_pos = c + lens[:, None] + torch.arange(max_new_tokens, device=dev)[None]
         cos_d, sin_d = cos_t[dec_pos][:, None], sin_t[dec_pos][:, None]  # (B, 1, steps, hd)
 
         eos = torch.tensor(list(eos_token_ids), device=dev)
         out = torch.full((b, max_new_tokens), pad_token_id, dtype=torch.long, device=dev)
+        live = torch.arange(b, device=dev)  # the rows of `out` still in the batch
         done = torch.zeros(b, dtype=torch.bool, device=dev)
         steps = 0
         for t in range(max_new_tokens):
@@ -305,12 +273,21 @@ class KVSampler:
             else:
                 tok = torch.argmax(logits, dim=-1)
             tok = torch.where(done, pad_token_id, tok)
-            out[:, t] = tok
+            out[live, t] = tok
             done |= torch.isin(tok, eos)
             steps = t + 1
-            if steps == max_new_tokens or bool(done.all()):
+            n_done = int(done.sum())
+            if steps == max_new_tokens or n_done == len(live):
                 break
-            at = width + t
+            if self.compact_greedy and not do_sample and 2 * n_done >= len(live):
+                # greedy: drop the finished rows once half the batch has stopped (evaluation sets mix short
+                # and long answers). Not when sampling: generate draws for every row, so keeping the rows
+                # keeps the RNG stream, and the samples, the same as generate's from the same seed.
+                keep = (~done).nonzero().squeeze(1)
+                live, done, key_ok, cos_d, sin_d = live[keep], done[keep], key_ok[keep], cos_d[keep], sin_d[keep]
+                cache = ([c[keep] for c in cache[0]], [c[keep] for c in cache[1]])
+                tok = tok[keep]
+            at = c + ws + t
             h = self._layers(F.embedding(tok[:, None], embed), cos_d[:, :, t:t + 1], sin_d[:, :, t:t + 1],
                              key_ok[:, None, None, :at + 1], at=at, cache=cache)
             logits = self._logits(h[:, -1])
@@ -318,6 +295,16 @@ class KVSampler:
         is_eos = torch.isin(out, eos)
         first = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, steps)
         return Completions(prompts, out, first)
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the longest common prefix, at most the shortest prompt's length minus one."""
+    n = min(map(len, prompts)) - 1
+    first = prompts[0]
+    for i in range(n):
+        if any(p[i] != first[i] for p in prompts):
+            return i
+    return max(n, 0)
 
 
 def _generate_fallback(model, prompts, max_new_tokens, eos_token_ids, pad_token_id, do_sample, temperature):
