@@ -229,7 +229,7 @@ def main() -> None:
                   f"{g['items_per_second']['generate']:.1f} items/s, kv {g['items_per_second']['kv']:.1f} items/s "
                   f"-> {g['ratio_generate_to_kv']:.2f}x; identical completions: {g['identical_completions']}",
                   flush=True)
-        res["decode"] = d = bench_decode(repeats)
+        res["decode"] = d = bench_decode(repeats, n_new=16 if args.quick else 32)
         for name, m in d.items():
             print(f"[{n} thread(s)] decode step, batch 16, {name} shapes: generate {1e3 * m['generate']:.1f} ms, "
                   f"StaticCache + forward {1e3 * m['static_cache_forward']:.1f} ms, kv {1e3 * m['kv']:.1f} ms "

@@ -79,7 +79,8 @@ class Completions:
 
 
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    # transformers' LlamaRMSNorm, operation for operation (so fp32 results are bit-identical)
+    # transformers' LlamaRMSNorm, operation for operation, for fp32 hidden states (this project's models; the
+    # bf16 weights keep the residual stream fp32 too), so fp32 results are bit-identical
     var = x.pow(2).mean(-1, keepdim=True)
     return weight * (x * torch.rsqrt(var + eps))
 
