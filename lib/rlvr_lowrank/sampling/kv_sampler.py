@@ -27,12 +27,13 @@ greedy completions are the same tokens (tests/test_sampler.py checks 200 prompts
 
 Hand-written step vs transformers' ``StaticCache`` with the model's own forward: measured by
 ``benchmarks/bench_sampler.py --decode-only`` (seconds per decode step, fp32, batch 16, random weights,
-1 thread, on a shared 2-core Xeon without bf16 hardware while other jobs ran, load average 1.3, so only
-the ratios mean anything): tiny model ``generate`` 5.5 ms, StaticCache + forward 5.0 ms, this step 3.5 ms;
-SmolLM2-135M shapes ``generate`` 215 ms, StaticCache + forward 203 ms, this step 174 ms. The hand-written
-step is the faster at both sizes, so it is the one kept. At SmolLM2's size an fp32 call is mostly matmul time
-(``aten::mm`` 75% of a profiled call), which removing overhead cannot shrink; the larger gain there is the
-shared prefill: a GRPO batch of 2 prompts x 8 prefills 2 rows instead of 16.
+1 thread, on a shared 2-core Xeon without bf16 units while other jobs ran, so only the ratios mean
+anything). At load average 1.3 (an earlier revision of the same step): tiny model ``generate`` 5.5 ms,
+StaticCache + forward 5.0 ms, this step 3.5 ms; SmolLM2-135M shapes 215, 203 and 174 ms. At load average
+11 (this revision): tiny 11.6, 8.9 and 6.3 ms; SmolLM2 301, 292 and 271 ms. The hand-written step is the
+faster at both sizes, so it is the one kept. At SmolLM2's size an fp32 call is mostly matmul time
+(``aten::mm`` 75% of a profiled call), which removing overhead cannot shrink; the larger gain there is not
+repeating prefill (2 prompts x 8 completions prefill 2 rows, and their shared system turn once).
 
 Supported: ``LlamaForCausalLM`` (SmolLM2 and the tiny model are Llamas) with a static RoPE (default, linear,
 llama3) and any ``hidden_act``; biases are honoured. Anything else (a PEFT wrapper, another architecture, a
