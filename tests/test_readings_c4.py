@@ -14,6 +14,8 @@ from rlvr_lowrank.analysis.alignment import random_baseline
 from rlvr_lowrank.claims import readings, readings_c4
 from rlvr_lowrank.training import runs, trajectory
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 D_MODEL, D_FF = 64, 96
 NAMES = [f"model.layers.{i}.{blk}.weight" for i in range(3)
          for blk in ("self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj")]
