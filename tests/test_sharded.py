@@ -149,7 +149,8 @@ def test_recorder_and_monitor_under_fsdp2_equal_the_unsharded_outputs(fsdp2, tmp
 
     ref = fileio.load_tensors(tmp_path / "trajectory" / "step-00007.safetensors")
     got = fileio.load_tensors(out / "equiv" / "rank0" / "trajectory" / "step-00007.safetensors")
-    assert set(got) == set(ref) and len(ref) == 4 * 28
+    # U, S, V, Wsv, dF and the increment's incU, incS, incV, incF per matrix
+    assert set(got) == set(ref) and len(ref) == 9 * 28
     for key in ref:
         assert torch.allclose(got[key], ref[key], rtol=1e-5, atol=1e-6), key
     assert not (out / "equiv" / "rank1").exists()  # rank 0 alone writes

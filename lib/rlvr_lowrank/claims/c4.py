@@ -149,6 +149,8 @@ class C4Result(ClaimResult):
     verdict_bootstrap_only: str | None = None
     verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
     why: str | None = None
+    # claims.readings_c4 (C4 on the increments), added after tiny's results were seen; classify never reads it
+    readings: dict | None = None
 
 
 RESULT = C4Result  # the schema of this claim's cN.json

@@ -22,6 +22,10 @@ change none of them (no cN.classify reads them).
   min_reward_gap (mean ≥ it and lower bound > 0 under both intervals, C1's own rule for the reward gap); and
   TOST for |Δtest| ≤ ``tost_margin`` = C1's max_test_gap: equivalent when the 90% t-interval of Δtest lies
   inside (−margin, margin) (two one-sided tests at α = 0.05).
+* **C4, on the increments ΔW_t − ΔW_{t−Δ}** (claims.readings_c4, beside this module for its size): u − v of
+  the increments' alignments against ``min_u_minus_v`` = C4's min_u_minus_v, and every alignment's excess over
+  its chance level (consecutive increments, cross-layer u1 of o_proj/down_proj, u1 in the base's top-k
+  subspace) against ``min_above_chance`` = C4's min_u_minus_baseline.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..analysis import power_law
-from . import c0, c1, c3
+from . import c0, c1, c3, c4
 from .base import BOOTSTRAP, T_INTERVAL, interval
 from .stats import summarize, t_interval
 
@@ -41,9 +45,11 @@ THRESHOLDS = {
     "C0": {"ni_margin_fraction": round(1.0 - c0.THRESHOLDS["min_recovery"], 12)},  # 0.1
     "C1": {"min_did": c1.THRESHOLDS["min_reward_gap"], "tost_margin": c1.THRESHOLDS["max_test_gap"]},
     "C3": {"min_fraction": c3.THRESHOLDS["min_fraction"]},
+    "C4": {"min_u_minus_v": c4.THRESHOLDS["min_u_minus_v"], "min_above_chance": c4.THRESHOLDS["min_u_minus_baseline"]},
 }
 DERIVED_FROM = {"C0.ni_margin_fraction": "1 − C0.min_recovery", "C1.min_did": "C1.min_reward_gap",
-                "C1.tost_margin": "C1.max_test_gap", "C3.min_fraction": "C3.min_fraction"}
+                "C1.tost_margin": "C1.max_test_gap", "C3.min_fraction": "C3.min_fraction",
+                "C4.min_u_minus_v": "C4.min_u_minus_v", "C4.min_above_chance": "C4.min_u_minus_baseline"}
 
 NON_INFERIOR, INFERIOR, UNDECIDED = "non-inferior", "inferior", "undecided"
 

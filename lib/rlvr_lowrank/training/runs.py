@@ -10,7 +10,7 @@ notebooks read before they run). A run directory::
         metrics.jsonl          one line per optimizer step: reward, reward_std, step_time, ...
         evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy
         substitutions.jsonl    PR1S only: what each substitution removed
-        trajectory/            rank-k factors of ΔW_t every N steps (trajectory.TrajectoryRecorder)
+        trajectory/            rank-k factors of ΔW_t and of its increments every N steps (trajectory.py)
         checkpoints/step-XXXXX/model.safetensors
         trainer/               TRL's resumable checkpoints (optimizer, RNG); deleted once the run is done
         final/model.safetensors
@@ -292,6 +292,12 @@ class Trajectory:
     V: dict[str, np.ndarray]  # name -> [T, n, k]
     Wsv: dict[str, np.ndarray]  # name -> [T, min(m, n)]
     dF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖ΔW_t‖_F (None: recorded before the recorder kept it)
+    # the increment ΔW_t − ΔW_prev since the previous record (None: recorded before the recorder kept it); an
+    # all-zero entry (incS = 0) is no increment: step 0, or the first record after a resume
+    incU: dict[str, np.ndarray] | None = None  # name -> [T, m, k]
+    incS: dict[str, np.ndarray] | None = None  # name -> [T, k]
+    incV: dict[str, np.ndarray] | None = None  # name -> [T, n, k]
+    incF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖ΔW_t − ΔW_prev‖_F
 
     @property
     def names(self) -> list[str]:
@@ -314,6 +320,12 @@ def load_trajectory(run) -> Trajectory:
     def stack(part):
         return {n: np.stack([d[f"{n}|{part}"].float().numpy() for d in per_step]) for n in names}
 
-    has_norm = all(f"{n}|dF" in d for d in per_step for n in names)
-    dF = {n: v[:, 0] for n, v in stack("dF").items()} if has_norm else None
-    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"), dF)
+    def has(part):
+        return all(f"{n}|{part}" in d for d in per_step for n in names)
+
+    dF = {n: v[:, 0] for n, v in stack("dF").items()} if has("dF") else None
+    inc = {}
+    if all(has(p) for p in ("incU", "incS", "incV", "incF")):
+        inc = {"incU": stack("incU"), "incS": stack("incS"), "incV": stack("incV"),
+               "incF": {n: v[:, 0] for n, v in stack("incF").items()}}
+    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"), dF, **inc)
