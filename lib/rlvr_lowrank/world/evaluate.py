@@ -69,11 +69,14 @@ def _max_new_tokens(items: Sequence[Item]) -> int:
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_sample: bool = False,
-             num_samples: int = 1, temperature: float = 1.0, batch_size: int = 512, seed: int = 0) -> list[list[str]]:
+             num_samples: int = 1, temperature: float = 1.0, batch_size: int = 512, seed: int = 0,
+             sampling: dict | None = None) -> list[list[str]]:
     """Completions for each prompt (``num_samples`` of them), decoded without special tokens.
 
     Sampling uses a forked RNG seeded with ``seed`` so evaluation never perturbs the caller's RNG
-    stream (a training run evaluating mid-way must stay reproducible).
+    stream (a training run evaluating mid-way must stay reproducible). It draws from the full distribution
+    at ``temperature`` (top_k 0, top_p 1) unless ``sampling`` sets other ``generate`` arguments (top_k, top_p,
+    min_p, repetition_penalty: a training run's own decoding, training.sampled_eval).
     """
     if not do_sample and num_samples != 1:
         raise ValueError("greedy decoding gives one completion per prompt; use do_sample=True for num_samples > 1")
@@ -86,7 +89,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_s
     gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_samples,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if do_sample:
-        gen_kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+        gen_kwargs.update({"temperature": temperature, "top_k": 0, "top_p": 1.0, **(sampling or {})})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, len(prompts), prompts_per_batch):
@@ -142,6 +145,23 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
         idx = [i for i, it in enumerate(items) if it.difficulty == d]
         by_diff[d] = {k: float(np.mean([per_item[k][i] for i in idx])) for k in ks}
     return PassAtKResult(result, n_samples, n_correct, comps, by_diff)
+
+
+def sampled_accuracy(model, tokenizer, items: Sequence[Item], num_samples: int, temperature: float = 1.0,
+                     max_new_tokens: int | None = None, sampling: dict | None = None, seed: int = 0,
+                     batch_size: int = 512) -> EvalResult:
+    """Accuracy of sampled completions: ``num_samples`` per item at ``temperature`` (and ``sampling``, see
+    :func:`generate`), scored by the item's verifier; ``accuracy`` = the mean over all samples (the mean
+    per-item success rate), ``correct`` / ``completions`` flattened item by item."""
+    if not items:
+        raise ValueError("sampled_accuracy needs at least one item")
+    comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items],
+                     max_new_tokens or _max_new_tokens(items), do_sample=True, num_samples=num_samples,
+                     temperature=temperature, batch_size=batch_size, seed=seed, sampling=sampling)
+    per_item = [[rewards.score(it.task, c, it.answer) == 1.0 for c in cs] for it, cs in zip(items, comps)]
+    flat = [ok for oks in per_item for ok in oks]
+    return EvalResult(float(np.mean(flat)), len(items), flat, [c for cs in comps for c in cs],
+                      _by_difficulty(items, [float(np.mean(oks)) for oks in per_item]))
 
 
 @torch.inference_mode()
