@@ -1,4 +1,4 @@
-"""C1's recorded data (issue 27): sampled train/test accuracy under the training's decoding at each evaluation
+"""C1's recorded data: sampled train/test accuracy under the training's decoding at each evaluation
 (training.sampled_eval), a PR1S run's evaluation before and after the substitution at a step that is both
 (run_recorder: ``pre/…``, ``post/…``, the config's ``eval.pr1s_phase`` unsuffixed), how many times each training
 prompt was seen (training.prompt_counts), and the reading from run directories (claims.readings_c1) on
@@ -21,7 +21,7 @@ from rlvr_lowrank.world import tasks
 
 def test_eval_keys_have_defaults_and_are_validated():
     e = config.Eval()
-    assert (e.n_sampled_train, e.n_sampled_test, e.samples_per_prompt, e.pr1s_phase) == (16, 32, 4, "post")
+    assert (e.n_sampled_train, e.n_sampled_test, e.samples_per_prompt, e.pr1s_phase) == (8, 16, 4, "post")
     for bad in ({"pr1s_phase": "after"}, {"n_sampled_train": -1}, {"n_sampled_test": 1.5},
                 {"samples_per_prompt": 0}, {"samples_per_prompt": True}):
         with pytest.raises(config.ConfigError, match="eval."):

@@ -108,15 +108,16 @@ class Eval:
         n_math_train (int, default 100): RL training problems scored greedily (the training-set accuracy).
         n_facts (int, default 160): knowledge-probe items.
         n_skill (int, default 300): second-skill items (test split; and of its RL split in multi-task runs).
-        n_sampled_train (int, default 16): RL training problems (math; an even-stride subset, tasks.spread_subset)
+        n_sampled_train (int, default 8): RL training problems (math; an even-stride subset, tasks.spread_subset)
             scored by *sampled* accuracy under the training's own decoding (the ``train:`` temperature, top_k,
             top_p, min_p, repetition_penalty and max_completion_length): evals.jsonl ``sampled_train_acc``.
             0: no sampled evaluation.
-        n_sampled_test (int, default 32): held-out math problems scored the same way: ``sampled_test_acc``.
+        n_sampled_test (int, default 16): held-out math problems scored the same way: ``sampled_test_acc``.
         samples_per_prompt (int, default 4): samples per problem of both (the accuracy is the mean over all
-            samples, i.e. the mean per-problem success rate). The defaults, 16 × 4 + 32 × 4 = 192 completions
-            per evaluation, add a few seconds per evaluation on the tiny model (sampled_eval.py; measured in
-            the smoke profile's ``sampled_seconds`` column); seeds: sampled_eval.sample_seed.
+            samples, i.e. the mean per-problem success rate). The defaults, 8 × 4 + 16 × 4 = 96 completions per
+            evaluation, cost about 0.3 of the tiny profile's greedy evaluation (measured side by side in one
+            process: 5.7 s vs 18.7 s on a loaded 2-core machine; 192 completions took 10 s), an estimated ~10% of
+            a tiny run; the cost is evals.jsonl's ``sampled_seconds``. Seeds: sampled_eval.sample_seed.
         pr1s_phase (str, default "post"): which of a PR1S run's two evaluations at a step that is both an
             evaluation and a substitution step fills evals.jsonl's unsuffixed columns (``test_acc``, ...: the
             ones every claim reads); the other is kept under ``pre/<column>`` / ``post/<column>`` beside it.
@@ -131,8 +132,8 @@ class Eval:
     n_math_train: int = 100
     n_facts: int = 160
     n_skill: int = 300
-    n_sampled_train: int = 16
-    n_sampled_test: int = 32
+    n_sampled_train: int = 8
+    n_sampled_test: int = 16
     samples_per_prompt: int = 4
     pr1s_phase: str = "post"
 

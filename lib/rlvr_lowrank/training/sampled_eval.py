@@ -1,4 +1,4 @@
-"""Sampled accuracy at each evaluation, under the training's own decoding (claim C1's reading, issue 27).
+"""Sampled accuracy at each evaluation, under the training's own decoding (claim C1's reading).
 
 The greedy columns of evals.jsonl cannot show implicit reward overfitting: the training reward is a *sampled*
 reward (temperature 1 on tiny), so train and test must be compared under that same decoding. At every
