@@ -115,9 +115,9 @@ class Eval:
         n_sampled_test (int, default 16): held-out math problems scored the same way: ``sampled_test_acc``.
         samples_per_prompt (int, default 4): samples per problem of both (the accuracy is the mean over all
             samples, i.e. the mean per-problem success rate). The defaults, 8 × 4 + 16 × 4 = 96 completions per
-            evaluation, cost about 0.3 of the tiny profile's greedy evaluation (measured side by side in one
-            process: 5.7 s vs 18.7 s on a loaded 2-core machine; 192 completions took 10 s), an estimated ~10% of
-            a tiny run; the cost is evals.jsonl's ``sampled_seconds``. Seeds: sampled_eval.sample_seed.
+            evaluation, cost ~1.0 s per evaluation on the tiny profile (its greedy evaluation ~3.8 s, an optimizer
+            step ~0.64 s, one thread): ~5 s, ~8%, of a 60-step tiny run with 5 evaluations (192 completions cost
+            twice that). The cost is evals.jsonl's ``sampled_seconds``. Seeds: sampled_eval.sample_seed.
         pr1s_phase (str, default "post"): which of a PR1S run's two evaluations at a step that is both an
             evaluation and a substitution step fills evals.jsonl's unsuffixed columns (``test_acc``, ...: the
             ones every claim reads); the other is kept under ``pre/<column>`` / ``post/<column>`` beside it.
