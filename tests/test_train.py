@@ -26,7 +26,14 @@ def test_run_directory_contract(smoke_run):
     assert all(0.0 <= m["reward"] <= 1.0 for m in metrics)
     evals = fileio.read_jsonl(run / "evals.jsonl")
     assert [e["step"] for e in evals] == [0, 3, 6]
-    assert {"test_acc", "train_acc", "fact_acc", "skill_acc"} <= set(evals[0])
+    assert {"test_acc", "train_acc", "fact_acc", "skill_acc", "sampled_train_acc", "sampled_test_acc"} <= set(evals[0])
+    # step 6 is an evaluation and a substitution step: both phases, the smoke profile's pr1s_phase (post) unsuffixed
+    assert [e.get("phase") for e in evals] == [None, None, "post"]
+    assert all(evals[2][k] == evals[2][f"post/{k}"] for k in ("test_acc", "sampled_train_acc", "sampled_test_acc"))
+    assert {"pre/test_acc", "pre/sampled_test_acc"} <= set(evals[2])
+    seen = fileio.read_json(run / "prompt_counts.json")  # 6 steps x 2 prompts (16 completions / 8 generations)
+    assert sum(p["seen"] for p in seen["per_prompt"]) == 12 and seen["unknown_prompt_completions"] == 0
+    assert not (run / "prompts_seen").exists()
     subs = fileio.read_jsonl(run / "substitutions.jsonl")
     assert [s["step"] for s in subs] == [2, 4, 6]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00003", "step-00006"]

@@ -47,3 +47,5 @@ def test_interrupted_pr1s_run_resumes_to_done(tmp_path, monkeypatch):
     subs = [r["step"] for r in fileio.read_jsonl(run / "substitutions.jsonl")]
     assert subs == sorted(set(subs)) and 4 in subs and 6 in subs  # PR1S every 2 steps, across the resume
     assert (run / "final" / "model.safetensors").exists()
+    seen = fileio.read_json(run / "prompt_counts.json")["per_prompt"]  # the steps redone after the resume count once
+    assert sum(p["seen"] for p in seen) == 12

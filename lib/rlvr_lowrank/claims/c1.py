@@ -139,6 +139,9 @@ class C1Result(ClaimResult):
     verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
     lower_reward: bool | None = None
     comparable_test: bool | None = None
+    # readings added after tiny's results were seen (claims.readings_c1: sampled train − test, prompts seen);
+    # neither classify nor judge reads them
+    readings: dict | None = None
 
 
 RESULT = C1Result  # the schema of this claim's cN.json

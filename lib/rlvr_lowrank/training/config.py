@@ -101,9 +101,12 @@ class Trajectory:
     factor_dtype: str = "float16"
 
 
+PR1S_PHASES = ("pre", "post")
+
+
 @dataclass(frozen=True)
 class Eval:
-    """Greedy evaluations during training (run_recorder.RunRecorder); ``every: 0`` turns them off.
+    """Evaluations during training (run_recorder.RunRecorder); ``every: 0`` turns them off.
 
     Args:
         every (int, default 0): evaluation period in optimizer steps (also at step 0 and at the last step).
@@ -111,12 +114,45 @@ class Eval:
         n_math_train (int, default 100): RL training problems scored greedily (the training-set accuracy).
         n_facts (int, default 160): knowledge-probe items.
         n_skill (int, default 300): second-skill items (test split; and of its RL split in multi-task runs).
+        n_sampled_train (int, default 8): RL training problems (math; an even-stride subset, tasks.spread_subset)
+            scored by *sampled* accuracy under the training's own decoding (the ``train:`` temperature, top_k,
+            top_p, min_p, repetition_penalty and max_completion_length): evals.jsonl ``sampled_train_acc``.
+            0: no sampled evaluation.
+        n_sampled_test (int, default 16): held-out math problems scored the same way: ``sampled_test_acc``.
+        samples_per_prompt (int, default 4): samples per problem of both (the accuracy is the mean over all
+            samples, i.e. the mean per-problem success rate). The defaults, 8 × 4 + 16 × 4 = 96 completions per
+            evaluation, cost ~1.0 s per evaluation on the tiny profile (its greedy evaluation ~3.8 s, an optimizer
+            step ~0.64 s, one thread): ~5 s, ~8%, of a 60-step tiny run with 5 evaluations (192 completions cost
+            twice that). The cost is evals.jsonl's ``sampled_seconds``. Seeds: sampled_eval.sample_seed.
+        pr1s_phase (str, default "post"): which of a PR1S run's two evaluations at a step that is both an
+            evaluation and a substitution step fills evals.jsonl's unsuffixed columns (``test_acc``, ...: the
+            ones every claim reads); the other is kept under ``pre/<column>`` / ``post/<column>`` beside it.
+            "pre": the weights before that step's substitution (the callback order every result before this
+            key was computed with); "post": after it. Default "post" because the weights a PR1S run ends with
+            (final/model.safetensors) and trains on next are the substituted ones. Profiles whose verdicts were
+            pre-registered on the earlier order set "pre" (tiny, tiny-long, smollm2), so their verdicts read
+            the row they always read. Runs without PR1S ignore it.
     """
     every: int = 0
     n_math_test: int | None = None
     n_math_train: int = 100
     n_facts: int = 160
     n_skill: int = 300
+    n_sampled_train: int = 8
+    n_sampled_test: int = 16
+    samples_per_prompt: int = 4
+    pr1s_phase: str = "post"
+
+    def __post_init__(self):
+        for key in ("n_sampled_train", "n_sampled_test"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"eval.{key} must be an integer >= 0 (0: none), got {v!r}")
+        v = self.samples_per_prompt
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"eval.samples_per_prompt must be a positive integer, got {v!r}")
+        if self.pr1s_phase not in PR1S_PHASES:
+            raise ConfigError(f"eval.pr1s_phase must be 'pre' or 'post', got {self.pr1s_phase!r}")
 
 
 @dataclass(frozen=True)

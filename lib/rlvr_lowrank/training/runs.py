@@ -8,7 +8,12 @@ notebooks read before they run). A run directory::
         config.yaml            the resolved config (config.Experiment.to_dict()) with its ``config_hash``, and the
                                run's ``identity`` (see :func:`identity`) and ``run_hash``
         metrics.jsonl          one line per optimizer step: reward, reward_std, step_time, ...
-        evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy
+        evals.jsonl            one line per eval step: greedy test, train-subset, knowledge and skill accuracy;
+                               sampled_train_acc / sampled_test_acc under the training's decoding (sampled_eval);
+                               at a PR1S substitution step also pre/<column> and post/<column>, ``phase`` naming
+                               the unsuffixed one (config.Eval.pr1s_phase; run_recorder.RunRecorder)
+        prompt_counts.json     how many times each training prompt was seen (prompt_counts; prompts_seen/ while
+                               it trains)
         substitutions.jsonl    PR1S only: what each substitution removed
         trajectory/            rank-k factors of ΔW_t and of its increments every N steps (trajectory.py)
         checkpoints/step-XXXXX/model.safetensors

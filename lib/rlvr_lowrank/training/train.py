@@ -25,10 +25,10 @@ from trl import GRPOConfig, GRPOTrainer
 from .. import fileio, models, paths
 from ..world import chat_tasks, random_reward, rewards, tasks
 from ..world.rewards import guarded_reward
-from . import config, integrity, precision, rollout, runs
+from . import config, integrity, precision, prompt_counts, rollout, runs, sampled_eval
 from .config import SMOLLM2_MODEL, Experiment
 from .pr1s import PeriodicRank1Callback
-from .run_recorder import RunRecorder
+from .run_recorder import AfterSubstitution, RunRecorder
 from .runs import RunError
 from .trajectory import TrajectoryRecorder
 
@@ -101,6 +101,17 @@ def eval_sets(cfg: Experiment) -> dict:
     }
 
 
+def sampled_eval_of(cfg: Experiment):
+    """The run's sampled evaluation (training.sampled_eval) on its math RL problems and the held-out math test,
+    or None (no evaluations, sizes 0, or a profile with its own data: files, whose evaluation is post hoc)."""
+    if not cfg.eval.every or isinstance(cfg.data, dict):
+        return None
+    if cfg.data == "chat_math":
+        items = chat_items(cfg)
+        return sampled_eval.from_config(cfg, items["math_train"], items["math_test"])
+    return sampled_eval.from_config(cfg, rl_items(cfg, "math"), tasks.load_items("math", "test"))
+
+
 def reward_function(cfg: Experiment):
     """``reward:`` of the profile if set (rewards.REWARDS; ``random``: the null arm's Bernoulli(reward_p) reward,
     seeded by the run seed, world.random_reward), else math for a math-only run, else the task mix."""
@@ -149,19 +160,26 @@ def run_precision(cfg: Experiment) -> str:
 
 
 def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
-    """The run's callbacks, in firing order: the run recorder, PR1S, the trajectory recorder.
+    """The run's callbacks, in firing order: the run recorder, PR1S (then AfterSubstitution), the trajectory
+    recorder.
 
     So at a step that is both an evaluation (or safetensors checkpoint) step and a substitution step, the
-    evaluation and the checkpoint see the weights *before* that step's substitution, while the trajectory,
-    TRL's resumable checkpoint and the final weights see them after it. This order is the one every
-    published result of this project was computed with.
+    recorder's evaluation and the checkpoint see the weights *before* that step's substitution, while the
+    trajectory, TRL's resumable checkpoint and the final weights see them after it (the order every result
+    before ``eval.pr1s_phase`` was computed with). AfterSubstitution then evaluates the substituted weights
+    too, and the step's evals.jsonl row holds both, its unsuffixed columns those of ``eval.pr1s_phase``
+    (run_recorder.RunRecorder). The safetensors checkpoint of such a step stays pre-substitution.
     """
-    out = [RunRecorder(run, eval_sets(cfg), eval_every=cfg.eval.every, checkpoint_every=cfg.checkpoint_every,
-                       skill_train_too="skill" in cfg.tasks, sampler=cfg.train.get("sampler", "generate"))]
+    recorder = RunRecorder(run, eval_sets(cfg), eval_every=cfg.eval.every, checkpoint_every=cfg.checkpoint_every,
+                           skill_train_too="skill" in cfg.tasks, sampled=sampled_eval_of(cfg),
+                           substitution_every=cfg.pr1s.every if cfg.pr1s else 0, pr1s_phase=cfg.eval.pr1s_phase,
+                           sampler=cfg.train.get("sampler", "generate"))
+    out = [recorder]
     if cfg.pr1s:
         out.append(PeriodicRank1Callback(base_state=base_state, every=cfg.pr1s.every, variant=cfg.pr1s.variant,
                                          optimizer_state=cfg.pr1s.optimizer_state,
                                          log_path=run / "substitutions.jsonl"))
+        out.append(AfterSubstitution(recorder))
     if cfg.trajectory:  # on every rank: under FSDP2 its gathers are collectives (rank 0 alone writes)
         out.append(TrajectoryRecorder(base_state=base_state, out_dir=run / "trajectory",
                                       every=cfg.trajectory.every, k=cfg.trajectory.k,
@@ -293,8 +311,10 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
     if cfg.train.get("precision") == "bf16" and not fast:
         precision.effective_precision("bf16")  # prints the one-line fallback warning
     trainer_class = FastGRPOTrainer if fast else GRPOTrainer
-    trainer = trainer_class(model=model, reward_funcs=guarded_reward(reward_function(cfg)),
-                          args=GRPOConfig(**grpo_kwargs(cfg, run, quiet)), train_dataset=train_dataset(cfg),
+    dataset = train_dataset(cfg)
+    reward = prompt_counts.counting_reward(reward_function(cfg), run, prompt_counts.index_of(dataset["prompt"]))
+    trainer = trainer_class(model=model, reward_funcs=guarded_reward(reward),
+                          args=GRPOConfig(**grpo_kwargs(cfg, run, quiet)), train_dataset=dataset,
                           processing_class=tok, peft_config=peft_config,
                           callbacks=make_callbacks(cfg, run, base_state), **rollout_kwargs(cfg))
     for cb in trainer.callback_handler.callbacks:
@@ -315,6 +335,7 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
     trainer.accelerator.wait_for_everyone()
     if not main:
         resume = integrity.newest_complete_checkpoint(run / "trainer")
+    prompt_counts.reset(run, int(resume.name.split("-")[1]) if resume else None)  # this rank's log
     if main:
         if resume is not None:
             truncate_logs(run, int(resume.name.split("-")[1]))
@@ -337,6 +358,7 @@ def _train(cfg: Experiment, run: Path, ident: dict, main: bool, quiet: bool) -> 
         raise RunError(f"{run}: the {world} processes ended with different weights (checksums {sums}); "
                        "the run is not marked DONE")
     fileio.save_tensors(run / "final" / "model.safetensors", tensors)
+    prompt_counts.write_counts(run, len(dataset), trainer.num_generations)
     shutil.rmtree(run / "trainer", ignore_errors=True)  # resumable state is no longer needed
     fileio.write_json(run / "DONE", {"run_hash": runs.run_hash(ident), "identity": ident,
                                  "config_hash": cfg.hash, "seconds": round(time.time() - t0, 1),

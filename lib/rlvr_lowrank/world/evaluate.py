@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import sampling
+from .. import sampling as kv_sampling
 from . import chat_tasks, rewards, tasks
 from .tasks import Item
 
@@ -71,19 +71,24 @@ def _max_new_tokens(items: Sequence[Item]) -> int:
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_sample: bool = False,
              num_samples: int = 1, temperature: float = 1.0, batch_size: int = 512, seed: int = 0,
-             sampler: str = "generate") -> list[list[str]]:
+             sampler: str = "generate", sampling: dict | None = None) -> list[list[str]]:
     """Completions for each prompt (``num_samples`` of them), decoded without special tokens.
 
     Sampling uses a forked RNG seeded with ``seed`` so evaluation never perturbs the caller's RNG
-    stream (a training run evaluating mid-way must stay reproducible). ``sampler="kv"``: the fast sampler
-    (sampling.kv_sampler; each prompt prefilled once for its ``num_samples`` completions), with the same
-    greedy completions and the same sampling distribution (tests/test_sampler.py); ``"generate"``:
-    transformers' ``model.generate``.
+    stream (a training run evaluating mid-way must stay reproducible). It draws from the full distribution
+    at ``temperature`` (top_k 0, top_p 1) unless ``sampling`` sets other ``generate`` arguments (top_k, top_p,
+    min_p, repetition_penalty: a training run's own decoding, training.sampled_eval). ``sampler="kv"``: the
+    fast sampler (sampling.kv_sampler; each prompt prefilled once for its ``num_samples`` completions), with
+    the same greedy completions and the same sampling distribution (tests/test_sampler.py), for the full
+    distribution at ``temperature`` only; ``"generate"``: transformers' ``model.generate``.
     """
     if not do_sample and num_samples != 1:
         raise ValueError("greedy decoding gives one completion per prompt; use do_sample=True for num_samples > 1")
-    if sampler not in sampling.SAMPLERS:
-        raise ValueError(f"sampler must be one of {sampling.SAMPLERS}, got {sampler!r}")
+    if sampler not in kv_sampling.SAMPLERS:
+        raise ValueError(f"sampler must be one of {kv_sampling.SAMPLERS}, got {sampler!r}")
+    neutral = {"top_k": 0, "top_p": 1.0, "min_p": None, "repetition_penalty": 1.0}
+    if sampler == "kv" and do_sample and any(v != neutral.get(k, v) for k, v in (sampling or {}).items()):
+        sampler = "generate"  # the kv sampler draws from the full distribution only
     was_training = model.training
     model.eval()
     tokenizer.padding_side = "left"
@@ -93,14 +98,14 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, do_s
     gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=num_samples,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if do_sample:
-        gen_kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+        gen_kwargs.update({"temperature": temperature, "top_k": 0, "top_p": 1.0, **(sampling or {})})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, len(prompts), prompts_per_batch):
             chunk = list(prompts[start:start + prompts_per_batch])
             if sampler == "kv":  # the same ids as the padded batch below, each repeated num_samples times
                 ids = [p for p in tokenizer(chunk)["input_ids"] for _ in range(num_samples)]
-                done = sampling.sample(model, ids, max_new_tokens, [tokenizer.eos_token_id], tokenizer.pad_token_id,
+                done = kv_sampling.sample(model, ids, max_new_tokens, [tokenizer.eos_token_id], tokenizer.pad_token_id,
                                        do_sample=do_sample, temperature=temperature)
                 texts = tokenizer.batch_decode(done.tokens, skip_special_tokens=True)
             else:
@@ -159,6 +164,23 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
         idx = [i for i, it in enumerate(items) if it.difficulty == d]
         by_diff[d] = {k: float(np.mean([per_item[k][i] for i in idx])) for k in ks}
     return PassAtKResult(result, n_samples, n_correct, comps, by_diff)
+
+
+def sampled_accuracy(model, tokenizer, items: Sequence[Item], num_samples: int, temperature: float = 1.0,
+                     max_new_tokens: int | None = None, sampling: dict | None = None, seed: int = 0,
+                     batch_size: int = 512) -> EvalResult:
+    """Accuracy of sampled completions: ``num_samples`` per item at ``temperature`` (and ``sampling``, see
+    :func:`generate`), scored by the item's verifier; ``accuracy`` = the mean over all samples (the mean
+    per-item success rate), ``correct`` / ``completions`` flattened item by item."""
+    if not items:
+        raise ValueError("sampled_accuracy needs at least one item")
+    comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items],
+                     max_new_tokens or _max_new_tokens(items), do_sample=True, num_samples=num_samples,
+                     temperature=temperature, batch_size=batch_size, seed=seed, sampling=sampling)
+    per_item = [[rewards.score(it.task, c, it.answer) == 1.0 for c in cs] for it, cs in zip(items, comps)]
+    flat = [ok for oks in per_item for ok in oks]
+    return EvalResult(float(np.mean(flat)), len(items), flat, [c for cs in comps for c in cs],
+                      _by_difficulty(items, [float(np.mean(oks)) for oks in per_item]))
 
 
 @torch.inference_mode()
