@@ -13,7 +13,10 @@ STAMP := $(VENV)/.installed
 # measured +20 s per `import trl`.)
 TEST_WORKERS ?= 2
 PYTEST_UNIT := -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
-# the notebooks' kernels likewise compute on one thread each when two run side by side
+# the notebooks' kernels likewise compute on one thread each when two run side by side; 07 gathers the cN.json
+# the others write, so it runs after them, alone
+NB_GATHER := notebooks/07_claims.ipynb
+NB_FIRST := $(filter-out $(NB_GATHER),$(sort $(wildcard notebooks/*.ipynb)))
 NB_THREADS := $(if $(filter 0 1,$(TEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -67,7 +70,8 @@ smoke-runs: $(STAMP) ## train the smoke runs the notebooks read (cached: a secon
 	$(PY) -m rlvr_lowrank train-all --profile smoke
 
 test-notebooks: smoke-runs ## notebooks only (smoke defaults, nbval-lax), after the smoke runs they read
-	$(NB_THREADS) $(PY) -m pytest -q $(PYTEST_NB) -n $(TEST_WORKERS) --dist loadfile notebooks
+	$(NB_THREADS) $(PY) -m pytest -q $(PYTEST_NB) -n $(TEST_WORKERS) --dist loadfile $(NB_FIRST)
+	$(PY) -m pytest -q $(PYTEST_NB) $(NB_GATHER)
 
 # One prepared check of the GPU path (pipeline/gpu_check.py), on a machine with GPUs and no network: PR1S under
 # DDP in bf16 on the tiny model (one process per GPU), then 2 steps of the paper profile on a small Qwen2 model.
