@@ -100,7 +100,7 @@ MODEL_LABELS = {"smollm2-gguf": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"
 
 
 def _reports(profiles: tuple[str, ...]) -> dict[str, dict]:
-    return {p: claims.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()}
+    return {p: readme_tables.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()}
 
 
 def model_label(model: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .. import claims, fileio, paths
 from ..claims import notebooks
 from ..training import config
+from . import readme_tables
 from .readme_tables import (
            NOT_YET,
            TRACKED_PROFILES,
@@ -67,7 +68,7 @@ def claims_block() -> str:
     """The results table, from reports/tiny/claims.json (refused if stale: other profile or config)."""
     if not (paths.REPORTS / "tiny" / "claims.json").exists():
         return "_Not produced yet: run `make reproduce` (notebook 07 writes reports/tiny/claims.json)._"
-    report = claims.load_report("tiny")
+    report = readme_tables.load_report("tiny")
     return claims.results_table(report) + f"\n\nProfile `tiny`, config hash `{report['config_hash']}`; " \
         "details per claim in [`reports/tiny/claims.md`](reports/tiny/claims.md)."
 
@@ -97,13 +98,13 @@ def provenance_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
 
 
 def _tiny_report() -> dict | None:
-    return claims.load_report("tiny") if (paths.REPORTS / "tiny" / "claims.json").exists() else None
+    return readme_tables.load_report("tiny") if (paths.REPORTS / "tiny" / "claims.json").exists() else None
 
 
 def rule_change_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     """Once per claim and tracked profile: the verdict under each rule in turn (bootstrap CI alone → both
     intervals, two-valued → the five classes in force), and why each rule changed."""
-    reports = [claims.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
+    reports = [readme_tables.load_report(p) for p in profiles if (paths.REPORTS / p / "claims.json").exists()]
     if not reports:
         return NOT_YET
     lines = [f"Rule history. (1) {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}. (2) "
@@ -171,7 +172,7 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
     if len(present) < 2:
         return ("_Not produced yet: `make reproduce PROFILE=tiny-long` writes reports/tiny-long/claims.json "
                 f"(missing: {', '.join(missing)})._")
-    reports = {p: claims.load_report(p) for p in present}
+    reports = {p: readme_tables.load_report(p) for p in present}
     lines = verdict_table(reports)
     for p in present:
         dyn = paths.REPORTS / p / "dynamics.json"

@@ -4,7 +4,8 @@ and the tiny profile's blocks are in pipeline.readme, which registers these.
 """
 from __future__ import annotations
 
-from .. import claims, fileio, paths
+from .. import fileio, paths
+from . import readme_tables
 from .readme_tables import claim_of, fmt, verdict_table
 
 
@@ -15,7 +16,7 @@ def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> 
     if missing:
         return ("_Not produced yet: `make reproduce PROFILE=smollm2` writes reports/smollm2/claims.json (missing: "
                 + ", ".join(f"reports/{p}/claims.json" for p in missing) + ")._")
-    reports = {p: claims.load_report(p) for p in profiles}
+    reports = {p: readme_tables.load_report(p) for p in profiles}
     lines = verdict_table(reports)
     small, real = profiles
     differ = []

@@ -76,3 +76,16 @@ def verdict_table(reports: dict[str, dict]) -> list[str]:
             cells += ["—", "—"] if c is None else [claims.report.deciding(c), verdict_with_power(c)]
         lines.append(f"| {cid} | " + " | ".join(cells) + " |")
     return lines
+
+
+def load_report(profile: str) -> dict:
+    """``claims.load_report``, except that a report made under an earlier version of its profile's config is
+    returned, with ``config_changed`` saying so, instead of refused: the pages show every tracked profile, and
+    one whose reports predate its config is marked as computed by earlier code (:func:`provenance`, from the
+    recorded run hashes, which a config change changes too) rather than dropped."""
+    try:
+        return claims.load_report(profile)
+    except ValueError as e:
+        if "config hash" not in str(e):
+            raise
+        return {**fileio.read_json(paths.report_source(profile, "claims.json")), "config_changed": str(e)}
