@@ -22,6 +22,7 @@ import hashlib
 from pathlib import Path
 
 from .. import fileio
+from ..models import load_model
 from ..world import evaluate, math_verifier
 
 SCORES_KIND = "rlvr-lowrank math scores"
@@ -61,8 +62,6 @@ def evaluate_model(model_dir: str | Path, data: str | Path, out: str | Path, sam
                    temperature: float = 1.0, max_new_tokens: int = 1024, limit: int | None = None,
                    batch_size: int = 16, seed: int = 0) -> dict:
     """Greedy accuracy (and pass@1 / pass@n over ``samples`` samples) of ``model_dir`` on ``data``; writes ``out``."""
-    from ..models import load_model
-
     if samples < 0 or max_new_tokens < 1 or batch_size < 1 or (limit is not None and limit < 1):
         raise ValueError("--samples must be >= 0 and --max-new-tokens, --batch-size and --limit >= 1")
     rows = read_items(data, limit)

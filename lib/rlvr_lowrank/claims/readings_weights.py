@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import fileio, paths
 from ..analysis import rank1, targets
-from ..training import runs
+from ..training import config, runs
 from . import c0, null_arm, readings
 from .stats import summarize
 
@@ -32,7 +32,8 @@ def second_direction_rows(full_runs: dict[int, object], items) -> list[dict]:
 
 
 def rank1_share(run) -> dict:
-    """σ1/‖ΔW‖_F and e1 per target matrix of one run's final update (readings.sigma1_share)."""
+    """σ1/‖ΔW‖_F and e1 per target matrix of one run's final update (readings.sigma1_share), from the float64
+    difference (rank1.update_diagnostics works on the float32 one, whose rounding shows at 1e-8 in e1)."""
     base, _ = runs.load_base(run)
     base_state, final = base.state_dict(), runs.final_weights(run)
     rows = []
@@ -75,8 +76,6 @@ def c3_arm(profile: str, arm: str, seeds: Sequence[int], base_state) -> dict:
 
 def c3_readings(profile: str, arms: Sequence[str], seeds: Sequence[int], base_state) -> dict:
     """The C3 reading per arm (the first arm decides C3) and, with a null arm, RL − null of the mean Δα."""
-    from ..training import config
-
     out = {"added": readings.ADDED, "min_fraction": readings.THRESHOLDS["C3"]["min_fraction"],
            "by_arm": {arm: c3_arm(profile, arm, seeds, base_state) for arm in arms}}
     name = null_arm.null_experiment(profile)

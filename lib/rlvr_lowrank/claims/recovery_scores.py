@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import fileio
+from ..checkpoints.math_eval import SCORES_KIND
 from . import c0
 from .stats import fmt_both, recovery, summarize
 
-SCORES_KIND = "rlvr-lowrank math scores"  # checkpoints.math_eval.SCORES_KIND (a lower layer; kept equal by test)
 SAME_FIELDS = ("data_sha256", "verifier", "max_new_tokens", "limit", "n")
 METRICS = ("greedy", "pass@1")
 
