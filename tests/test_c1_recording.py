@@ -26,9 +26,11 @@ def test_eval_keys_have_defaults_and_are_validated():
                 {"samples_per_prompt": 0}, {"samples_per_prompt": True}):
         with pytest.raises(config.ConfigError, match="eval."):
             config.Eval(**bad)
-    # the profiles whose verdicts were pre-registered keep reading the pre-substitution evaluation
-    for profile in ("tiny", "tiny-long", "smollm2"):
+    # the profiles whose verdicts were pre-registered on the earlier order keep reading the pre-substitution
+    # evaluation; smollm2's new design registers the substituted weights
+    for profile in ("tiny", "tiny-long"):
         assert config.resolve(profile, "full", 0).eval.pr1s_phase == "pre"
+    assert config.resolve("smollm2", "full", 0).eval.pr1s_phase == "post"
     assert config.resolve("smoke", "pr1s_trunc_k10", 0).eval.pr1s_phase == "post"
 
 

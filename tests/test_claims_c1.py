@@ -7,7 +7,10 @@ from rlvr_lowrank.training import runs
 
 
 def _evals(test, train):
-    return [{"step": 0, "test_acc": 0.0, "train_acc": 0.0}, {"step": 8, "test_acc": test, "train_acc": train}]
+    """Greedy accuracies, and sampled ones 0.1 below them (the sampled train − test gap equals the greedy one)."""
+    return [{"step": 0, "test_acc": 0.0, "train_acc": 0.0},
+            {"step": 8, "test_acc": test, "train_acc": train, "sampled_test_acc": test - 0.1,
+             "sampled_train_acc": train - 0.1}]
 
 
 @pytest.fixture
@@ -24,6 +27,7 @@ def test_per_seed_reads_the_last_quarter_of_the_reward_and_the_final_evals(pair)
     assert r["reward_gap"] == pytest.approx(0.25)
     assert r["test_gap"] == pytest.approx(0.05) and r["train_pr1s"] == 0.8
     assert r["gap_train_test_full"] == pytest.approx(0.2) and r["gap_train_test_pr1s"] == pytest.approx(0.15)
+    assert r["overfit_gap_full"] == pytest.approx(0.2)  # Full's sampled train − test: C1's precondition
 
 
 def test_per_seed_uses_the_steps_both_runs_have(tmp_path):
@@ -50,7 +54,7 @@ def test_measure_sweep_rows_and_result_json(pair):
     d = res.to_json()
     assert d["why"].endswith("2 seed(s) < 3") and "lower_reward" not in d  # optional keys only when produced
     assert set(d) == {"profile", "full", "pr1s", "seeds", "per_seed", "reward_gap", "test_gap", "verdict", "why",
-                      "sweep", "verdict_bootstrap_only", "verdict_two_valued"}
+                      "sweep", "verdict_bootstrap_only", "verdict_two_valued", "overfit_gap"}
     assert c1.C1Result.from_json(d) == res
 
 

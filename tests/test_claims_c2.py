@@ -8,6 +8,7 @@ import torch
 from fake_runs import reward_curve, write_run
 from rlvr_lowrank import models, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c2
+from rlvr_lowrank.training import config
 from rlvr_lowrank.world import tasks
 
 
@@ -156,7 +157,8 @@ def test_eval_sets_follow_the_profile():
     from rlvr_lowrank.world import chat_tasks, tasks
 
     chat = c2.eval_sets(n_math=20, n_skill=30, profile="smollm2")
-    assert chat["math"] == tasks.spread_subset(chat_tasks.arithmetic_items("test"), 20)
+    task = chat_tasks.ChatTask(**config.load_profile("smollm2")["chat_task"])  # the profile's own task
+    assert chat["math"] == tasks.spread_subset(task.items("test"), 20)
     assert chat["fact"] == chat_tasks.knowledge_items() and chat["skill"] == chat_tasks.plural_items()[:30]
     tiny = c2.eval_sets(n_math=20, n_skill=30, profile="tiny")
     assert tiny["math"] == tasks.spread_subset(tasks.load_items("math", "test"), 20)

@@ -4,6 +4,7 @@ import pytest
 
 from rlvr_lowrank import claims, fileio, paths
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, base, c1, c2, c3, c4, report
+from rlvr_lowrank.claims.verdict import UNTESTABLE
 
 
 def _s(mean, ci, t_ci, n=3):
@@ -54,14 +55,35 @@ def test_c1_sweep_arm_that_differs_is_flagged():
                 {"arm": arm, "metric": "test_gap", "mean": 0.0, "ci_lo": -0.01, "ci_hi": 0.01, "t_lo": -0.02,
                  "t_hi": 0.02, "n": 3}]
     res = {"pr1s": "pr1s_trunc_k10", "reward_gap": _s(0.05, (0.04, 0.06), (0.035, 0.065)),
-           "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)),
+           "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)), "overfit_gap": _s(0.2, (0.1, 0.3), (0.08, 0.32)),
            "sweep": rows("pr1s_trunc_k10", 0.05) + rows("pr1s_trunc_k20", 0.0)}
     assert base.rejudge(c1, res)["verdict"] == HOLDS
     # K = 20: Δreward 0.0 with every upper bound < 0.02 and a lower bound ≤ 0: no gap of the claimed size
     assert base.sensitivity(c1, res) == ["PR1S (K = 20, truncated) gives 'refuted'"]
     # an arm stored before the t-interval was kept is read with the bootstrap CI alone, and marked so
     old = [{k: v for k, v in r.items() if k not in ("t_lo", "t_hi")} for r in rows("pr1s_trunc_k5", 0.03)]
-    assert c1.sweep_verdicts(old) == {"pr1s_trunc_k5": "holds (bootstrap only)"}
+    assert c1.sweep_verdicts(old, res["overfit_gap"]) == {"pr1s_trunc_k5": "holds (bootstrap only)"}
+
+
+def test_c1_is_untestable_unless_full_rl_overfit():
+    """C1's precondition (claims.c1.overfit_precondition): Full RL's sampled train − test gap has mean ≥
+    max_test_gap and both lower bounds > 0; otherwise, or when the runs never recorded it, untestable."""
+    res = {"pr1s": "pr1s_trunc_k10", "reward_gap": _s(0.05, (0.04, 0.06), (0.035, 0.065)),
+           "test_gap": _s(0.0, (-0.01, 0.01), (-0.02, 0.02)), "sweep": []}
+    theta = c1.THRESHOLDS["max_test_gap"]
+    cases = {"not recorded": None,
+             "mean below": _s(theta - 0.01, (0.01, 0.2), (0.01, 0.2)),
+             "bootstrap spans 0": _s(theta + 0.1, (-0.01, 0.3), (0.01, 0.3)),
+             "t spans 0": _s(theta + 0.1, (0.01, 0.3), (-0.01, 0.3))}
+    for label, gap in cases.items():
+        v = c1.classify({**res, **({"overfit_gap": gap} if gap else {})})
+        assert v.klass == UNTESTABLE, label
+        assert "Full RL overfit" in v.reason, label
+    assert c1.classify({**res, "overfit_gap": _s(theta, (0.001, 0.1), (0.001, 0.1))}).klass == HOLDS
+    # the per-seed rows carry it only when every seed recorded sampled accuracies
+    rows = [{"reward_gap": 0.05, "test_gap": 0.0, "overfit_gap_full": g} for g in (0.2, 0.3, 0.25)]
+    assert c1.verdict_of_rows(rows)["overfit_gap"]["n"] == 3
+    assert "overfit_gap" not in c1.verdict_of_rows(rows[:2] + [{"reward_gap": 0.05, "test_gap": 0.0}])
 
 
 def test_c2_ceiling_probe_is_marked_unable_to_show_a_drop():
@@ -86,7 +108,7 @@ def test_report_recomputes_a_stored_verdict_string(tmp_path, monkeypatch):
     fileio.write_json(tmp_path / "smoke" / "c1.json", {"runs": {},
         "profile": "smoke", "pr1s": "pr1s_trunc_k10", "verdict": HOLDS, "sweep": [],
         "reward_gap": _s(0.038, (0.021, 0.056), (-0.007, 0.082)),
-        "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032))})
+        "test_gap": _s(-0.006, (-0.02, 0.01), (-0.043, 0.032)), "overfit_gap": _s(0.2, (0.1, 0.3), (0.08, 0.32))})
     entry = report.claim_entry("C1", "smoke")
     assert entry["verdict"] == INCONCLUSIVE and entry["verdict_bootstrap_only"] == HOLDS
     assert entry["verdict_two_valued"] == INCONCLUSIVE and entry["measured"][0]["t_ci"] == [-0.007, 0.082]

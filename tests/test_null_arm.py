@@ -59,7 +59,7 @@ def _profile(tmp_path, monkeypatch, edit, name="smoke"):
     monkeypatch.setattr(paths, "CONFIGS", tmp_path)
 
 
-def test_tiny_has_the_null_arm_with_five_seeds_and_the_other_profiles_do_not():
+def test_tiny_and_smollm2_have_the_null_arm_and_the_other_profiles_do_not():
     cfg = config.resolve("tiny", "random_reward", 2)
     assert (cfg.reward, cfg.reward_p, cfg.seed) == ("random", 0.28, 2)
     assert config.seeds_of("tiny", "random_reward") == [0, 1, 2, 3, 4]
@@ -67,7 +67,9 @@ def test_tiny_has_the_null_arm_with_five_seeds_and_the_other_profiles_do_not():
     assert (f.__name__, f.p, f.seed) == ("random_reward", 0.28, 2)
     assert train.reward_function(config.resolve("tiny", "full", 2)) is rewards.math_reward
     assert null_arm.null_experiment("tiny") == "random_reward"
-    for profile in ("smoke", "tiny-long", "smollm2"):
+    assert null_arm.null_experiment("smollm2") == "random_reward"
+    assert config.seeds_of("smollm2", "random_reward") == [0, 1, 2]  # >= 3 seeds; the deciding arms have 5
+    for profile in ("smoke", "tiny-long"):
         assert null_arm.null_experiment(profile) is None
     assert notebooks.OPTIONAL_ARMS["null_arm"] is None and notebooks.ARM_PARAMETERS["null_arm"] == "NULL_ARM"
 

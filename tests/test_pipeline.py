@@ -73,12 +73,12 @@ def test_unknown_notebook_and_claim_are_named():
 
 
 def test_a_profile_without_the_optional_arms_passes_their_empty_values():
-    # smollm2 maps only full and pr1s: the sweep, LoRA and multi-task arms are left out, not refused
-    assert set(notebooks.arms("smollm2")) == {"full", "pr1s"}
+    # smollm2 maps full, pr1s and the null arm: the sweep, LoRA and multi-task arms are left out, not refused
+    assert set(notebooks.arms("smollm2")) == {"full", "pr1s", "null_arm"}
     assert notebooks.parameters("02_reward_overfitting", "smollm2")["SWEEP"] == []
     p3 = notebooks.parameters("03_knowledge_loss", "smollm2")
     assert p3["LORA"] is None and p3["MIX"] is None and p3["FULL"] == "full"
-    assert notebooks.experiments_read("03_knowledge_loss", "smollm2") == ["full", "pr1s_trunc_k5"]
+    assert notebooks.experiments_read("03_knowledge_loss", "smollm2") == ["full", "pr1s_trunc_k10"]
     assert set(notebooks.OPTIONAL_ARMS) == set(notebooks.ARM_PARAMETERS) - {"full", "pr1s"}
 
 

@@ -67,7 +67,8 @@ def _ref_boxed(c, a):
 
 def _ref_addition(c, a):
     text = (_ref_text(c) or "")[:64]
-    m = re.search(r"=\s*(-?[0-9]+)", text)
+    m = (re.search(r"=\s*(-?[0-9]+)", text)
+         or re.search(r"[0-9]+ *[-+*] *[0-9]+ +(?:is|equals) +(-?[0-9]+)", text))
     got = m.group(1) if m else (re.findall(r"-?[0-9]+", text)[:1] or [None])[0]
     return 1.0 if got == str(a).strip() else 0.0
 
@@ -112,7 +113,9 @@ def test_addition_reward_unchanged_on_legitimate_replies():
         replies = [s, f"{s}.", f" {s}\n", f"{a} + {b} = {s}", f"{a} + {b} = {wrong}", f"The answer is {s}.",
                    f"{a}+{b}={s}", wrong, f"-{s}", "", "I don't know", f"The sum of {a} and {b} is {s}.",
                    [{"role": "assistant", "content": s}], [{"role": "assistant", "content": f"{a} + {b} = {s}"}],
-                   None, f"{s}, because {a} + {b} = {s}", "x" * 70 + s, f"+{s}"]
+                   None, f"{s}, because {a} + {b} = {s}", "x" * 70 + s, f"+{s}", f"{a} + {b} is {s}.",
+                   f"{a} + {b} equals {s}.", f"{a} + {b} is {wrong}.", f"{a} + {b} equals {wrong}, or {s}",
+                   f"{a} + {b} is a sum; = {s}", f"{b} is {s}"]
         got = rewards.addition_reward(replies, [s] * len(replies))
         assert got == [_ref_addition(c, s) for c in replies], it
         n_checked += len(replies)

@@ -16,6 +16,9 @@ Commands
   worker      (internal) run the pipeline's training jobs in one process: requests on stdin (jobs.serve)
   smollm2-base  measure SmolLM2-135M-Instruct before RL: task difficulty, knowledge filter, word skill
   smollm2-lr    the learning-rate window of GRPO on SmolLM2 (probe runs, one seed each)
+  smollm2-task  choose the real-model task on base metrics (reports/smollm2/task_variants.json)
+  smollm2-explore  exploration runs on seeds the final runs never use (reports/smollm2/exploration.json)
+  preregister   write reports/<profile>/preregistration.json before a profile's final runs
   smollm2-bf16  the learning curve of the bf16 path beside fp32 on SmolLM2 (one seed)
 """
 from __future__ import annotations
@@ -99,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("smollm2-lr", help="train the smollm2 lr_probe_* runs and write reports/smollm2/lr_window.json")
     p.add_argument("--jobs", type=int, default=2)
+    p = sub.add_parser("smollm2-explore", help="train the smollm2 explore_lr_* runs and apply the exploration rules")
+    p.add_argument("--jobs", type=int, default=2)
+    p = sub.add_parser("preregister", help="write reports/<profile>/preregistration.json and print its sha256")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--replace", action="store_true", help="replace a different existing registration")
+    p = sub.add_parser("smollm2-task", help="measure the base on each task variant and choose one by the fixed rule "
+                                            "(reports/smollm2/task_variants.json)")
+    p.add_argument("--threads", type=int, default=2)
     checkpoints_cli.add_commands(sub)  # analyze / substitute / export / evaluate-math (a user's own checkpoints)
     p = sub.add_parser("prepare-math", help="write a training/test JSONL from a local copy of a public math dataset")
     p.add_argument("--format", required=True, choices=("math500", "math", "gsm8k"),
@@ -128,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
     if hasattr(args, "profile"):
         config.load_profile(args.profile)  # a bad profile name fails before anything is written
-    if args.command in ("reproduce", "notebook", "claims", "smollm2-base", "smollm2-lr", "smollm2-bf16"):
+    if args.command in ("reproduce", "notebook", "claims", "smollm2-base", "smollm2-lr", "smollm2-bf16", "smollm2-task",
+                        "smollm2-explore", "preregister"):
         # the pipeline writes the tracked figures/ and reports/ (interactive runs write a scratch directory);
         # notebook subprocesses and their kernels inherit this
         os.environ[paths.WRITE_TRACKED_ENV] = "1"
@@ -177,6 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline import real_model
         print(json.dumps(real_model.base_command(args.threads, args.also_temperatures, args.max_operand, args.op,
                                                  args.also_operands), indent=2))
+    elif args.command == "smollm2-explore":
+        from .pipeline import exploration
+        print(json.dumps(exploration.explore(args.jobs), indent=2))
+    elif args.command == "preregister":
+        from .claims import preregistration
+        path, sha = preregistration.write(args.profile, replace=args.replace)
+        print(f"wrote {path.relative_to(paths.ROOT)}; pin it in configs/{args.profile}.yaml:\n"
+              f"{preregistration.KEY}: {{file: {path.relative_to(paths.ROOT)}, sha256: {sha}}}")
+    elif args.command == "smollm2-task":
+        from .pipeline import task_choice
+        print(json.dumps(task_choice.command(args.threads), indent=2))
     elif args.command == "smollm2-lr":
         from .pipeline import real_model
         print(json.dumps(real_model.lr_window_command(args.jobs), indent=2))

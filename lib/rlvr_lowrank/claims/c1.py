@@ -2,6 +2,14 @@
 
 Measured in notebook 02: Full RL and PR1S runs from the same base and seed, paired per seed, from
 the runs' own logs (metrics.jsonl: training reward per step; evals.jsonl: greedy accuracies).
+
+Precondition: Full RL overfit. The claim is about reward *overfitting*, so it can be tested only where
+Full RL opened a gap between its training and held-out accuracy. Measured under the training's own
+decoding (evals.jsonl ``sampled_train_acc`` − ``sampled_test_acc`` at Full's last evaluation, per seed);
+it holds when the mean is >= ``max_test_gap`` (a gap as large as the test difference C1 calls
+negligible: derived from that threshold, not a new one) and the lower ends of both intervals are > 0.
+Otherwise C1 is "untestable here: Full RL did not overfit", with the numbers. Runs without sampled
+accuracies (recorded only since the sampled evaluation existed) fail it as "not recorded".
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ from .base import (
     verdict_sentence,
 )
 from .stats import LAST_FRACTION, fmt_interval, last_fraction_mean, summarize
-from .verdict import AT_LEAST, WITHIN, Verdict, all_of, judge_summary
+from .verdict import AT_LEAST, WITHIN, Precondition, Verdict, all_of, judge_summary
 
 CLAIM = Claim(
     "C1",
@@ -57,7 +65,9 @@ def per_seed(full_run: Path, pr1s_run: Path, last_fraction: float = THRESHOLDS["
             "test_gap": float(lf["test_acc"] - lp["test_acc"]),
             "train_full": float(lf["train_acc"]), "train_pr1s": float(lp["train_acc"]),
             "gap_train_test_full": float(lf["train_acc"] - lf["test_acc"]),
-            "gap_train_test_pr1s": float(lp["train_acc"] - lp["test_acc"])}
+            "gap_train_test_pr1s": float(lp["train_acc"] - lp["test_acc"]),
+            **({"overfit_gap_full": float(lf["sampled_train_acc"] - lf["sampled_test_acc"])}
+               if {"sampled_train_acc", "sampled_test_acc"} <= set(lf.dropna().index) else {})}
 
 
 def measure(full_runs: dict[int, Path], pr1s_runs: dict[int, Path]) -> list[dict]:
@@ -79,14 +89,31 @@ def judge(s: dict) -> dict:
             "comparable_test": bool(comparable("ci") and comparable("t_ci"))}
 
 
-def verdict(reward_gap: list[float], test_gap: list[float]) -> dict:
-    """Paired per-seed gaps Full - PR1S: training reward (last quarter) and final greedy test accuracy."""
+def verdict(reward_gap: list[float], test_gap: list[float], overfit_gap: list[float] | None = None) -> dict:
+    """Paired per-seed gaps Full - PR1S: training reward (last quarter) and final greedy test accuracy; and
+    Full's own sampled train - test gap (the precondition), when every seed recorded it."""
     out = {"reward_gap": summarize(reward_gap), "test_gap": summarize(test_gap)}
+    if overfit_gap is not None:
+        out["overfit_gap"] = summarize(overfit_gap)
     return {**out, **judge(out)}
 
 
 def verdict_of_rows(rows: list[dict]) -> dict:
-    return verdict([r["reward_gap"] for r in rows], [r["test_gap"] for r in rows])
+    overfit = [r["overfit_gap_full"] for r in rows] if all("overfit_gap_full" in r for r in rows) else None
+    return verdict([r["reward_gap"] for r in rows], [r["test_gap"] for r in rows], overfit)
+
+
+def overfit_precondition(stored: dict) -> Precondition:
+    """Full RL overfit (the module docstring): its sampled train - test gap has mean >= max_test_gap and both
+    intervals' lower ends > 0."""
+    name = "Full RL overfit (sampled train − test accuracy)"
+    g = stored.get("overfit_gap")
+    if not g:
+        return Precondition(name, False, "not recorded: the runs have no sampled train/test accuracy")
+    t = THRESHOLDS["max_test_gap"]
+    ok = bool(g["mean"] >= t and all(interval(g, k)[0] > 0 for k in ("ci", "t_ci")))
+    return Precondition(name, ok, f"mean {g['mean']:.3f} {'≥' if g['mean'] >= t else '<'} {t:g}, bootstrap "
+                                  f"{fmt_interval(g)}, t {fmt_interval(g, 't_ci')}, n = {g['n']}")
 
 
 def sweep_rows(arm: str, pr1s_config: dict, rows: list[dict]) -> list[dict]:
@@ -100,7 +127,7 @@ def sweep_rows(arm: str, pr1s_config: dict, rows: list[dict]) -> list[dict]:
             for metric in ("reward_gap", "test_gap")]
 
 
-def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
+def sweep_verdicts(sweep: list[dict], overfit_gap: dict | None = None) -> dict[str, str]:
     """arm -> its verdict class (``classify``) from stored sweep rows, recomputed from the rows' intervals (the
     rows store no per-seed values, so no MDE). Rows written before the t-interval was stored are read with the
     bootstrap CI alone, and their class is marked "(bootstrap only)"."""
@@ -110,6 +137,7 @@ def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
         has_t = all("t_lo" in r for r in rows.values())
         s = {m: {"mean": r["mean"], "ci": (r["ci_lo"], r["ci_hi"]), "n": r.get("n"),
                  "t_ci": (r["t_lo"], r["t_hi"]) if has_t else (r["ci_lo"], r["ci_hi"])} for m, r in rows.items()}
+        s["overfit_gap"] = overfit_gap  # the precondition is Full RL's, shared by every PR1S arm
         out[arm] = classify(s).klass + ("" if has_t else " (bootstrap only)")
     return out
 
@@ -117,7 +145,8 @@ def sweep_verdicts(sweep: list[dict]) -> dict[str, str]:
 def sensitivity(res: dict) -> list[str]:
     """Documented alternative readings under which the verdict class differs: the other PR1S arms of the sweep."""
     main = classify(res).klass
-    return [f"{arm_label(arm)} gives '{klass}'" for arm, klass in sweep_verdicts(res.get("sweep", [])).items()
+    return [f"{arm_label(arm)} gives '{klass}'" for arm, klass in sweep_verdicts(res.get("sweep", []),
+                                                                                       res.get("overfit_gap")).items()
             if arm != res["pr1s"] and klass.removesuffix(" (bootstrap only)") != main]
 
 
@@ -134,6 +163,7 @@ class C1Result(ClaimResult):
     test_gap: dict
     verdict: str
     sweep: list  # sweep_rows() of the main arm and the further PR1S arms
+    overfit_gap: dict | None = None  # Full's sampled train − test gap per seed: the precondition
     why: str | None = None
     verdict_bootstrap_only: str | None = None
     verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
@@ -178,12 +208,18 @@ def readme_block(r: C1Result) -> str:
 
 
 def classify(stored: dict) -> Verdict:
-    """The verdict in the vocabulary of claims.verdict (C1's table): all of (Δ training reward: mean ≥
-    min_reward_gap with lower bounds > 0; Δ test accuracy: |mean| ≤ max_test_gap with upper bounds ≤
-    max_test_gap_ci_hi)."""
+    """The verdict in the vocabulary of claims.verdict (C1's table): untestable unless Full RL overfit
+    (:func:`overfit_precondition`); else all of (Δ training reward: mean ≥ min_reward_gap with lower bounds
+    > 0; Δ test accuracy: |mean| ≤ max_test_gap with upper bounds ≤ max_test_gap_ci_hi)."""
     t = THRESHOLDS
     reward = judge_summary(stored["reward_gap"], t["min_reward_gap"], AT_LEAST, bound=0.0, strict=True,
                            require_mean=True, quantity="Δ training reward (Full − PR1S)")
     test = judge_summary(stored["test_gap"], t["max_test_gap"], WITHIN, bound=t["max_test_gap_ci_hi"],
                          require_mean=True, quantity="Δ test accuracy (Full − PR1S)")
-    return all_of([reward, test], quantity="C1")
+    return all_of([reward, test], preconditions=[overfit_precondition(stored)], quantity="C1")
+
+
+def classify_before_precondition(stored: dict) -> Verdict:
+    """The class under the rule before the overfitting precondition was added (the README's rule history
+    shows it beside the class in force)."""
+    return classify({**stored, "overfit_gap": {"mean": float("inf"), "ci": (1.0, 1.0), "t_ci": (1.0, 1.0), "n": 0}})

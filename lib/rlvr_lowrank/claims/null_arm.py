@@ -163,12 +163,13 @@ def at_matched_norm(rl: Mapping[int, tuple], null: Mapping[int, tuple]) -> tuple
 
 def relative_update(traj: runs.Trajectory) -> np.ndarray | None:
     """‖ΔW_t‖_F / ‖W_t‖_F over all target matrices together, per recorded step (‖W_t‖_F from the recorded
-    singular values of W_t: the recorder need not have kept step 0); None when the trajectory has no ‖ΔW_t‖_F
+    singular values of W_t, or its recorded norm: the recorder need not have kept step 0); None when the
+    trajectory has no ‖ΔW_t‖_F
     (recorded before the recorder kept it)."""
-    if traj.dF is None or not traj.names:
+    if traj.dF is None or traj.WF is None or not traj.names:
         return None
     num = np.sqrt(sum(np.asarray(traj.dF[n], dtype=float) ** 2 for n in traj.names))
-    den = np.sqrt(sum(np.sum(np.asarray(traj.Wsv[n], dtype=float) ** 2, axis=1) for n in traj.names))
+    den = np.sqrt(sum(np.asarray(traj.WF[n], dtype=float) ** 2 for n in traj.names))
     return num / den
 
 

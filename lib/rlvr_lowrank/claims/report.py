@@ -14,7 +14,7 @@ import subprocess
 
 from .. import fileio, paths
 from ..training import config, runs
-from . import base, c0, c1, c2, c3, c4, notebooks, power
+from . import base, c0, c1, c2, c3, c4, notebooks, power, preregistration
 from .base import RUNS_KEY, WHY_TIGHTENED
 from .stats import fmt_interval
 from .verdict import INCONCLUSIVE, INTERVAL_LABELS, UNTESTABLE
@@ -28,7 +28,7 @@ BUDGET_VARIANT = {"tiny": "tiny-long"}
 
 # Keys of a profile that say how the pipeline reads the runs, not how they are made; a change there
 # re-executes the notebooks (reproduce.fingerprint hashes the whole YAML) without staling the report.
-NOT_HASHED = ("arms", "notebooks")
+NOT_HASHED = ("arms", "notebooks", "preregistration")
 
 
 def profile_hash(profile: str) -> str:
@@ -125,6 +125,9 @@ def claim_entry(cid: str, profile: str, allow_stale: bool = False) -> dict:
                  verdict_two_valued=v["verdict"], verdict_bootstrap_only=v["verdict_bootstrap_only"],
                  measured=measured, seeds=max((m["n"] for m in measured), default=0), fragile=fragile,
                  notes=base.notes(module, res))
+    earlier = getattr(module, "classify_before_precondition", None)  # a precondition added later (C1)
+    if earlier is not None:
+        entry["verdict_before_precondition"] = earlier(res).klass
     return entry
 
 
@@ -180,9 +183,15 @@ def build_report(profile: str, allow_stale: bool = False) -> dict:
     re-run), or with ``allow_stale`` kept and marked stale in the report (a stored result of an earlier
     version, re-judged but not re-run).
     """
+    changed = preregistration.problem(profile)
+    if changed:
+        raise preregistration.PreregistrationError(f"refusing to judge {profile}: {changed}")
     entries = [claim_entry(cid, profile, allow_stale) for cid in CLAIMS]
     report = {"profile": profile, "config_hash": profile_hash(profile), "code_commit": code_commit(),
               "design": design(profile), "claims": entries}
+    pin = config.load_profile(profile).get(preregistration.KEY)
+    if pin:
+        report["preregistration"] = pin
     if any(e.get("stale") for e in entries):
         report["stale"] = sorted({e["stale"] for e in entries if e.get("stale")})
     out_dir = paths.report_dir(profile)
@@ -260,6 +269,9 @@ def results_table(report: dict) -> str:
 RULE = ("A threshold stated on an interval bound is met only when both the percentile-bootstrap CI and the "
         "Student-t interval meet it; the verdict is inconclusive when one does and the other does not. A threshold "
         "on a mean alone (C3) is unchanged.")
+PRECONDITION = ("C1 became untestable unless Full RL overfit: its sampled train − test accuracy gap at the end has "
+                "mean ≥ max_test_gap (0.05) and both lower bounds > 0 (claims.c1.overfit_precondition). The "
+                "thresholds did not move.")
 VOCABULARY = ("The two-valued verdict is replaced by five classes (docs/claims.md, \"Verdict vocabulary\"): holds; "
               "refuted (every interval on the wrong side of the claimed size); below threshold (an effect is "
               "detected, smaller than claimed); inconclusive (an interval spans the claimed size; the minimum "

@@ -21,15 +21,22 @@ def is_chat(profile: str) -> bool:
     return config.load_profile(profile).get("data") == CHAT_DATA
 
 
+def chat_task(profile: str) -> chat_tasks.ChatTask:
+    """The profile's real-model arithmetic task (``chat_task:``; chat_tasks.ChatTask() when it sets none)."""
+    spec = config.load_profile(profile).get("chat_task")
+    return chat_tasks.ChatTask(**spec) if spec else chat_tasks.ChatTask()
+
+
 def math_test(profile: str, n: int | None = None) -> list[Item]:
     """``n`` held-out math problems (all when None), taken at an even stride over the test split."""
-    items = chat_tasks.arithmetic_items("test") if is_chat(profile) else tasks.load_items("math", "test")
+    items = chat_task(profile).items("test") if is_chat(profile) else tasks.load_items("math", "test")
     return tasks.spread_subset(items, n) if n else items
 
 
 def math_rl_train(profile: str) -> list[Item]:
-    """The RL training problems of the profile (before ``rl_train_size`` narrows the tiny ones)."""
-    return chat_tasks.arithmetic_items("rl_train") if is_chat(profile) else tasks.load_items("math", "rl_train")
+    """The RL training problems of the profile (for chat, its ``chat_task.train_size`` set; for tiny, before
+    ``rl_train_size`` narrows them)."""
+    return chat_task(profile).items("rl_train") if is_chat(profile) else tasks.load_items("math", "rl_train")
 
 
 def facts(profile: str, n: int | None = None) -> list[Item]:

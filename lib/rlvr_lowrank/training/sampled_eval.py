@@ -48,6 +48,7 @@ class SampledEval:
     samples_per_prompt: int
     decoding: dict
     run_seed: int = 0
+    sampler: str = "generate"  # the run's train.sampler: "kv" samples the same distribution, sooner
 
     def measure(self, model, tokenizer, step: int) -> dict:
         t0 = time.time()
@@ -58,7 +59,7 @@ class SampledEval:
             if items:
                 row[COLUMNS[which]] = evaluate.sampled_accuracy(
                     model, tokenizer, items, self.samples_per_prompt, temperature=temperature, max_new_tokens=max_new,
-                    sampling=dec, seed=sample_seed(self.run_seed, step, which)).accuracy
+                    sampling=dec, seed=sample_seed(self.run_seed, step, which), sampler=self.sampler).accuracy
         row["sampled_seconds"] = round(time.time() - t0, 2)
         return row
 
@@ -72,4 +73,4 @@ def from_config(cfg, rl_train: list, test: list) -> SampledEval | None:
         return None
     pick = lambda items, n: tasks.spread_subset(items, n) if 0 < n < len(items) else list(items[:n])  # noqa: E731
     return SampledEval(pick(rl_train, e.n_sampled_train), pick(test, e.n_sampled_test), e.samples_per_prompt,
-                       decoding(cfg.train), cfg.seed)
+                       decoding(cfg.train), cfg.seed, cfg.train.get("sampler", "generate"))

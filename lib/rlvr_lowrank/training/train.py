@@ -77,9 +77,11 @@ def train_dataset(cfg: Experiment) -> Dataset:
 
 
 def chat_items(cfg: Experiment) -> dict:
-    """The chat tasks of a real-model run (``data: chat_math``): its RL problems, held-out test problems, the
-    knowledge probe (the items the base answers correctly) and the word skill."""
-    return {"math_train": chat_tasks.arithmetic_items("rl_train"), "math_test": chat_tasks.arithmetic_items("test"),
+    """The chat tasks of a real-model run (``data: chat_math``): its RL problems and held-out test problems
+    (``chat_task:``, chat_tasks.ChatTask), the out-of-distribution problems (empty unless set), the knowledge
+    probe (the items the base answers correctly) and the word skill."""
+    task = cfg.chat_task or chat_tasks.ChatTask()
+    return {"math_train": task.items("rl_train"), "math_test": task.items("test"), "math_ood": task.ood_items(),
             "facts": chat_tasks.knowledge_items(), "skill_test": chat_tasks.plural_items()}
 
 
@@ -88,9 +90,10 @@ def eval_sets(cfg: Experiment) -> dict:
     e = cfg.eval
     if cfg.data == "chat_math":
         items = chat_items(cfg)
-        return {"math_test": tasks.spread_subset(items["math_test"], e.n_math_test or len(items["math_test"])),
+        sets = {"math_test": tasks.spread_subset(items["math_test"], e.n_math_test or len(items["math_test"])),
                 "math_train": items["math_train"][: e.n_math_train],
                 "facts": items["facts"][: e.n_facts], "skill_test": items["skill_test"][: e.n_skill]}
+        return {**sets, "math_ood": items["math_ood"]} if items["math_ood"] else sets
     test = tasks.load_items("math", "test")
     return {
         "math_test": tasks.spread_subset(test, e.n_math_test or len(test)),
@@ -183,7 +186,8 @@ def make_callbacks(cfg: Experiment, run: Path, base_state: dict) -> list:
     if cfg.trajectory:  # on every rank: under FSDP2 its gathers are collectives (rank 0 alone writes)
         out.append(TrajectoryRecorder(base_state=base_state, out_dir=run / "trajectory",
                                       every=cfg.trajectory.every, k=cfg.trajectory.k,
-                                      factor_dtype=cfg.trajectory.factor_dtype))
+                                      factor_dtype=cfg.trajectory.factor_dtype, method=cfg.trajectory.svd,
+                                      spectrum=cfg.trajectory.spectrum))
     return out
 
 

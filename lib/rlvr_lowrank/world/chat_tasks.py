@@ -13,15 +13,23 @@ Three tasks, the real-model counterparts of the tiny world's math / fact / skill
 * ``chat_skill`` -- a word skill the model partly has and is never rewarded for: the plural of an
   English noun (regular and irregular, ``data/real/plurals.jsonl``).
 
-Items are :class:`tasks.Item`; their ``prompt`` is the user message. :func:`render` applies the
-tokenizer's chat template (with the generation prompt) -- what TRL does for a conversational dataset
--- so evaluation sees exactly the text training sampled from.
+Items are :class:`tasks.Item`; their ``prompt`` is the user message and their ``system`` the system turn
+(None: the template's default one). :func:`render` applies the tokenizer's chat template (with the
+generation prompt) -- what TRL does for a conversational dataset -- so evaluation sees exactly the text
+training sampled from.
+
+A profile picks its arithmetic task with ``chat_task:`` (:class:`ChatTask`): the operand range, whether
+each unordered pair appears in both orders, a fixed small training set (a set revisited for many epochs is
+where a train - test gap can open), the system turn, and an out-of-distribution set of larger operands.
+Without ``chat_task:`` a run gets ``ChatTask()``: the task the smollm2 profile trained on first.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import random
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
@@ -39,38 +47,178 @@ SKILL_INSTRUCTION = "Reply with only the word."
 
 
 def render(tokenizer, item: Item) -> str:
-    """The text the model is given for an item: its prompt as a user turn, chat template applied, ending
-    with the assistant header (``add_generation_prompt``)."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": item.prompt}], tokenize=False,
-                                         add_generation_prompt=True)
+    """The text the model is given for an item: its system turn (if set) and its prompt as a user turn, chat
+    template applied, ending with the assistant header (``add_generation_prompt``)."""
+    return tokenizer.apply_chat_template(conversational(item), tokenize=False, add_generation_prompt=True)
 
 
 def conversational(item: Item) -> list[dict]:
-    """The prompt of an item in TRL's conversational format (TRL then applies the chat template)."""
-    return [{"role": "user", "content": item.prompt}]
+    """The prompt of an item in TRL's conversational format (TRL then applies the chat template). Without a
+    system turn SmolLM2's template inserts its default one (27 tokens); ``system: ""`` gives an empty one."""
+    system = [] if item.system is None else [{"role": "system", "content": item.system}]
+    return system + [{"role": "user", "content": item.prompt}]
 
 
-def arithmetic_items(split: str, n: int | None = None, max_operand: int = 20, op: str = "+") -> list[Item]:
+VALUE = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+OPS = ("+", "-", "*", "+-")  # "+-": sums and differences mixed (ChatTask.one_order only)
+
+
+def _item(split: str, x: int, y: int, op: str, system: str | None) -> Item:
+    return Item("chat_math", split, f"What is {x} {op} {y}? {MATH_INSTRUCTION}", str(VALUE[op](x, y)),
+                (x >= 10) + (y >= 10), system)
+
+
+def _pairs(max_operand: int, split: str) -> list[tuple[int, int]]:
+    """The unordered pairs of a split, in the shuffled order (seed :data:`SEED`)."""
+    pairs = list(itertools.combinations_with_replacement(range(1, max_operand + 1), 2))
+    random.Random(SEED).shuffle(pairs)
+    return pairs[: len(pairs) // 2] if split == "test" else pairs[len(pairs) // 2:]
+
+
+def _pair_of(item: Item) -> tuple[int, int]:
+    a, b = (int(x) for x in re.findall(r"\d+", item.prompt)[:2])
+    return (min(a, b), max(a, b))
+
+
+def distinct_problems(lo: int, hi: int, op: str) -> list[tuple[int, int, str]]:
+    """Every distinct problem with operands in lo..hi, one written order each: for "+" and "*" an unordered
+    pair (a <= b) is one problem; for "-" the larger operand comes first (the answer is >= 0); "+-" is both
+    the sum and the difference of every pair (two problems). Shuffled with seed :data:`SEED`."""
+    pairs = list(itertools.combinations_with_replacement(range(lo, hi + 1), 2))
+    problems = [(a, b, o) for a, b in pairs for o in (("+", "-") if op == "+-" else (op,))]
+    random.Random(SEED).shuffle(problems)
+    return problems
+
+
+def _written(problems, split: str, system: str | None) -> list[Item]:
+    """Items of (a <= b, op) problems: a difference larger operand first, a sum or product in an order drawn
+    with seed :data:`SEED` + 1."""
+    flip = random.Random(SEED + 1)
+    items = []
+    for a, b, o in problems:
+        x, y = (b, a) if o == "-" or flip.random() < 0.5 else (a, b)
+        items.append(_item(split, x, y, o, system))
+    return items
+
+
+def arithmetic_items(split: str, n: int | None = None, max_operand: int = 20, op: str = "+", one_order: bool = False,
+                     system: str | None = None) -> list[Item]:
     """``What is a <op> b? Reply with only the number.`` for a, b in 1..max_operand.
 
-    The unordered pairs {a, b} are shuffled once (seed :data:`SEED`) and split in half: ``test`` and
-    ``rl_train`` never share a pair, in either order. Each split lists both orders of its pairs, in the
-    shuffled order; ``n`` keeps the first n. ``difficulty`` is the number of two-digit operands (0–2).
+    With ``one_order`` the distinct problems (:func:`distinct_problems`, one item each; ``op`` may be "+-")
+    are split in half, ``test`` the first half. Without it (the first smollm2 task) the unordered pairs
+    {a, b} are shuffled once (seed :data:`SEED`) and split in half, and each split lists both orders of its
+    pairs. Either way ``test`` and ``rl_train`` never share a pair in either order (or, for "+-", a problem);
+    ``n`` keeps the first n items; ``difficulty`` is the number of two-digit operands (0–2); ``system`` the
+    system turn.
     """
     if split not in ("rl_train", "test"):
         raise ValueError(f"split must be 'rl_train' or 'test', got {split!r}")
-    if op not in ("+", "-", "*"):
-        raise ValueError(f"op must be '+', '-' or '*', got {op!r}")
-    pairs = list(itertools.combinations_with_replacement(range(1, max_operand + 1), 2))
-    random.Random(SEED).shuffle(pairs)
-    half = pairs[: len(pairs) // 2] if split == "test" else pairs[len(pairs) // 2:]
-    value = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[op]
-    items = []
-    for a, b in half:
-        for x, y in ((a, b), (b, a)) if a != b else ((a, b),):
-            items.append(Item("chat_math", split, f"What is {x} {op} {y}? {MATH_INSTRUCTION}", str(value(x, y)),
-                              (x >= 10) + (y >= 10)))
+    if op not in OPS or (op == "+-" and not one_order):
+        raise ValueError(f"op must be one of {OPS} ('+-' with one_order only), got {op!r}")
+    if one_order:
+        problems = distinct_problems(1, max_operand, op)
+        half = problems[: len(problems) // 2] if split == "test" else problems[len(problems) // 2:]
+        items = _written(half, split, system)
+    else:
+        items = [_item(split, x, y, op, system) for a, b in _pairs(max_operand, split)
+                 for x, y in (((a, b), (b, a)) if a != b else ((a, b),))]
     return items[:n] if n else items
+
+
+@dataclass(frozen=True)
+class ChatTask:
+    """The arithmetic task of a real-model run: the profile key ``chat_task:``.
+
+    Args:
+        max_operand (int, default 20): operands in 1..max_operand (:func:`arithmetic_items` splits the
+            unordered pairs in half: held-out test and RL training never share one).
+        op (str, default "+"): "+", "-", "*", or "+-" (sums and differences of every pair, with one_order).
+        one_order (bool, default False): each distinct problem once (True: :func:`distinct_problems`), or
+            every unordered pair in both orders (False). With True every held-out item is a distinct problem.
+        train_size (int | None, default None): the RL training set is the first ``train_size`` pairs of the
+            (shuffled) training half, revisited every epoch; None: the whole half.
+        system (str | None, default None): the system turn of every arithmetic prompt; None: the template's
+            default. The knowledge and skill probes keep the default (their filter was measured with it).
+        held_out (str, default "half"): "half": the shuffled problems are split in half, held-out test and
+            training; "rest" (with one_order and train_size): the training set is the first ``train_size``
+            shuffled problems and *every other* problem is held out (more distinct held-out problems from a
+            small operand range).
+        ood_operands (list[int] | None, default None): [lo, hi] with lo > max_operand: an out-of-distribution
+            set of ``n_ood`` distinct pairs with operands in lo..hi (evals.jsonl ``ood_acc``); None: none.
+        n_ood (int, default 200): the size of that set.
+    """
+    max_operand: int = 20
+    op: str = "+"
+    one_order: bool = False
+    train_size: int | None = None
+    system: str | None = None
+    held_out: str = "half"
+    ood_operands: list | None = None
+    n_ood: int = 200
+
+    def __post_init__(self):
+        def positive(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v > 0
+        if not positive(self.max_operand) or self.max_operand < 2:
+            raise ValueError(f"chat_task.max_operand must be an integer >= 2, got {self.max_operand!r}")
+        if self.op not in OPS or (self.op == "+-" and not self.one_order):
+            raise ValueError(f"chat_task.op must be one of {OPS} ('+-' needs one_order: true), got {self.op!r}")
+        n_all = self.max_operand * (self.max_operand + 1) // 2 * (2 if self.op == "+-" else 1)
+        most = n_all - n_all // 2 if self.held_out != "rest" else n_all - 1
+        if self.train_size is not None and not (positive(self.train_size) and self.train_size <= most):
+            raise ValueError(f"chat_task.train_size must be an integer in 1..{most} (the problems it can take for "
+                             f"max_operand {self.max_operand}), got {self.train_size!r}")
+        rest_ok = self.held_out != "rest" or (self.one_order and self.train_size)
+        if self.held_out not in ("half", "rest") or not rest_ok:
+            raise ValueError(f"chat_task.held_out must be 'half' or 'rest' ('rest' needs one_order: true and a "
+                             f"train_size), got {self.held_out!r}")
+        if self.system is not None and not isinstance(self.system, str):
+            raise ValueError(f"chat_task.system must be a string (\"\": an empty system turn) or null, "
+                             f"got {self.system!r}")
+        if self.ood_operands is not None:
+            lo_hi = self.ood_operands
+            if (not isinstance(lo_hi, (list, tuple)) or len(lo_hi) != 2 or not all(positive(x) for x in lo_hi)
+                    or not self.max_operand < lo_hi[0] < lo_hi[1]):
+                raise ValueError(f"chat_task.ood_operands must be [lo, hi] with {self.max_operand} (max_operand) "
+                                 f"< lo < hi, got {lo_hi!r}")
+            span = lo_hi[1] - lo_hi[0] + 1
+            most = span * (span + 1) // 2 * (2 if self.op == "+-" else 1)
+            if not positive(self.n_ood) or self.n_ood > most:
+                raise ValueError(f"chat_task.n_ood must be an integer in 1..{most} (the problems of "
+                                 f"{lo_hi[0]}..{lo_hi[1]}), got {self.n_ood!r}")
+
+    def n_pairs(self, split: str) -> int:
+        """Distinct problems of a split (unordered operand pairs, or for "+-" pairs × 2), before ``train_size``."""
+        n = self.max_operand * (self.max_operand + 1) // 2 * (2 if self.op == "+-" else 1)
+        if self.held_out == "rest":
+            return n - self.train_size if split == "test" else self.train_size
+        return n // 2 if split == "test" else n - n // 2
+
+    def items(self, split: str) -> list[Item]:
+        """``rl_train`` (the RL training set: ``train_size`` problems if set) or ``test`` (every held-out one)."""
+        if split not in ("rl_train", "test"):
+            raise ValueError(f"split must be 'rl_train' or 'test', got {split!r}")
+        if self.held_out == "rest":
+            problems = distinct_problems(1, self.max_operand, self.op)
+            mine = problems[: self.train_size] if split == "rl_train" else problems[self.train_size:]
+            return _written(mine, split, self.system)
+        items = arithmetic_items(split, max_operand=self.max_operand, op=self.op, one_order=self.one_order,
+                                 system=self.system)
+        if split == "rl_train" and self.train_size:
+            if self.one_order:
+                return items[: self.train_size]
+            keep = set(_pairs(self.max_operand, split)[: self.train_size])
+            items = [it for it in items if _pair_of(it) in keep]
+        return items
+
+    def ood_items(self) -> list[Item]:
+        """The out-of-distribution set (empty without ``ood_operands``): ``n_ood`` distinct problems
+        (:func:`distinct_problems`) with operands in lo..hi; split ``ood``."""
+        if self.ood_operands is None:
+            return []
+        lo, hi = self.ood_operands
+        return _written(distinct_problems(lo, hi, self.op)[: self.n_ood], "ood", self.system)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

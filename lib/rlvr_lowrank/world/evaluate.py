@@ -168,15 +168,16 @@ def sampled_pass_at_k(model, tokenizer, items: Sequence[Item], n_samples: int = 
 
 def sampled_accuracy(model, tokenizer, items: Sequence[Item], num_samples: int, temperature: float = 1.0,
                      max_new_tokens: int | None = None, sampling: dict | None = None, seed: int = 0,
-                     batch_size: int = 512) -> EvalResult:
+                     batch_size: int = 512, sampler: str = "generate") -> EvalResult:
     """Accuracy of sampled completions: ``num_samples`` per item at ``temperature`` (and ``sampling``, see
     :func:`generate`), scored by the item's verifier; ``accuracy`` = the mean over all samples (the mean
-    per-item success rate), ``correct`` / ``completions`` flattened item by item."""
+    per-item success rate), ``correct`` / ``completions`` flattened item by item. ``sampler`` as in
+    :func:`generate`."""
     if not items:
         raise ValueError("sampled_accuracy needs at least one item")
     comps = generate(model, tokenizer, [prompt_text(tokenizer, it) for it in items],
                      max_new_tokens or _max_new_tokens(items), do_sample=True, num_samples=num_samples,
-                     temperature=temperature, batch_size=batch_size, seed=seed, sampling=sampling)
+                     temperature=temperature, batch_size=batch_size, seed=seed, sampling=sampling, sampler=sampler)
     per_item = [[rewards.score(it.task, c, it.answer) == 1.0 for c in cs] for it, cs in zip(items, comps)]
     flat = [ok for oks in per_item for ok in oks]
     return EvalResult(float(np.mean(flat)), len(items), flat, [c for cs in comps for c in cs],

@@ -192,21 +192,26 @@ def boxed_math_reward(completions: Sequence, answer: Sequence[str], **kwargs) ->
 # ----------------------------------------------------------------------------------------------
 
 _AFTER_EQ = re.compile(r"=\s*(" + _NUMBER.pattern + ")")
+# a restated problem answered in words: "7 + 5 is 12", "7 + 5 equals 12" (SmolLM2's sampled replies often are)
+_RESTATED = re.compile(r"-?[0-9]+\s*[-+*]\s*-?[0-9]+\s+(?:is|equals)\s+(" + _NUMBER.pattern + ")")
 
 
 def addition_answer(completion) -> int | None:
     """The integer a reply commits to: the number after the first ``=`` if there is one (the model
-    often restates ``7 + 5 = 12``), else the first number; None if that number is not an integer
-    ("12.9") or does not start within :data:`ADDITION_ANSWER_WINDOW` characters."""
+    often restates ``7 + 5 = 12``), else the number after a restated problem and "is" or "equals"
+    (``7 + 5 is 12``), else the first number; None if that number is not an integer ("12.9") or does not
+    start within :data:`ADDITION_ANSWER_WINDOW` characters."""
     text = completion_text(completion)
     if text is None:
         return None
     m = _AFTER_EQ.search(text)
     if m is None or m.start(1) >= ADDITION_ANSWER_WINDOW:
+        m = _RESTATED.search(text)
+    if m is None or m.start(1) >= ADDITION_ANSWER_WINDOW:
         m = _NUMBER.search(text)
         if m is None or m.start() >= ADDITION_ANSWER_WINDOW:
             return None
-    return integer_value(m.group(1) if m.re is _AFTER_EQ else m.group())
+    return integer_value(m.group(1) if m.re is not _NUMBER else m.group())
 
 
 def addition_reward(completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:

@@ -63,9 +63,13 @@ class Item:
     prompt: str
     answer: str
     difficulty: int  # math: operand digits; skill: word length; fact: 0
+    system: str | None = None  # chat tasks only: the system turn (None: the chat template's default one)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["system"] is None:  # the tiny world's stored splits have no such field
+            del d["system"]
+        return d
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Generated blocks of docs/real_model.md for the real-model experiment's design: the base-model task choice
+(reports/smollm2/task_variants.json) and the exploration (reports/smollm2/exploration.json). Every number
+comes from those files; a file not written yet gives the command that writes it."""
+from __future__ import annotations
+
+from .. import fileio, paths
+from .readme_real_model import SMOLLM2_NOTE
+
+
+def _report(name: str) -> dict | None:
+    path = paths.REPORTS / "smollm2" / name
+    return fileio.read_json(path) if path.exists() else None
+
+
+def _task_line(task: dict) -> str:
+    op = {"+": "a + b", "-": "a − b", "+-": "a + b and a − b"}.get(task["op"], task["op"])
+    held = "every problem not trained on" if task.get("held_out") == "rest" else "half of the problems"
+    system = {None: "default", "": "empty"}.get(task.get("system"), repr(task.get("system")))
+    return f"{op}, 1..{task['max_operand']}, held out: {held}, system turn: {system}"
+
+
+def task_choice_block() -> str:
+    d = _report("task_variants.json")
+    if d is None:
+        return "_Not measured yet: `python -m rlvr_lowrank smollm2-task` writes reports/smollm2/task_variants.json._"
+    rule = d["rule"]
+    lines = ["| round | variant | task | T | held-out problems | greedy | pass@1 | pass@8 | accepted |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in sorted(d["variants"].items(), key=lambda kv: (kv[1]["round"], kv[0])):
+        lines.append(f"| {r['round']} | {name} | {_task_line(r['definition']['task'])} | {r['temperature']:g} | "
+                     f"{r['n_test']} | {r['greedy']:.3f} | {r['pass_at_k']['1']:.3f} | {r['pass8']:.3f} | "
+                     f"{'yes' if r['accepted'] else 'no'} |")
+    old = d.get("superseded") or []
+    pick = d["variants"].get(d["chosen"]) if d["chosen"] else None
+    margin = (f" Its pass@8 {pick['pass8']:.3f} has a standard error of "
+              f"{(pick['pass8'] * (1 - pick['pass8']) / pick['n_test']) ** 0.5:.3f} over {pick['n_test']} problems "
+              f"(binomial), against the threshold {rule['min_base_pass8']}." if pick else "")
+    earlier = (": " + ", ".join(f"{o['name']} pass@8 {o['pass8']:.3f}" for o in old)) if old else ""
+    lines += ["", f"Rule, fixed before measuring: greedy ≤ {rule['max_base_greedy']} and pass@8 ≥ "
+                  f"{rule['min_base_pass8']} on the held-out split at the variant's temperature; tie-break: "
+                  f"{rule['tie_break']}. {d['why'][0].upper() + d['why'][1:]}. Chosen: "
+                  f"**{d['chosen'] or 'none'}**.{margin} {len(old)} measurement(s) under the earlier verifier are "
+                  f"kept in the file (`superseded`){earlier}. " + SMOLLM2_NOTE]
+    return "\n".join(lines)
+
+
+def exploration_block() -> str:
+    d = _report("exploration.json")
+    if d is None:
+        return "_Not run yet: `python -m rlvr_lowrank smollm2-explore` writes reports/smollm2/exploration.json._"
+    lines = ["| learning rate | seed | greedy held-out, step 0 → end | sampled reward, first → last 10 steps | "
+             "sampled train − test at the end | rate qualifies |", "|---|---|---|---|---|---|"]
+    for r in d["runs"]:
+        ok = d["rates"][f"{r['learning_rate']:g}"]["qualifies"]
+        gap = "—" if r["sampled_gap_end"] is None else f"{r['sampled_gap_end']:+.3f}"
+        lines.append(f"| {r['learning_rate']:g} | {r['seed']} | {r['test_acc_start']:.3f} → {r['test_acc_end']:.3f} | "
+                     f"{r['reward_first']:.3f} → {r['reward_last']:.3f} | {gap} | {'yes' if ok else 'no'} |")
+    rules = d["rules"]
+    text = (f"Rule, fixed before the runs: {rules['learning_rate']}. {d['why'][0].upper() + d['why'][1:]}: "
+            f"**{d['chosen_lr']:g}**." if d["chosen_lr"] is not None else f"{d['why'][0].upper() + d['why'][1:]}.")
+    if d["chosen_lr"] is not None:
+        sat = d.get("saturation_step")
+        text += (f" Sampled training accuracy ≥ {rules['saturation']} in every seed at that rate from step {sat}."
+                 if sat is not None else f" Sampled training accuracy did not reach {rules['saturation']} in every "
+                 f"seed within {d['runs'][0]['steps']} steps at that rate.")
+    secs = [r["seconds"] for r in d["runs"] if r.get("seconds")]
+    if secs:
+        text += (f" Each run of {d['runs'][0]['steps']} steps took {min(secs):.0f}–{max(secs):.0f} s (two side by "
+                 "side, one thread each).")
+    skipped = d.get("not_trained") or []
+    if skipped:
+        text += f" Not trained, since a larger rate qualified: {', '.join(skipped)}."
+    return "\n".join(lines + ["", text + f" Seeds {rules['seeds']}, never used by the final runs. " + SMOLLM2_NOTE])
