@@ -62,11 +62,14 @@ def test_smollm2_grpo_profile_resolves_to_a_conversational_addition_task():
     assert cfg.model == train.SMOLLM2_MODEL and train.reward_function(cfg) is rewards.addition_reward
     ds = train.train_dataset(cfg)
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"].isdigit()
+    assert len(ds) == cfg.chat_task.train_size  # the fixed training set, revisited every epoch
     prof = config.load_profile("smollm2")
-    assert set(prof["experiments"]) == {"full", "pr1s_trunc_k5"} and len(prof["seeds"]) >= 3
-    assert "lr_probe_1e-5" not in prof["experiments"]  # the learning-rate probes are never trained by make reproduce
-    pr1s = config.resolve("smollm2", "pr1s_trunc_k5", 0)
-    assert pr1s.pr1s.every == 5 and pr1s.train["max_steps"] // pr1s.pr1s.every >= 4  # >= 4 substitutions
+    assert set(prof["experiments"]) == {"full", "pr1s_trunc_k10", "random_reward"} and len(prof["seeds"]) >= 5
+    assert len(config.seeds_of("smollm2", "random_reward")) >= 3
+    # exploration and the learning-rate probes are never trained by make reproduce
+    assert not {"explore_lr_1e-5", "lr_probe_1e-5"} & set(prof["experiments"])
+    pr1s = config.resolve("smollm2", "pr1s_trunc_k10", 0)
+    assert pr1s.train["max_steps"] >= 100 and pr1s.train["max_steps"] // pr1s.pr1s.every >= 8  # >= 8 substitutions
 
 
 def test_chat_arithmetic_items_and_reward():
