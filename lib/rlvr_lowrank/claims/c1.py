@@ -207,7 +207,7 @@ def readme_block(r: C1Result) -> str:
     ])
 
 
-def classify(stored: dict) -> Verdict:
+def classify(stored: dict, overfit_required: bool = True) -> Verdict:
     """The verdict in the vocabulary of claims.verdict (C1's table): untestable unless Full RL overfit
     (:func:`overfit_precondition`); else all of (Δ training reward: mean ≥ min_reward_gap with lower bounds
     > 0; Δ test accuracy: |mean| ≤ max_test_gap with upper bounds ≤ max_test_gap_ci_hi)."""
@@ -216,10 +216,11 @@ def classify(stored: dict) -> Verdict:
                            require_mean=True, quantity="Δ training reward (Full − PR1S)")
     test = judge_summary(stored["test_gap"], t["max_test_gap"], WITHIN, bound=t["max_test_gap_ci_hi"],
                          require_mean=True, quantity="Δ test accuracy (Full − PR1S)")
-    return all_of([reward, test], preconditions=[overfit_precondition(stored)], quantity="C1")
+    pre = [overfit_precondition(stored)] if overfit_required else []
+    return all_of([reward, test], preconditions=pre, quantity="C1")
 
 
 def classify_before_precondition(stored: dict) -> Verdict:
     """The class under the rule before the overfitting precondition was added (the README's rule history
     shows it beside the class in force)."""
-    return classify({**stored, "overfit_gap": {"mean": float("inf"), "ci": (1.0, 1.0), "t_ci": (1.0, 1.0), "n": 0}})
+    return classify(stored, overfit_required=False)

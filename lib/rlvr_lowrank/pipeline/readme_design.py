@@ -3,13 +3,8 @@
 comes from those files; a file not written yet gives the command that writes it."""
 from __future__ import annotations
 
-from .. import fileio, paths
 from .readme_real_model import SMOLLM2_NOTE
-
-
-def _report(name: str) -> dict | None:
-    path = paths.REPORTS / "smollm2" / name
-    return fileio.read_json(path) if path.exists() else None
+from .readme_real_model import _smollm2_report as _report
 
 
 def _task_line(task: dict) -> str:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 
-from .. import fileio, paths
+from .. import fileio, models, paths
 from ..world import chat_tasks, evaluate
 from .real_model import MAX_BASE_GREEDY, MIN_BASE_PASS8
 
@@ -143,8 +143,6 @@ def measure(model, tok, stored: dict | None = None, superseded: list | None = No
 def command(threads: int) -> dict:
     """``smollm2-task``: measure every variant and write reports/smollm2/task_variants.json."""
     import torch
-
-    from .. import models
 
     torch.set_num_threads(threads)
     model, tok = models.load_smollm2()
