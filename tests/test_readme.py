@@ -121,6 +121,16 @@ def test_timing_and_hardware_read_the_records(tmp_path, monkeypatch):
     assert "| `make test` | **13.0 min** on 2 cores | — |" in readme.timing_block()
     hw = readme.hardware_block()
     assert "measured on 4 cores" in hw and "compute in fp32" in hw and "**Python** >=3.11" in hw
+    assert "**Memory and disk:** not recorded yet" in hw and "tiny cold: not recorded" in readme.timing_block()
+    cpu = {"model": "Some CPU @ 2.60GHz", "bf16_feature": None}
+    fileio.write_json(tmp_path / readme.TEST_TIMING, {"total_s": 780.0, "cpu_count": 2, "peak_rss_gib": 5.25,
+                                                      "disk_gib": 7.5, "sample_s": 1.0, "commit": "abcdef0123",
+                                                      "cpu": {**cpu, "bf16_feature": "amx_bf16"}})
+    fileio.write_json(tmp_path / "tiny" / "timing.json", {"cold": {**cold, "cpu": cpu}})
+    text, hw = readme.timing_block(), readme.hardware_block()
+    assert "`make test`: Some CPU @ 2.60GHz with `amx_bf16`" in text
+    assert "tiny cold: Some CPU @ 2.60GHz without bf16 units" in text
+    assert "peaked at 5.25 GiB resident" in hw and "7.5 GiB on disk" in hw and "commit abcdef0" in hw
 
 
 def test_links_of_a_block_are_made_relative_to_its_page():
@@ -168,11 +178,14 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
     assert ("C1 holds on tiny, inconclusive on smollm2 (smollm2: no gap)" in block
             and "Seeds: tiny 5, smollm2 3" in block)
     assert ("**58.3 min**" in block
-            and "within the 60-minute budget; the run again with nothing changed is not recorded" in block)
+            and "within the 90-minute budget; the run again with nothing changed is not recorded" in block)
     fileio.write_json(tmp_path / "smollm2" / "timing.json",
-                      {"cold": {**cold, "total_s": 3700.0}, "warm": {"total_s": 75.0}})
+                      {"cold": {**cold, "total_s": 100 * 60.0}, "warm": {"total_s": 75.0}})
     block = readme_real_model.real_model_claims_block()
-    assert "over the 60-minute budget; again with nothing changed: **75 s**, over the 1-minute budget" in block
+    assert ("over the 90-minute budget (within the 120-minute hard cap); again with nothing changed: **75 s**, "
+            "over the 1-minute budget") in block
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 121 * 60.0}})
+    assert "over the 90-minute budget (over the 120-minute hard cap)" in readme_real_model.real_model_claims_block()
 
 
 def test_provenance_marks_reports_whose_run_hashes_are_not_todays(tmp_path, monkeypatch):

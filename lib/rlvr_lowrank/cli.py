@@ -20,6 +20,7 @@ Commands
   smollm2-explore  exploration runs on seeds the final runs never use (reports/smollm2/exploration.json)
   preregister   write reports/<profile>/preregistration.json before a profile's final runs
   smollm2-bf16  the learning curve of the bf16 path beside fp32 on SmolLM2 (one seed)
+  time-test   `make test` in a clean clone of HEAD: time, peak memory, disk -> reports/test_timing.json
 """
 from __future__ import annotations
 
@@ -110,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("smollm2-task", help="measure the base on each task variant and choose one by the fixed rule "
                                             "(reports/smollm2/task_variants.json)")
     p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("time-test", help="run `make test` in a clean clone of HEAD and record its time, peak memory "
+                                         "and disk (reports/test_timing.json, quoted by the README)")
+    p.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
     checkpoints_cli.add_commands(sub)  # analyze / substitute / export / evaluate-math (a user's own checkpoints)
     p = sub.add_parser("prepare-math", help="write a training/test JSONL from a local copy of a public math dataset")
     p.add_argument("--format", required=True, choices=("math500", "math", "gsm8k"),
@@ -206,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "smollm2-bf16":
         from .pipeline import real_model
         print(json.dumps(real_model.bf16_curve_command(args.jobs), indent=2))
+    elif args.command == "time-test":
+        from .pipeline import test_timing
+        test_timing.command(args.keep)
     elif args.command == "prepare-math":
         from .world import math_data
         math_data.prepare(args.input, args.format, args.out, limit=args.limit)

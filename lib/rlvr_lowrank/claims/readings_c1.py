@@ -8,6 +8,8 @@ run's row holds the evaluation before and after that substitution (``pre/…``, 
 named before the run (``eval.pr1s_phase``) fills the unsuffixed columns and decides; the other phase is
 reported beside it (``by_phase``). How often each training prompt was seen (prompt_counts.json,
 training.prompt_counts) is summarised per arm: without revisits the sampled training reward cannot overfit.
+Beside it, ``post_saturation``: the held-out accuracy change after Full RL's training accuracy saturated, Full vs
+PR1S (claims.readings_saturation, its rule fixed before smollm2's final runs).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from .. import fileio
 from ..training import prompt_counts, runs
-from . import readings
+from . import readings, readings_saturation
 
 COLUMNS = ("sampled_train_acc", "sampled_test_acc")
 PHASES = ("pre", "post")
@@ -90,8 +92,9 @@ def reading(full_runs: Mapping[int, Path], pr1s_runs: Mapping[int, Path]) -> dic
         return {"added": readings.ADDED, "prompts_seen": seen,
                 "reading": "C1 sampled train − test not measured: the runs' evals.jsonl have no sampled_train_acc / "
                            "sampled_test_acc (trained before eval.n_sampled_train existed, or with it 0)"}
+    post = readings_saturation.reading(full_runs, pr1s_runs)
     out = {**_reading_of(rows), "per_seed": rows, "phase": sorted(p for p in phases if p) or None,
-           "prompts_seen": seen,
+           "prompts_seen": seen, "post_saturation": post,
            "means": {k: float(np.mean([r[k] for r in rows])) for k in ("full_train", "full_test", "pr1s_train",
                                                                       "pr1s_test")}}
     by_phase = {}
@@ -103,5 +106,5 @@ def reading(full_runs: Mapping[int, Path], pr1s_runs: Mapping[int, Path]) -> dic
         out["by_phase"] = by_phase
     mean_seen = seen["pr1s"]["mean_seen"] if seen["pr1s"] else float("nan")
     out["reading"] += (f" [sampled, final step, PR1S phase {'/'.join(out['phase'] or ['-'])}; {len(rows)} seed(s); "
-                       f"each training prompt seen {mean_seen:.3g} times on average]")
+                       f"each training prompt seen {mean_seen:.3g} times on average]; {post['reading']}")
     return out

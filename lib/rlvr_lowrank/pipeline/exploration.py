@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import fileio, paths
+from ..claims.readings_saturation import SATURATION  # one rule for the exploration and the reading beside C1
 from ..training import config, runs
 from . import reproduce
 
@@ -33,7 +34,6 @@ PROFILE = "smollm2"
 EXPLORE_PREFIX = "explore_lr_"
 EXPLORE_SEEDS = (100, 101)
 WINDOW = 10
-SATURATION = 0.9
 FINAL_STEPS = 100
 
 

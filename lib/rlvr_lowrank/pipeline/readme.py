@@ -31,7 +31,7 @@ def _reproduce(profile: str) -> str:
     return f"`make reproduce` ({profile})" if profile == default_profile() else f"`make reproduce PROFILE={profile}`"
 
 
-TEST_TIMING = "test_timing.json"  # reports/test_timing.json: {"total_s", "cpu_count"} of a whole `make test`
+TEST_TIMING = "test_timing.json"  # reports/test_timing.json: a whole `make test` from a clean clone (pipeline.test_timing)
 
 
 def timing_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
@@ -57,8 +57,20 @@ def timing_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     if len(lines) == 3:
         return "\n".join(lines) + "\n\n_No `make reproduce` recorded yet (it writes reports/<profile>/timing.json)._"
     how = "; ".join(f"{n} processes on {k} cores" for n, k in sorted(setups))
+    cpus = ([f"`make test`: {cpu_label(t)}"] if t else []) + [
+        f"{p} {kind}: {cpu_label(rec)}" for p in profiles for kind, rec in timing(p).items()
+        if kind in ("cold", "warm") and isinstance(rec, dict)]
     return "\n".join(lines) + (f"\n\nMeasured by `make reproduce` itself ({how}; `reports/<profile>/timing.json`); "
-                               "the set-up is creating `.venv`, the GRPO runs are the training.")
+                               "the set-up is creating `.venv`, the GRPO runs are the training. The CPU of each "
+                               "record (a time holds for its CPU only): " + "; ".join(cpus) + ".")
+
+
+def cpu_label(record: dict) -> str:
+    """The measuring CPU of a timing record (reproduce.cpu_record), or "not recorded" for older records."""
+    cpu = record.get("cpu") or {}
+    if not cpu.get("model"):
+        return "not recorded"
+    return cpu["model"] + (f" with `{cpu['bf16_feature']}`" if cpu.get("bf16_feature") else " without bf16 units")
 
 
 def _requires_python() -> str:
@@ -88,12 +100,26 @@ def hardware_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
              + ("The deciding runs of " + ", ".join(present) + " compute in fp32, so a CPU without bf16 units "
                 "reproduces them" if fp32 else "Deciding runs compute in " + ", ".join(
                     f"{p}: {v}" for p, v in precision.items()))
-             + (f"; the measuring CPU has them (`{bench['cpu_bf16_feature']}`), used only by the optional bf16 "
-                "path ([docs/real_model.md](docs/real_model.md))." if bench.get("cpu_bf16_feature") else "."),
+             + (f"; the CPU of the bf16 benchmark had them (`{bench['cpu_bf16_feature']}`), used only by the optional "
+                "bf16 path ([docs/real_model.md](docs/real_model.md)); each time below names its own CPU where "
+                "recorded." if bench.get("cpu_bf16_feature") else "."),
              f"* **Python** {_requires_python()} (`pyproject.toml`). `make` creates `.venv` with the pinned packages "
              "of `requirements.txt` on first use; conda and `pip install -e .`: [docs/pipeline.md](docs/pipeline.md).",
-             "* **Memory and disk:** not recorded by the pipeline."]
+             memory_line()]
     return "\n".join(lines)
+
+
+def memory_line() -> str:
+    """RAM and disk of `make test` from a clean clone (reports/test_timing.json: pipeline.test_timing)."""
+    path = paths.REPORTS / TEST_TIMING
+    t = fileio.read_json(path) if path.exists() else {}
+    if "peak_rss_gib" not in t:
+        return ("* **Memory and disk:** not recorded yet (`python -m rlvr_lowrank time-test` measures `make test` "
+                "from a clean clone).")
+    return (f"* **Memory and disk:** `make test` from a clean clone peaked at {t['peak_rss_gib']} GiB resident (all "
+            f"its processes together, sampled every {t['sample_s']:g} s, so a shorter peak can be missed) and left "
+            f"{t['disk_gib']} GiB on disk (`.venv`, the smoke runs, executed notebooks); "
+            f"`reports/{TEST_TIMING}`, commit {t['commit'][:7]}.")
 
 
 DECISIVE = (HOLDS, REFUTED, BELOW)

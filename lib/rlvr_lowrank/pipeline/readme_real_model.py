@@ -49,13 +49,19 @@ def real_model_claims_block(profiles: tuple[str, str] = ("tiny", "smollm2")) -> 
     return "\n".join(lines)
 
 
-# the real-model tier's goals for `make reproduce PROFILE=smollm2` on 2 cores, set before it was built
-REAL_MODEL_BUDGET_S = {"cold": 3600, "warm": 60}
+# the goals for `make reproduce PROFILE=smollm2` on 2 cores: 90 minutes cold with a hard cap of 120 for the design
+# that can decide the claims (the first design's budget was 60), 1 minute warm
+REAL_MODEL_BUDGET_S = {"cold": 90 * 60, "warm": 60}
+REAL_MODEL_HARD_CAP_S = 120 * 60
 
 
 def _against_budget(seconds: float, kind: str) -> str:
     budget = REAL_MODEL_BUDGET_S[kind]
-    return f"{'within' if seconds <= budget else 'over'} the {budget // 60}-minute budget"
+    out = f"{'within' if seconds <= budget else 'over'} the {budget // 60}-minute budget"
+    if kind == "cold" and seconds > budget:
+        cap = REAL_MODEL_HARD_CAP_S
+        out += f" ({'within' if seconds <= cap else 'over'} the {cap // 60}-minute hard cap)"
+    return out
 
 
 def _smollm2_report(name: str) -> dict | None:

@@ -19,7 +19,7 @@ import papermill
 
 from .. import claims, fileio, layout, paths
 from ..claims.notebooks import experiments_read, notebook, parameters, stems
-from ..training import config, runs
+from ..training import config, precision, runs
 from . import jobs, notebook_outputs, readme
 
 # ----------------------------------------------------------------------------------------------
@@ -266,11 +266,24 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
                            "pipeline_s": round(end - t0, 1), "jobs_wall_s": round(t_jobs, 1),
                            "runs_trained": len(todo), "runs_cached": cached, "notebooks_executed": len(nb_jobs),
                            "notebooks_cached": len(todo_stems) - len(nb_jobs), "processes": processes,
-                           "cpu_count": os.cpu_count()})
+                           "cpu_count": os.cpu_count(), "cpu": cpu_record()})
     if profile == "tiny":  # the README quotes the tiny profile: keep its generated blocks in step
         print("[reproduce] README.md " + ("updated" if readme.update() else "already up to date"))
     print(f"[reproduce] profile {profile}: finished in {total:.0f} s"
           + (f" ({total - (end - t0):.0f} s of it setting up .venv)" if total - (end - t0) >= 1 else ""))
+
+
+def cpu_record(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
+    """The measuring CPU, for every recorded time: /proc/cpuinfo's first ``model name`` (None where the file
+    is missing) and the bf16 flag that would make the bf16 path fast (``precision.cpu_bf16_feature``; None: the
+    fp32 path, where a bf16 run falls back to fp32)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 None)
+    return {"model": model, "bf16_feature": precision.cpu_bf16_feature(cpuinfo)}
 
 
 def write_timing(profile: str, record: dict) -> Path:
