@@ -31,7 +31,7 @@ def _reproduce(profile: str) -> str:
     return f"`make reproduce` ({profile})" if profile == default_profile() else f"`make reproduce PROFILE={profile}`"
 
 
-TEST_TIMING = "test_timing.json"  # reports/test_timing.json: a whole `make test` from a clean clone (pipeline.test_timing)
+TEST_TIMING = "test_timing.json"  # reports/: a whole `make test` from a clean clone (pipeline.test_timing)
 
 
 def timing_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
