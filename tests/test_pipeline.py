@@ -42,7 +42,7 @@ def test_every_profile_names_existing_parameters_and_experiments(profile):
 def test_tiny_reads_the_preregistered_arms():
     assert notebooks.parameters("02_reward_overfitting", "tiny") == {
         "PROFILE": "tiny", "SEEDS": [0, 1, 2, 3, 4], "FULL": "full", "PR1S": "pr1s_trunc_k10",
-        "SWEEP": ["pr1s_trunc_k5", "pr1s_trunc_k20", "pr1s_normmatch_k10"]}
+        "SWEEP": ["pr1s_trunc_k5", "pr1s_trunc_k20", "pr1s_normmatch_k10"], "NULL_ARM": "random_reward"}
     assert notebooks.parameters("04_heavy_tails", "tiny")["ARMS"] == ["full", "pr1s_trunc_k10"]
     assert notebooks.by_claim("C1").stem == "02_reward_overfitting"
 
