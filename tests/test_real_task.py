@@ -231,3 +231,30 @@ def test_design_blocks_render_the_reports_and_say_what_is_missing(tmp_path, monk
         "rules": {"learning_rate": "rule", "saturation": 0.9, "seeds": [100, 101]}})
     text = readme_design.exploration_block()
     assert "**1e-05**" in text and "+0.250" in text and "did not reach 0.9" in text and "explore_lr_5e-6" in text
+
+
+def test_final_runs_block_renders_c1s_readings_from_real_reading_functions(tmp_path, monkeypatch):
+    from fake_runs import write_run
+    from rlvr_lowrank.claims import arm_evals, readings_saturation
+    from rlvr_lowrank.claims.stats import summarize
+    from rlvr_lowrank.pipeline import readme_design
+
+    monkeypatch.setattr(paths, "REPORTS", tmp_path)
+    assert "make reproduce PROFILE=smollm2" in readme_design.final_runs_block()  # not produced yet
+
+    def arm(name, finals, train=(0.2, 0.95, 1.0)):
+        return {s: write_run(tmp_path / "runs" / f"{name}{s}", evals=[
+            {"step": t, "test_acc": a, "ood_acc": 0.1, "sampled_train_acc": tr}
+            for t, a, tr in zip((0, 50, 100), (0.3, 0.4, f), train)]) for s, f in enumerate(finals)}
+
+    full, pr1s, null = arm("f", [0.5, 0.6]), arm("p", [0.5, 0.55]), arm("n", [0.3, 0.32], train=(0.2, 0.2, 0.2))
+    ev = arm_evals.reading({"Full RL": full, "PR1S": pr1s}, null)
+    post = readings_saturation.reading(full, pr1s)
+    fileio.write_json(tmp_path / "smollm2" / "c1.json", {
+        "overfit_gap": summarize([0.3, 0.35]),
+        "readings": {"C1": {"post_saturation": post}, "arms_vs_null": {k: v for k, v in ev.items() if k != "lines"}}})
+    text = readme_design.final_runs_block()
+    assert "| Full RL | 2 | 0.300 (n = 2) | 0.400 (n = 2) | 0.550 (n = 2) | 0.100 (n = 2) |" in text
+    assert "| null (random reward) | 2 |" in text and "mean 0.325" in text
+    assert "test_acc gain, Full RL" in text and "Welch 95%" in text
+    assert "2 of 2 seed(s) saturated before the last evaluation, at step(s) [50]" in text

@@ -66,3 +66,44 @@ def exploration_block() -> str:
     if skipped:
         text += f" Not trained, since a larger rate qualified: {', '.join(skipped)}."
     return "\n".join(lines + ["", text + f" Seeds {rules['seeds']}, never used by the final runs. " + SMOLLM2_NOTE])
+
+
+ARM_ORDER = ("Full RL", "PR1S", "null (random reward)")
+
+
+def final_runs_block() -> str:
+    """What the final runs did, from reports/smollm2/c1.json (written by notebook 02): C1's overfitting
+    precondition, each arm's held-out accuracy per evaluation step beside the null arm, the gains against the null,
+    and the post-saturation reading. The verdicts are in the smollm2-claims block."""
+    c1 = _report("c1.json")
+    readings = (c1 or {}).get("readings") or {}
+    if not c1 or "arms_vs_null" not in readings:
+        return ("_Not produced yet: `make reproduce PROFILE=smollm2` writes reports/smollm2/c1.json with these "
+                "readings (notebook 02)._")
+    ev, c1r = readings["arms_vs_null"], readings.get("C1") or {}
+    cells = {(r["arm"], r["step"], r["column"]): r for r in ev["table"]}
+    steps = sorted({s for _, s, _ in cells})
+    arms = [a for a in ARM_ORDER if any(k[0] == a for k in cells)]
+    lines = ["| arm | seeds | " + " | ".join(f"held-out greedy, step {s}" for s in steps) + " | OOD greedy, last |",
+             "|---|---|" + "---|" * (len(steps) + 1)]
+    for arm in arms:
+        def cell(step, col, arm=arm):
+            r = cells.get((arm, step, col))
+            return f"{r['mean']:.3f} (n = {r['n']})" if r else "—"
+        n = max(r["n"] for k, r in cells.items() if k[0] == arm)
+        lines.append(f"| {arm} | {n} | " + " | ".join(cell(s, "test_acc") for s in steps)
+                     + f" | {cell(steps[-1], 'ood_acc')} |")
+    gap = c1.get("overfit_gap")
+    lines += ["", "**C1's precondition, Full RL overfit** (sampled train − test accuracy at the last evaluation, "
+                  "per seed): " + (f"mean {gap['mean']:.3f}, bootstrap [{gap['ci'][0]:.3f}, {gap['ci'][1]:.3f}], "
+                                   f"t [{gap['t_ci'][0]:.3f}, {gap['t_ci'][1]:.3f}] (n = {gap['n']})"
+                                   if isinstance(gap, dict) and gap.get("n") else "not recorded") + "."]
+    if ev.get("null_unfinished"):
+        lines += ["", f"_The null arm's seeds {ev['null_unfinished']} had not finished when notebook 02 ran: "
+                      "run `make reproduce PROFILE=smollm2` again._"]
+    lines += ["", "**Against the null arm** (held-out gain, first → last evaluation; independent runs, Welch):"]
+    lines += [f"* {c['reading']}" for c in ev["vs_null"]]
+    post = c1r.get("post_saturation")
+    if post:
+        lines += ["", f"**Post-saturation generalisation** (beside C1, after 1-shot RLVR): {post['reading']}."]
+    return "\n".join(lines + ["", SMOLLM2_NOTE])
