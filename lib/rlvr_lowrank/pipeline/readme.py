@@ -172,7 +172,8 @@ def results_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
             d = r.get("design") or {}
             caveat = ([f"{model_label(d['model'])}, {d['steps']} × {d['completions_per_step']}"] if d else []) \
                 + [f"{_seeds(c)} seeds"]
-            if not provenance(p)["current"]:
+            # a report re-judged with stale claims marks each one (claims.json "stale"); otherwise the profile's runs
+            if c.get("stale") or (not r.get("stale") and not provenance(p)["current"]):
                 caveat.append("computed by earlier code")
             if c.get("fragile"):
                 caveat.append("fragile: " + "; ".join(c["fragile"]))
