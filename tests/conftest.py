@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -33,3 +35,25 @@ def one_thread():
     torch.set_num_threads(n)
     if limits is not None:
         limits.restore_original_limits()
+
+
+# The suite writes model and run directories under the temporary directory (a dequantised SmolLM2-135M is
+# 135M fp32 parameters, about 0.5 GiB a copy, and several tests write one); on a nearly full disk it fails deep
+# inside a safetensors write with "No space left on device". Say so before any test runs.
+MIN_FREE_GIB = float(os.environ.get("RLVR_TEST_MIN_FREE_GIB", "3"))
+
+
+def free_gib(path: str) -> float:
+    return shutil.disk_usage(path).free / 2**30
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the controller checks once
+        return
+    for where in {tempfile.gettempdir(), str(session.config.rootpath)}:
+        free = free_gib(where)
+        if free < MIN_FREE_GIB:
+            raise pytest.UsageError(
+                f"only {free:.1f} GiB free on the disk of {where}; the test suite needs about {MIN_FREE_GIB:g} GiB "
+                f"there. Free some space (old clones, /tmp/pytest-of-*), point TMPDIR at a larger disk, or set "
+                f"RLVR_TEST_MIN_FREE_GIB to a lower bound if you know the suite fits.")

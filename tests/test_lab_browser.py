@@ -1,4 +1,5 @@
-"""JupyterLab in a real headless browser: open notebook 02, Run All, no error, the figure renders.
+"""JupyterLab in a real headless browser: open notebook 02, Run All, no error, the figure renders; with
+``PROFILE = "tiny"`` (after ``make reproduce``) the notebook shows the tracked verdict of reports/tiny/c1.json.
 
 The notebook is a copy with its outputs cleared, in a temporary directory that JupyterLab serves as its
 root: the tracked notebooks/02_reward_overfitting.ipynb is never opened, hence never re-saved. JupyterLab's
@@ -6,7 +7,9 @@ user settings, workspaces and runtime files live in that temporary directory too
 notebook reads are trained first when missing or stale (``train-all --profile smoke --replace-stale`` for
 its three experiments, several minutes on 2 cores; cached afterwards). Skips, with the reason, where there
 is no browser: selenium not installed, or no chromium / chromedriver on PATH (``make test-browser``
-installs both when root).
+installs both when root). The tiny test skips, with the reason, where tiny's runs are missing or stale (run
+``make reproduce`` first); its outputs go to a scratch directory under the test's temporary directory, never to
+the tracked reports/tiny/.
 
 Run it with ``make test-browser``; ``RLVR_BROWSER_TIMEOUT`` (s, default 600) bounds Run All.
 """
@@ -71,11 +74,20 @@ def _ensure_smoke_runs() -> None:
                     "--experiments", *todo], cwd=paths.ROOT, env=env, check=True)
 
 
-def _cleared_copy(dest_dir) -> None:
+def _cleared_copy(dest_dir, profile: str | None = None) -> None:
+    """Notebook 02 with its outputs cleared; with ``profile``, its parameters cell edited as a reader would
+    (``PROFILE = "<profile>"``, every other line as committed)."""
     nb = nbformat.read(paths.NOTEBOOKS / f"{STEM}.ipynb", as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    if profile is not None:
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        lines = cell.source.splitlines()
+        at = [i for i, line in enumerate(lines) if line.startswith("PROFILE = ")]
+        assert len(at) == 1, f"no single PROFILE line in the parameters cell: {lines}"
+        lines[at[0]] = f'PROFILE = "{profile}"  # edited by the test, as a reader would'
+        cell.source = "\n".join(lines)
     nbformat.write(nb, dest_dir / f"{STEM}.ipynb")
 
 
@@ -88,6 +100,7 @@ def _serve(tmp_path, root, app_settings_dir, *extra):
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
            "PYTHONPATH": str(paths.ROOT / "lib") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop(paths.WRITE_TRACKED_ENV, None)
+    env[paths.SCRATCH_ENV] = str(tmp_path / "scratch")  # a tracked profile's outputs: here, not runs/scratch
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
            f"--LabApp.app_settings_dir={app_settings_dir}", "--ServerApp.port_retries=0", *extra]
@@ -119,21 +132,53 @@ def _serve(tmp_path, root, app_settings_dir, *extra):
         log.close()
 
 
-@pytest.fixture
-def lab(tmp_path):
+def _tiny_runs_or_skip() -> None:
+    """Skip unless every run notebook 02 reads for tiny is finished and made from today's inputs."""
+    from rlvr_lowrank.pipeline import reproduce
+    from rlvr_lowrank.training import config, runs
+
+    missing = []
+    for e in reproduce.experiments_read(STEM, "tiny"):
+        for seed in config.seeds_of("tiny", e):
+            try:
+                runs.require_run("tiny", e, seed)
+            except Exception as exc:  # missing, incomplete or made from other inputs
+                missing.append(f"{e}/seed{seed}: {str(exc).splitlines()[0][:120]}")
+    if missing:
+        pytest.skip(f"tiny's runs are missing or stale ({len(missing)}, e.g. {missing[0]}); "
+                    f"run `make reproduce` (PROFILE=tiny) first")
+
+
+def _lab(tmp_path, profile: str | None = None):
     """JupyterLab serving a temporary directory that holds a cleared copy of notebook 02."""
     _browser_or_skip()
-    _ensure_smoke_runs()
+    if profile is None:
+        _ensure_smoke_runs()
+    else:
+        _tiny_runs_or_skip()
     root = tmp_path / "root"
     root.mkdir()
-    _cleared_copy(root)
+    _cleared_copy(root, profile)
     settings = tmp_path / "app-settings"
     settings.mkdir()
     # every cell in the DOM (JupyterLab otherwise only renders the cells near the viewport); no news fetch
     (settings / "overrides.json").write_text(json.dumps(
         {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
          "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}))
-    with _serve(tmp_path, root, settings) as (url, token):
+    return _serve(tmp_path, root, settings), root
+
+
+@pytest.fixture
+def lab(tmp_path):
+    server, root = _lab(tmp_path)
+    with server as (url, token):
+        yield url, token, root
+
+
+@pytest.fixture
+def lab_tiny(tmp_path):
+    server, root = _lab(tmp_path, "tiny")
+    with server as (url, token):
         yield url, token, root
 
 
@@ -163,61 +208,91 @@ def _text(el) -> str:
     return el.get_attribute("textContent") or ""
 
 
-def test_run_all_notebook_02_in_jupyterlab(lab):
+NB = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+
+
+def _run_all(driver, url: str, token: str) -> list[str]:
+    """Open notebook 02, Run All through the menu bar as a reader would, wait until it finishes, check that no
+    cell failed and that a figure loaded; return the texts of the stderr outputs."""
     from selenium.webdriver.common.by import By
 
-    url, token, root = lab
     t0 = time.time()
+    driver.get(f"{url}/lab/tree/{STEM}.ipynb?token={token}")
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{NB} .jp-CodeCell"), 120, "the notebook")
+
+    def status(_d) -> str:  # the kernel's execution state, as the server reports it
+        with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
+            kernels = json.load(r)
+        return kernels[0]["execution_state"] if len(kernels) == 1 else f"{len(kernels)} kernels"
+
+    _wait(driver, lambda d: status(d) == "idle", 180, "the kernel to start (idle)")
+    n_cells = len(driver.find_elements(By.CSS_SELECTOR, f"{NB} .jp-CodeCell"))
+
+    menu = [m for m in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run"]
+    assert menu, "no Run menu in the menu bar"
+    menu[0].click()
+    item = _wait(driver, lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#jp-mainmenu-run .lm-Menu-item[data-command="runmenu:run-all"]'), 20, "Run All Cells")
+    item[0].click()
+
+    seen_idle, prompt_css = [], f"{NB} .jp-CodeCell .jp-InputPrompt"
+
+    def done(d):  # nothing queued or running ("[*]:"), the kernel idle on two polls in a row; Run All
+        # stops at the first error, so the cells after one keep an empty prompt
+        prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, prompt_css)]
+        quiet = bool(prompts) and "*" not in "".join(prompts) and any(p.strip("[]: ") for p in prompts)
+        seen_idle.append(quiet and status(d) == "idle")
+        return seen_idle[-2:] == [True, True]
+
+    _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (nothing queued, kernel idle)")
+    stderr = [_text(e) for e in driver.find_elements(
+        By.CSS_SELECTOR, f'{NB} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    errors = [s for s in stderr if "Traceback" in s]  # error outputs render as stderr with their traceback
+    assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-2000:] for e in errors)
+    prompts = [_text(p).strip() for p in driver.find_elements(By.CSS_SELECTOR, prompt_css)]
+    assert all(p.strip("[]: ").isdigit() for p in prompts), f"cells not run: {prompts}"
+    assert not driver.find_elements(By.CSS_SELECTOR, f"{NB} .jp-OutputArea-executeResult.jp-mod-error, "
+                                                     f"{NB} .jp-Cell.jp-mod-error"), "an error cell"
+    imgs = driver.find_elements(By.CSS_SELECTOR, f"{NB} .jp-OutputArea-output img")
+    assert imgs, "no figure rendered (no img in any output area)"
+    assert any(driver.execute_script("return arguments[0].naturalWidth", i) > 100 for i in imgs), \
+        "the figure images did not load"
+    print(f"[browser] Run All of {STEM}: {n_cells} code cells, {len(imgs)} figure(s), "
+          f"{len(stderr)} stderr output(s), {time.time() - t0:.0f} s in the browser")
+    return stderr
+
+
+def test_run_all_notebook_02_in_jupyterlab(lab):
+    url, token, _root = lab
     driver = _driver()
     try:
-        driver.get(f"{url}/lab/tree/{STEM}.ipynb?token={token}")
-        nb = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
-        _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"), 120, "the notebook")
-
-        def status(_d) -> str:  # the kernel's execution state, as the server reports it
-            with urllib.request.urlopen(f"{url}/api/kernels?token={token}", timeout=5) as r:
-                kernels = json.load(r)
-            return kernels[0]["execution_state"] if len(kernels) == 1 else f"{len(kernels)} kernels"
-
-        _wait(driver, lambda d: status(d) == "idle", 180, "the kernel to start (idle)")
-        n_cells = len(driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-CodeCell"))
-
-        # Run -> Run All Cells, through the menu bar as a reader would
-        menu = [m for m in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run"]
-        assert menu, "no Run menu in the menu bar"
-        menu[0].click()
-        item = _wait(driver, lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#jp-mainmenu-run .lm-Menu-item[data-command="runmenu:run-all"]'), 20, "Run All Cells")
-        item[0].click()
-
-        seen_idle, prompt_css = [], f"{nb} .jp-CodeCell .jp-InputPrompt"
-
-        def done(d):  # nothing queued or running ("[*]:"), the kernel idle on two polls in a row; Run All
-            # stops at the first error, so the cells after one keep an empty prompt
-            prompts = [_text(p).strip() for p in d.find_elements(By.CSS_SELECTOR, prompt_css)]
-            quiet = bool(prompts) and "*" not in "".join(prompts) and any(p.strip("[]: ") for p in prompts)
-            seen_idle.append(quiet and status(d) == "idle")
-            return seen_idle[-2:] == [True, True]
-
-        _wait(driver, done, RUN_ALL_TIMEOUT, "Run All to finish (nothing queued, kernel idle)")
-        stderr = [_text(e) for e in driver.find_elements(
-            By.CSS_SELECTOR, f'{nb} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-        errors = [s for s in stderr if "Traceback" in s]  # error outputs render as stderr with their traceback
-        assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-2000:] for e in errors)
-        prompts = [_text(p).strip() for p in driver.find_elements(By.CSS_SELECTOR, prompt_css)]
-        assert all(p.strip("[]: ").isdigit() for p in prompts), f"cells not run: {prompts}"
-        assert not driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-executeResult.jp-mod-error, "
-                                                         f"{nb} .jp-Cell.jp-mod-error"), "an error cell"
+        stderr = _run_all(driver, url, token)
         if _has_ipywidgets():
             assert not [s for s in stderr if "IProgress not found" in s], "tqdm cannot render: " + str(stderr)
-        imgs = driver.find_elements(By.CSS_SELECTOR, f"{nb} .jp-OutputArea-output img")
-        assert imgs, "no figure rendered (no img in any output area)"
-        assert any(driver.execute_script("return arguments[0].naturalWidth", i) > 100 for i in imgs), \
-            "the figure images did not load"
-        print(f"[browser] Run All of {STEM}: {n_cells} code cells, {len(imgs)} figure(s), "
-              f"{len(stderr)} stderr output(s), {time.time() - t0:.0f} s in the browser")
     finally:
         driver.quit()
+
+
+def test_notebook_02_with_profile_tiny_shows_the_tracked_verdict(lab_tiny):
+    """The re-run a reader makes: set ``PROFILE = "tiny"``, Run All. The notebook takes tiny's parameters (the
+    ones ``make reproduce`` passes), so its printed verdict, seed count and Δreward are the tracked ones."""
+    from selenium.webdriver.common.by import By
+
+    tracked = json.loads((paths.REPORTS / "tiny" / "c1.json").read_text())
+    url, token, _root = lab_tiny
+    driver = _driver()
+    try:
+        _run_all(driver, url, token)
+        texts = [_text(e) for e in driver.find_elements(
+            By.CSS_SELECTOR, f'{NB} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]')]
+    finally:
+        driver.quit()
+    shown = [t for t in texts if t.startswith("C1 over ")]
+    assert len(shown) == 1, f"no single verdict output among {len(texts)} stdout outputs"
+    r = tracked["reward_gap"]
+    assert shown[0].startswith(f"C1 over {len(tracked['seeds'])} seed(s): Δreward (Full - PR1S, last quarter) = "
+                               f"{r['mean']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"), shown[0][:300]
+    assert f"\nverdict: {tracked['verdict']} - " in shown[0], (tracked["verdict"], shown[0][-600:])
 
 
 def _has_ipywidgets() -> bool:

@@ -131,6 +131,17 @@ def test_timing_and_hardware_read_the_records(tmp_path, monkeypatch):
     assert "`make test`: Some CPU @ 2.60GHz with `amx_bf16`" in text
     assert "tiny cold: Some CPU @ 2.60GHz without bf16 units" in text
     assert "peaked at 5.25 GiB resident" in hw and "7.5 GiB on disk" in hw and "commit abcdef0" in hw
+    # no cold record, but the parts are recorded: the runs' training time and an executed notebook's duration
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"duration": 600.0}
+    (tmp_path / "smollm2" / "executed").mkdir()
+    nbformat.write(nb, tmp_path / "smollm2" / "executed" / "01_x.ipynb")
+    fileio.write_json(tmp_path / "smollm2" / "timing.json",
+                      {"last": {"runs_seconds": {"n": 2, "sum_s": 3000.0, "max_s": 1500.0}}})
+    assert ("| `make reproduce PROFILE=smollm2` | not recorded; its recorded parts add up to about 30 min "
+            "([docs/real_model.md](docs/real_model.md)) | not recorded |") in readme.timing_block()
 
 
 def test_links_of_a_block_are_made_relative_to_its_page():
@@ -186,6 +197,50 @@ def test_real_model_block_sets_the_profiles_side_by_side_and_reads_the_time_agai
             "over the 1-minute budget") in block
     fileio.write_json(tmp_path / "smollm2" / "timing.json", {"cold": {**cold, "total_s": 121 * 60.0}})
     assert "over the 90-minute budget (over the 120-minute hard cap)" in readme_real_model.real_model_claims_block()
+
+
+def test_without_a_cold_record_the_block_adds_up_the_recorded_parts(tmp_path, monkeypatch):
+    import nbformat
+
+    reports = {p: {"profile": p, "claims": [{**_entry("C1", "holds", "holds"), "seeds": 5}]}
+               for p in ("tiny", "smollm2")}
+    monkeypatch.setattr(readme.paths, "REPORTS", tmp_path)
+    monkeypatch.setattr(readme.claims, "load_report", lambda p: reports[p])
+    for p in reports:
+        fileio.write_json(tmp_path / p / "claims.json", reports[p])
+    executed = tmp_path / "smollm2" / "executed"
+    executed.mkdir(parents=True)
+    for stem, seconds in (("01_a", 1200.0), ("03_b", 1800.0), ("05_c", 600.0)):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"duration": seconds}
+        nbformat.write(nb, executed / f"{stem}.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), executed / "07_d.failed.ipynb")  # a failed copy counts for nothing
+    last = {"runs_seconds": {"n": 13, "sum_s": 12600.0, "max_s": 1080.0}, "cpu": {"model": "Some CPU"}}
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"last": last})
+    block = readme_real_model.real_model_claims_block()
+    # (12600 + 3600) / 2 s = 135 min: over the budget and over the hard cap
+    assert "13 GRPO runs, 210 min of training in all" in block and "the longest 18.0 min" in block
+    assert "3 notebooks, 60 min in all" in block and "the longest 03_b, 30.0 min" in block
+    assert "about **135 min** for them, over the 90-minute budget (over the 120-minute hard cap)" in block
+    assert "(CPU of the last record: Some CPU)" in block and "nothing changed" not in block
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"last": last, "warm": {"total_s": 22.0}})
+    assert ("Again with nothing changed: **22 s**, within the 1-minute budget"
+            in readme_real_model.real_model_claims_block())
+    fileio.write_json(tmp_path / "smollm2" / "timing.json", {"last": {"cpu": {}}})  # no parts: no line
+    assert "No cold" not in readme_real_model.real_model_claims_block()
+
+
+def test_recorded_run_seconds_sums_the_done_markers(tmp_path, monkeypatch):
+    from rlvr_lowrank.pipeline import reproduce
+    from rlvr_lowrank.training import config, runs
+
+    monkeypatch.setattr(runs.paths, "RUNS", tmp_path)
+    seeds = config.seeds_of("smoke", "full")
+    for i, seed in enumerate(seeds):
+        fileio.write_json(runs.run_dir("smoke", "full", seed) / "DONE", {"seconds": 10.0 * (i + 1)})
+    got = reproduce.recorded_run_seconds("smoke", {"full", "pr1s_trunc_k10"})  # the PR1S arm has no DONE here
+    n = len(seeds)
+    assert got == {"n": n, "sum_s": 10.0 * n * (n + 1) / 2, "max_s": 10.0 * n}
 
 
 def test_provenance_marks_reports_whose_run_hashes_are_not_todays(tmp_path, monkeypatch):

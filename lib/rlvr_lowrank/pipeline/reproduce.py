@@ -266,11 +266,22 @@ def reproduce(profile: str, force: bool = False, processes: int = 2, started_at:
                            "pipeline_s": round(end - t0, 1), "jobs_wall_s": round(t_jobs, 1),
                            "runs_trained": len(todo), "runs_cached": cached, "notebooks_executed": len(nb_jobs),
                            "notebooks_cached": len(todo_stems) - len(nb_jobs), "processes": processes,
-                           "cpu_count": os.cpu_count(), "cpu": cpu_record()})
+                           "cpu_count": os.cpu_count(), "cpu": cpu_record(),
+                           "runs_seconds": recorded_run_seconds(profile, set().union(*reads.values()))})
     if profile == "tiny":  # the README quotes the tiny profile: keep its generated blocks in step
         print("[reproduce] README.md " + ("updated" if readme.update() else "already up to date"))
     print(f"[reproduce] profile {profile}: finished in {total:.0f} s"
           + (f" ({total - (end - t0):.0f} s of it setting up .venv)" if total - (end - t0) >= 1 else ""))
+
+
+def recorded_run_seconds(profile: str, experiments) -> dict:
+    """The training time each finished run's DONE marker records (seconds of its own wall clock, whichever
+    ``reproduce`` trained it), summed over every seed of ``experiments``: with it a pipeline whose runs were
+    cached still states what training them costs."""
+    secs = [float(fileio.read_json(done).get("seconds") or 0.0)
+            for e in sorted(experiments) for seed in config.seeds_of(profile, e)
+            if (done := runs.run_dir(profile, e, seed) / "DONE").exists()]
+    return {"n": len(secs), "sum_s": round(sum(secs), 1), "max_s": round(max(secs, default=0.0), 1)}
 
 
 def cpu_record(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
