@@ -103,6 +103,7 @@ test-browser: $(STAMP) ## drive JupyterLab in headless Chromium (installs chromi
 bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 	@echo "== benchmarks/bench_training.py --smollm2"; $(PY) benchmarks/bench_training.py --smollm2 --quick
+	@echo "== benchmarks/profile_step.py"; $(PY) benchmarks/profile_step.py --quick
 
 world: $(STAMP) ## rewrite data/tasks/ (deterministic)
 	$(PY) -m rlvr_lowrank world

@@ -233,3 +233,36 @@ def smollm2_bf16_block() -> str:
                   + ", ".join(f"{x:.3f}" for x in r["fp32_seeds"]["test_acc_final"])
                   + f". The bf16 run computed in {b['effective_precision']}. " + SMOLLM2_NOTE]
     return "\n".join(lines)
+
+
+PROFILE_PHASES = {"generation": "generation (rollout)", "loss": "loss forward/backward and the rest",
+                  "optimizer": "optimizer step"}
+
+
+def smollm2_profile_block() -> str:
+    """Where a smollm2 GRPO step's time goes (benchmarks/profile_step.py -> reports/smollm2/profile_step.json):
+    per thread setting, each phase's wall time per step split into operator self time by kind and the time
+    outside any operator."""
+    d = _smollm2_report("profile_step.json")
+    if d is None:
+        return ("_Not measured yet: `python benchmarks/profile_step.py --out reports/smollm2/profile_step.json` "
+                "writes it._")
+    kinds = d["kinds"]
+    cpu = d.get("cpu") or {}
+    lines = [f"Measured by `benchmarks/profile_step.py` on {cpu.get('model') or 'an unrecorded CPU'} "
+             f"({'bf16 feature ' + cpu['bf16_feature'] if cpu.get('bf16_feature') else 'no bf16 units'}; "
+             f"load average {d['load_average_before']:.2f} on {d['cpu_count']} logical CPUs before the run), "
+             f"torch {d['torch']}, under torch.profiler (which adds its own overhead to every operator call). "
+             "Seconds per step, mean over the counted steps:"]
+    for s in d["settings"]:
+        n, ph = s["n_steps"], s["phases"]
+        total = sum(v["wall_s"] for v in ph.values()) / n
+        lines += ["", f"**{s['threads']} thread(s)**, sampler `{s['sampler']}`, {s['precision']}: "
+                      f"**{total:.2f} s** per step ({n} steps after {s['warmup']} warm-up)", "",
+                  "| phase | wall | " + " | ".join(kinds) + " | outside ops |",
+                  "|---|" + "---|" * (len(kinds) + 2)]
+        for p, label in PROFILE_PHASES.items():
+            row = ph[p]
+            lines.append(f"| {label} | {row['wall_s'] / n:.3f} | "
+                         + " | ".join(f"{row[k] / n:.3f}" for k in kinds) + f" | {row['outside ops'] / n:.3f} |")
+    return "\n".join(lines)
