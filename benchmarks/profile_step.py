@@ -2,13 +2,17 @@
 
 TRL's GRPOTrainer on SmolLM2-135M-Instruct (the dequantized Q4_1 GGUF) with the smollm2 profile's settings
 (`configs/smollm2.yaml`: 1 prompt x 8 completions, 12 new tokens, the profile's sampler and precision), at 1
-and at 2 torch threads. The first ``--warmup`` steps of each setting are not counted. Each counted step is
-split into three phases by markers (``torch.profiler.record_function``) placed around TRL's rollout call and
-around ``optimizer.step()``:
+and at 2 torch threads, without this project's callbacks (evaluations, the trajectory recorder: they run
+every 50 and every 5 steps, not in every step). The first ``--warmup`` steps of each setting are not
+counted. Each counted step is split into three phases by markers (``torch.profiler.record_function``)
+placed around TRL's rollout call and around ``optimizer.step()``:
 
   generation   the rollout (sampling the completions, whichever sampler the profile selects)
   optimizer    AdamW's step
   loss         everything else in the step: the loss forward and backward, the reward, TRL's bookkeeping
+
+A step runs from the trainer's ``on_step_begin`` to its ``on_step_end``; the logging that transformers does
+after ``on_step_end`` is left out.
 
 and each phase's wall time into the self time of the aten operators run inside it, by kind: matmuls of the
 LM head (an operand with the vocabulary's size), other matmuls, attention, softmax / log-softmax / gather
@@ -132,37 +136,36 @@ def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
 
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlvr_lowrank.training import config, rollout, train
+    from rlvr_lowrank.training import config, train
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": warmup + steps}})
-    inner = rollout.kv_rollout
+    model = copy.deepcopy(base)
+    extra = train.rollout_kwargs(cfg)  # the profile's sampler, as training passes it to GRPOTrainer
+    if "rollout_func" in extra:  # the kv sampler: TRL calls rollout_func(prompts, trainer)
+        inner = extra["rollout_func"]
 
-    def marked_rollout(prompts, trainer):  # the kv sampler's rollout, inside a generation marker
-        with torch.profiler.record_function("phase::generation"):
-            return inner(prompts, trainer)
+        def marked_rollout(prompts, trainer):
+            with torch.profiler.record_function("phase::generation"):
+                return inner(prompts, trainer)
 
+        extra["rollout_func"] = marked_rollout
+    else:  # the generate path: TRL calls the model's generate
+        gen = model.generate
+
+        def marked_generate(*a, **kw):
+            with torch.profiler.record_function("phase::generation"):
+                return gen(*a, **kw)
+
+        model.generate = marked_generate
     with tempfile.TemporaryDirectory() as out:
-        rollout.kv_rollout = marked_rollout  # read by train.grpo_kwargs below
-        try:
-            kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
-        finally:
-            rollout.kv_rollout = inner
+        kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
         kwargs.update(save_strategy="no", log_level="error", disable_tqdm=True)
         markers = Markers(counted_from=warmup)
-        model = copy.deepcopy(base)
-        if cfg.train.get("sampler", "generate") != "kv":  # the generate path: mark model.generate instead
-            gen = model.generate
-
-            def marked_generate(*a, **kw):
-                with torch.profiler.record_function("phase::generation"):
-                    return gen(*a, **kw)
-
-            model.generate = marked_generate
         trainer = GRPOTrainer(model=model, reward_funcs=train.reward_function(cfg), args=GRPOConfig(**kwargs),
                               train_dataset=train.train_dataset(cfg), processing_class=tok,
-                              callbacks=[markers.callback])
+                              callbacks=[markers.callback], **extra)
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
@@ -171,6 +174,16 @@ def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
             trainer.train()
         total = time.perf_counter() - t0
     res = split(prof.events(), vocab=int(base.config.vocab_size))
+    if not res["n_steps"] or not all(res["phases"][p]["wall_s"] > 0 for p in ("generation", "optimizer")):
+        raise RuntimeError(f"a phase marker never fired ({res}): TRL's rollout or optimizer call has moved; "
+                           "this split would be wrong")
+    over = {p: -row["outside ops"] for p, row in res["phases"].items() if row["outside ops"] < 0}
+    if over:  # operator self times that add up to more than the phase's wall time cannot be a split of it
+        res["phases"] = {p: {"wall_s": row["wall_s"]} for p, row in res["phases"].items()}
+        res["kind_split_withheld"] = (f"operator self times exceed the wall time of {sorted(over)} by up to "
+                                      f"{max(over.values()) / res['n_steps']:.2f} s per step (the profiler's event "
+                                      "tree inside autograd and TRL's chunked log-probability function is not a "
+                                      "partition of the time); only the phases' wall times are kept")
     res.update(threads=threads, warmup=warmup, sampler=cfg.train.get("sampler", "generate"),
                precision=cfg.train.get("precision", "fp32"), train_wall_s=total)
     return res
@@ -181,10 +194,12 @@ def show(res: dict) -> None:
     step = sum(v["wall_s"] for v in res["phases"].values()) / n
     print(f"\n{res['threads']} thread(s), sampler {res['sampler']}, {res['precision']}: {step:.2f} s per step "
           f"(mean of {n} counted steps, under the profiler)")
-    cols = ("wall_s",) + KINDS + ("outside ops",)
+    cols = ("wall_s",) + (() if "kind_split_withheld" in res else KINDS + ("outside ops",))
     print("  " + "phase".ljust(11) + "".join(c[:17].rjust(18) for c in cols))
     for p, row in res["phases"].items():
         print("  " + p.ljust(11) + "".join(f"{row[c] / n:18.3f}" for c in cols))
+    if "kind_split_withheld" in res:
+        print("  by operator kind: withheld, " + res["kind_split_withheld"])
 
 
 def main() -> None:

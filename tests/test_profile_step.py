@@ -73,3 +73,11 @@ def test_profile_block_renders_the_report(tmp_path, monkeypatch):
     assert "**1 thread(s)**, sampler `kv`, fp32: **7.00 s** per step (2 steps after 2 warm-up)" in block
     assert "| generation (rollout) | 2.000 | 1.000 | 0.250 | 0.750 |" in block
     assert "| optimizer step | 1.000 | 0.000 | 0.250 | 0.750 |" in block
+    d = fileio.read_json(tmp_path / "smollm2" / "profile_step.json")
+    d["settings"][0].update(kind_split_withheld="self times exceed the wall",
+                            phases={p: {"wall_s": w} for p, w in (("generation", 4.0), ("loss", 8.0),
+                                                                  ("optimizer", 2.0))})
+    fileio.write_json(tmp_path / "smollm2" / "profile_step.json", d)
+    block = readme_real_model.smollm2_profile_block()
+    assert "| generation (rollout) | 2.000 | \n" in block + "\n" and "outside ops" not in block
+    assert "By operator kind: withheld, self times exceed the wall." in block

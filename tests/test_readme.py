@@ -141,7 +141,7 @@ def test_timing_and_hardware_read_the_records(tmp_path, monkeypatch):
     fileio.write_json(tmp_path / "smollm2" / "timing.json",
                       {"last": {"runs_seconds": {"n": 2, "sum_s": 3000.0, "max_s": 1500.0}}})
     assert ("| `make reproduce PROFILE=smollm2` | not recorded; its recorded parts add up to about 30 min "
-            "([docs/real_model.md](docs/real_model.md)) | not recorded |") in readme.timing_block()
+            "([docs/pipeline.md](docs/pipeline.md)) | not recorded |") in readme.timing_block()
 
 
 def test_links_of_a_block_are_made_relative_to_its_page():

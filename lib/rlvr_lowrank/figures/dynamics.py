@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims.base import arm_label
-from .style import finish, legend_outside, plt
+from .style import error_bars, finish, legend_outside, plt
 
 SIDE_LABELS = {"u": "u1 (output side)", "v": "v1 (input side)"}
 PLS_FLOOR = -1.0  # fig06_pls_r2's y axis starts here; R² below it (a fit worse than the mean) is counted, not drawn
@@ -52,7 +52,7 @@ def extrapolation_curves(extra: "pd.DataFrame", title: str = "", retention: floa
     for i, (method, colour) in enumerate(zip(methods, sns.color_palette(n_colors=len(methods)))):
         agg = extra[extra["method"] == method].groupby("window")["ratio"].agg(["mean", "min", "max"]).dropna()
         x = agg.index + (i - (len(methods) - 1) / 2) * dodge
-        ax.errorbar(x, agg["mean"], yerr=[agg["mean"] - agg["min"], agg["max"] - agg["mean"]], fmt="o", ls="none",
+        ax.errorbar(x, agg["mean"], yerr=error_bars(agg["mean"], agg["min"], agg["max"]), fmt="o", ls="none",
                     color=colour, capsize=3, label=method)
     ax.axhline(1, color="grey", lw=0.8, ls=":", label="trained model")
     if retention is not None:

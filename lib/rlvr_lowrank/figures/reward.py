@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..claims.base import arm_label
-from .style import bottom_legend, finish, legend_outside, pass_band, pass_handle, plt, threshold
+from .style import bottom_legend, error_bars, finish, legend_outside, pass_band, pass_handle, plt, threshold
 
 REWARD_EMA_SPAN = 10  # fig02 draws the sampled reward smoothed by an exponential moving average of this span (steps)
 EVAL_LABELS = {"test_acc": "held-out test problems", "train_acc": "RL training problems (train subset)"}
@@ -75,7 +75,7 @@ def reward_and_test_curves(rewards: "pd.DataFrame", evals: "pd.DataFrame", ema_s
         for j, metric in enumerate(metrics):
             agg = part.groupby("step")[metric].agg(["mean", "min", "max"])
             x = agg.index + (i * len(metrics) + j - (n_series - 1) / 2) * dodge
-            right.errorbar(x, agg["mean"], yerr=[agg["mean"] - agg["min"], agg["max"] - agg["mean"]],
+            right.errorbar(x, agg["mean"], yerr=error_bars(agg["mean"], agg["min"], agg["max"]),
                            fmt=markers[metric], ls="none", color=colours[arm], capsize=2, ms=5,
                            mfc=colours[arm] if metric == "test_acc" else "white")
     handles = [plt.Line2D([], [], color=colours[a], lw=6, label=arm_label(a)) for a in arms]
@@ -108,9 +108,9 @@ def sweep_gaps(sweep: "pd.DataFrame", title: str = "", thresholds: Mapping[str, 
         part = sweep[sweep["metric"] == metric].reset_index(drop=True)
         x = np.arange(len(part))
         if "t_lo" in part:
-            ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["t_lo"], part["t_hi"] - part["mean"]],
+            ax.errorbar(x, part["mean"], yerr=error_bars(part["mean"], part["t_lo"], part["t_hi"]),
                         fmt="none", capsize=6, lw=0.9, color="grey", label="95% t-interval (thin)", zorder=3)
-        ax.errorbar(x, part["mean"], yerr=[part["mean"] - part["ci_lo"], part["ci_hi"] - part["mean"]],
+        ax.errorbar(x, part["mean"], yerr=error_bars(part["mean"], part["ci_lo"], part["ci_hi"]),
                     fmt="o", capsize=3, lw=2.4, color="tab:blue", label="95% bootstrap CI (thick)", zorder=4)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlim(-0.7, len(part) - 0.3)

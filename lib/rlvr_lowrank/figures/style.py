@@ -67,6 +67,16 @@ def caption(profile: str, model: str | None = None, steps: int | None = None, se
     return " · ".join(parts) + (f" · {extra}" if extra else "")
 
 
+def error_bars(centre, low, high) -> list:
+    """``yerr`` for errorbar/bar from a centre and its interval: [centre − low, high − centre], each clipped at 0.
+    A mean of identical values can differ from their min or max in the last bit (a sum divided by n), and
+    matplotlib refuses any negative length."""
+    import numpy as np
+
+    c, lo, hi = (np.asarray(v, dtype=float) for v in (centre, low, high))
+    return [np.clip(c - lo, 0, None), np.clip(hi - c, 0, None)]
+
+
 def finish(fig, title: str = "", caption_text: str = "", legend_axes=None) -> "plt.Figure":
     """Title (suptitle), the caption line under it, tight layout."""
     fig.tight_layout()

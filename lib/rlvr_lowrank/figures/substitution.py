@@ -10,7 +10,17 @@ import seaborn as sns
 
 from ..claims import stats
 from ..claims.base import arm_label
-from .style import THRESHOLD_STYLE, ZERO_MARK, bottom_legend, finish, legend_outside, pass_handle, plt, threshold
+from .style import (
+    THRESHOLD_STYLE,
+    ZERO_MARK,
+    bottom_legend,
+    error_bars,
+    finish,
+    legend_outside,
+    pass_handle,
+    plt,
+    threshold,
+)
 
 C0_ORDER = ("base", "random", "residual", "trunc", "normmatch", "rank-2", "rank-4", "rank-8", "full")
 _PAL = sns.color_palette("colorblind")
@@ -42,7 +52,7 @@ def recovery_bars(recovery: Mapping[str, Mapping], thresholds: Mapping[str, floa
     means = np.array([recovery[v]["mean"] for v in variants], dtype=float)
     ci = np.array([recovery[v].get("ci") or (recovery[v]["mean"],) * 2 for v in variants], dtype=float)
     ax.bar(x, means, color=[ROLE_COLOURS[_role(v)] for v in variants], edgecolor="black", lw=0.7,
-           yerr=[np.clip(means - ci[:, 0], 0, None), np.clip(ci[:, 1] - means, 0, None)], capsize=4,
+           yerr=error_bars(means, ci[:, 0], ci[:, 1]), capsize=4,
            error_kw={"lw": 1.6})
     ax.scatter(x, means, **ZERO_MARK)
     for xi, v in zip(x, variants):
@@ -108,7 +118,7 @@ def knowledge_panels(scores: "pd.DataFrame", thresholds: Mapping[str, float], ce
                         for a in axes_names])
         x = np.arange(len(axes_names)) + (j - (len(models) - 1) / 2) * width
         a0.bar(x, agg[:, 0], width, color=colours[model], edgecolor="black", lw=0.5, label=arm_label(model),
-               yerr=[agg[:, 0] - agg[:, 1], agg[:, 2] - agg[:, 0]], capsize=2)
+               yerr=error_bars(agg[:, 0], agg[:, 1], agg[:, 2]), capsize=2)
         a0.scatter(x, agg[:, 0], **{**ZERO_MARK, "s": 50})
     if ceiling is not None:
         a0.axhline(ceiling, color="0.3", lw=1, ls="-.", label=f"probe ceiling {ceiling:g}: at or above it a probe "
@@ -199,7 +209,7 @@ def recovery_vs_rank(rec: "pd.DataFrame", title: str = "", thresholds: Mapping[s
                 continue
             agg = part.groupby("k")["recovery"].agg(["mean", "min", "max"])
             x = agg.index.to_numpy(dtype=float) * (off if variant == "truncated" else off * 0.9)
-            ax.errorbar(x, agg["mean"], yerr=[agg["mean"] - agg["min"], agg["max"] - agg["mean"]], fmt=marker,
+            ax.errorbar(x, agg["mean"], yerr=error_bars(agg["mean"], agg["min"], agg["max"]), fmt=marker,
                         ms=ms, color=colours[task], mec="black" if variant == "norm-matched" else colours[task],
                         ls="-" if variant == "truncated" else "none", lw=0.8, capsize=3,
                         label=f"{task}, {'truncated rank-k' if variant == 'truncated' else 'rank-1 norm-matched '}"

@@ -52,7 +52,7 @@ def timing_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
         cold = (f"**{c['total_s'] / 60:.1f} min**: {c['setup_s']:.0f} s set-up, then {c['runs_trained']} GRPO runs "
                 f"and {c['notebooks_executed']} notebooks in {c['jobs_wall_s']:.0f} s" if c else
                 f"not recorded; its recorded parts add up to about {floor / 60:.0f} min "
-                f"([docs/real_model.md](docs/real_model.md))" if floor else "not recorded")
+                f"([docs/pipeline.md](docs/pipeline.md))" if floor else "not recorded")
         warm = (f"**{w['total_s']:.0f} s** ({w['runs_cached']} runs and {w['notebooks_cached']} notebooks reused)"
                 if w else "not recorded")
         lines.append(f"| {_reproduce(p)} | {cold} | {warm} |")

@@ -257,12 +257,13 @@ def smollm2_profile_block() -> str:
     for s in d["settings"]:
         n, ph = s["n_steps"], s["phases"]
         total = sum(v["wall_s"] for v in ph.values()) / n
+        cols = [] if s.get("kind_split_withheld") else [*kinds, "outside ops"]
         lines += ["", f"**{s['threads']} thread(s)**, sampler `{s['sampler']}`, {s['precision']}: "
                       f"**{total:.2f} s** per step ({n} steps after {s['warmup']} warm-up)", "",
-                  "| phase | wall | " + " | ".join(kinds) + " | outside ops |",
-                  "|---|" + "---|" * (len(kinds) + 2)]
+                  "| phase | wall | " + "".join(f"{c} | " for c in cols), "|---|---|" + "---|" * len(cols)]
         for p, label in PROFILE_PHASES.items():
             row = ph[p]
-            lines.append(f"| {label} | {row['wall_s'] / n:.3f} | "
-                         + " | ".join(f"{row[k] / n:.3f}" for k in kinds) + f" | {row['outside ops'] / n:.3f} |")
+            lines.append(f"| {label} | {row['wall_s'] / n:.3f} | " + "".join(f"{row[c] / n:.3f} | " for c in cols))
+        if s.get("kind_split_withheld"):
+            lines += ["", f"By operator kind: withheld, {s['kind_split_withheld']}."]
     return "\n".join(lines)
