@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 # PYTHONDONTWRITEBYTECODE is set, an uncompiled venv recompiles torch, transformers and TRL in every process,
 # measured +20 s per `import trl`.)
 TEST_WORKERS ?= 2
-PYTEST_UNIT := -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+# the browser tests need Chromium and run outside CI, by `make test-browser` only
+PYTEST_UNIT := -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_lab_browser.py
 # the notebooks' kernels likewise compute on one thread each when two run side by side; 07 gathers the cN.json
 # the others write, so it runs after them, alone
 NB_GATHER := notebooks/07_claims.ipynb
