@@ -54,19 +54,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _unfinished_runs(profile: str, seeds=None) -> list[tuple[str, int, str]]:
+    """The runs notebook 02 reads for ``profile`` (every seed of each arm, or ``seeds``) that are missing,
+    incomplete or made from other inputs, each as (experiment, seed, why)."""
+    from rlvr_lowrank.pipeline import reproduce
+    from rlvr_lowrank.training import config, runs
+
+    out = []
+    for e in reproduce.experiments_read(STEM, profile):
+        for seed in seeds if seeds is not None else config.seeds_of(profile, e):
+            try:
+                runs.require_run(profile, e, seed)
+            except Exception as exc:  # missing, incomplete or made from other inputs
+                out.append((e, seed, str(exc).splitlines()[0][:120]))
+    return out
+
+
 def _ensure_smoke_runs() -> None:
     """Train the smoke runs notebook 02 reads when missing or stale (a stale one is moved aside, as
     ``train-all --replace-stale`` does), so a failure in the browser is the notebook's, not the cache's."""
-    from rlvr_lowrank.pipeline import reproduce
-    from rlvr_lowrank.training import runs
-
-    experiments = reproduce.experiments_read(STEM, "smoke")
-    todo = []
-    for e in experiments:
-        try:
-            runs.require_run("smoke", e, 0)
-        except Exception:  # missing, incomplete or made from other inputs
-            todo.append(e)
+    todo = sorted({e for e, _, _ in _unfinished_runs("smoke", seeds=[0])})
     if not todo:
         return
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT / "lib") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -134,18 +141,10 @@ def _serve(tmp_path, root, app_settings_dir, *extra):
 
 def _tiny_runs_or_skip() -> None:
     """Skip unless every run notebook 02 reads for tiny is finished and made from today's inputs."""
-    from rlvr_lowrank.pipeline import reproduce
-    from rlvr_lowrank.training import config, runs
-
-    missing = []
-    for e in reproduce.experiments_read(STEM, "tiny"):
-        for seed in config.seeds_of("tiny", e):
-            try:
-                runs.require_run("tiny", e, seed)
-            except Exception as exc:  # missing, incomplete or made from other inputs
-                missing.append(f"{e}/seed{seed}: {str(exc).splitlines()[0][:120]}")
+    missing = _unfinished_runs("tiny")
     if missing:
-        pytest.skip(f"tiny's runs are missing or stale ({len(missing)}, e.g. {missing[0]}); "
+        e, seed, why = missing[0]
+        pytest.skip(f"tiny's runs are missing or stale ({len(missing)}, e.g. {e}/seed{seed}: {why}); "
                     f"run `make reproduce` (PROFILE=tiny) first")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
     matplotlib.use("Agg")  # scripts and CI: no display; notebooks keep their inline backend
@@ -71,8 +72,6 @@ def error_bars(centre, low, high) -> list:
     """``yerr`` for errorbar/bar from a centre and its interval: [centre − low, high − centre], each clipped at 0.
     A mean of identical values can differ from their min or max in the last bit (a sum divided by n), and
     matplotlib refuses any negative length."""
-    import numpy as np
-
     c, lo, hi = (np.asarray(v, dtype=float) for v in (centre, low, high))
     return [np.clip(c - lo, 0, None), np.clip(hi - c, 0, None)]
 

@@ -66,22 +66,29 @@ def notebook_seconds(profile: str) -> dict[str, float]:
     return out
 
 
-def floor_seconds(profile: str) -> float | None:
-    """(recorded training seconds + executed notebooks' seconds) / 2, or None without both parts."""
+def recorded_parts(profile: str) -> tuple[dict, dict[str, float]] | None:
+    """The last record's training seconds (``runs_seconds``) and the executed notebooks' seconds, or None
+    without both."""
     run_s = (readme_tables.timing(profile).get("last") or {}).get("runs_seconds") or {}
     nb_s = notebook_seconds(profile)
-    return (run_s["sum_s"] + sum(nb_s.values())) / 2 if run_s.get("n") and nb_s else None
+    return (run_s, nb_s) if run_s.get("n") and nb_s else None
+
+
+def floor_seconds(profile: str) -> float | None:
+    """(recorded training seconds + executed notebooks' seconds) / 2, or None without both parts."""
+    parts = recorded_parts(profile)
+    return None if parts is None else (parts[0]["sum_s"] + sum(parts[1].values())) / 2
 
 
 def cold_floor(profile: str) -> str | None:
     """Where no cold ``make reproduce`` is recorded (runs trained by one pipeline, notebooks executed by later
     ones), the recorded parts and the wall time they imply at two jobs at a time: (training + notebooks) / 2,
     about a lower bound because each job keeps at least one of the two cores busy. None without the parts."""
-    t = readme_tables.timing(profile)
-    last = t.get("last") or {}
-    run_s, nb_s = last.get("runs_seconds") or {}, notebook_seconds(profile)
-    if (floor := floor_seconds(profile)) is None:
+    if (parts := recorded_parts(profile)) is None:
         return None
+    run_s, nb_s = parts
+    floor = (run_s["sum_s"] + sum(nb_s.values())) / 2
+    last = readme_tables.timing(profile).get("last") or {}
     cpu = (last.get("cpu") or {}).get("model") or "an unrecorded CPU"
     slowest = max(nb_s, key=nb_s.get)
     return (f"No cold `make reproduce PROFILE={profile}` of this design is recorded (its runs and notebooks were "
@@ -241,8 +248,8 @@ PROFILE_PHASES = {"generation": "generation (rollout)", "loss": "loss forward/ba
 
 def smollm2_profile_block() -> str:
     """Where a smollm2 GRPO step's time goes (benchmarks/profile_step.py -> reports/smollm2/profile_step.json):
-    per thread setting, each phase's wall time per step split into operator self time by kind and the time
-    outside any operator."""
+    per thread setting, each phase's wall time per step, split into operator self time by kind and the time
+    outside any operator unless the benchmark withheld that split (``kind_split_withheld``, said below it)."""
     d = _smollm2_report("profile_step.json")
     if d is None:
         return ("_Not measured yet: `python benchmarks/profile_step.py --out reports/smollm2/profile_step.json` "
