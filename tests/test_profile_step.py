@@ -52,7 +52,6 @@ def test_split_attributes_real_profiler_events_to_their_phase(prof_step):
         ops = sum(row[k] for k in prof_step.KINDS)
         assert 0 < ops <= row["wall_s"] + 1e-6
         assert row["outside ops"] == pytest.approx(row["wall_s"] - ops)
-    assert gen["matmul, LM head"] > loss["matmul, LM head"]  # 20 matmuls against 1 in each step
 
 
 def test_profile_block_renders_the_report(tmp_path, monkeypatch):
