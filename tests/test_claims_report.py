@@ -65,11 +65,13 @@ def test_reading_thresholds_are_derived_from_the_preregistered_ones():
     from rlvr_lowrank.claims import readings
 
     assert readings.THRESHOLDS == {"C0": {"ni_margin_fraction": 0.1}, "C1": {"min_did": 0.02, "tost_margin": 0.05},
-                                   "C3": {"min_fraction": 0.9}, "C4": {"min_u_minus_v": 0.0, "min_above_chance": 0.0}}
+                                   "C2": {"min_knowledge_drop": 0.05}, "C3": {"min_fraction": 0.9},
+                                   "C4": {"min_u_minus_v": 0.0, "min_above_chance": 0.0}}
     pre = {cid: c.thresholds for cid, c in claims.CLAIMS.items()}
     assert readings.THRESHOLDS["C0"]["ni_margin_fraction"] == pytest.approx(1 - pre["C0"]["min_recovery"])
     assert readings.THRESHOLDS["C1"] == {"min_did": pre["C1"]["min_reward_gap"],
                                          "tost_margin": pre["C1"]["max_test_gap"]}
+    assert readings.THRESHOLDS["C2"] == {"min_knowledge_drop": pre["C2"]["min_knowledge_drop"]}  # readings_c2
     assert readings.THRESHOLDS["C3"]["min_fraction"] == pre["C3"]["min_fraction"]
     assert readings.THRESHOLDS["C4"] == {"min_u_minus_v": pre["C4"]["min_u_minus_v"],  # claims.readings_c4
                                          "min_above_chance": pre["C4"]["min_u_minus_baseline"]}

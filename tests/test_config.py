@@ -77,3 +77,18 @@ def test_an_experiment_may_have_its_own_seeds_without_changing_its_config(tmp_pa
     _profile(tmp_path, monkeypatch, lambda p: p["experiments"]["mix_full"].update(seeds=[0, 7]))
     assert config.seeds_of("smoke", "mix_full") == [0, 7] and config.seeds_of("smoke", "full") == [0]
     assert config.resolve("smoke", "mix_full", 0).hash == before.hash
+
+
+def test_a_run_config_reads_back_typed_with_its_header(tmp_path):
+    """claims.run_config.typed_config: the config.yaml a run writes (resolved config + config_hash, identity,
+    run_hash) reads back as the same Experiment; an unknown key is an error naming it."""
+    from rlvr_lowrank.claims import run_config
+
+    cfg = config.resolve("smoke", "pr1s_trunc_k10", 0)
+    runs.write_header(tmp_path, cfg)
+    back = run_config.typed_config(tmp_path)
+    assert back == cfg and back.pr1s.every == cfg.pr1s.every > 0
+    stored = fileio.read_yaml(tmp_path / "config.yaml")
+    fileio.write_yaml(tmp_path / "config.yaml", {**stored, "pr1s_every": 3})
+    with pytest.raises(config.ConfigError, match="pr1s_every"):
+        run_config.typed_config(tmp_path)

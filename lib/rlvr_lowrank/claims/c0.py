@@ -13,8 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import rank1
-from ..world import evaluate
-from . import parallel, suites
+from . import fast_eval, parallel, suites
 from .base import (
     Claim,
     ClaimResult,
@@ -74,7 +73,7 @@ def variant_accuracy(run: Path, items, variant: str, k: int, seed: int = 0) -> d
     """
     base, tok, trained = parallel.run_pair(run)
     m = rank1.build_substituted_model(base, trained, variant, k=k, seed=seed)
-    return {"variant": variant_label(variant, k), "k": k, "test_acc": evaluate.greedy_accuracy(m, tok, items).accuracy}
+    return {"variant": variant_label(variant, k), "k": k, "test_acc": fast_eval.greedy_accuracy(m, tok, items).accuracy}
 
 
 def measure(runs_by_seed: dict[int, Path], items, processes: int = 1) -> list[dict]:

@@ -34,7 +34,6 @@ from .base import (
 from .c2_scoring import (  # noqa: F401  (the measurements, re-exported: notebook 03 reads them as c2.<name>)
     AXES,
     DIRECTION_COLUMNS,
-    LOGP_BATCH,
     MIX_VARIANTS,
     VARIANTS,
     arm_summary,

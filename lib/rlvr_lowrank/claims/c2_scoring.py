@@ -11,8 +11,8 @@ import pandas as pd
 from .. import models
 from ..analysis import rank1, svd, targets
 from ..training import runs
-from ..world import chat_tasks, evaluate, tasks
-from . import parallel, suites
+from ..world import chat_tasks, tasks
+from . import fast_eval, parallel, suites
 from .base import base_reused, score_models
 from .stats import last_fraction_mean, recovery, summarize
 
@@ -20,11 +20,6 @@ AXES = ("math", "fact", "skill")  # math test split, knowledge probe, second (no
 VARIANTS = (("base", 1), ("full", 1), ("normmatch", 1), ("trunc", 1), ("residual", 1))  # reading 1
 MIX_VARIANTS = VARIANTS + (("rankk", 2), ("rankk", 4), ("rankk", 8))  # reading 2: rank-k curves per task
 DIRECTION_COLUMNS = ["cos_u", "cos_v", "baseline_u", "baseline_v"]
-# sequences per log-likelihood forward: a row's numbers match those of a larger batch to float rounding (right
-# padding; bit-identical to 256 on SmolLM2's 211 facts, on tiny the log-likelihoods moved in the 8th significant
-# digit and no accuracy or verdict changed), and the [batch, length, vocabulary] logits of SmolLM2's 49,152
-# tokens stay near 0.7 GB, so two scoring processes (parallel.map_tasks) fit in memory beside another job
-LOGP_BATCH = 64
 
 
 # ----------------------------------------------------------------------------------------------
@@ -39,15 +34,16 @@ def eval_sets(n_math: int = 300, n_fact: int | None = None, n_skill: int = 300, 
 
 
 def scores(model, tokenizer, sets: dict) -> dict:
-    """Per axis: greedy exact-match accuracy and the mean log-likelihood of the correct answer."""
+    """Per axis: greedy exact-match accuracy and the mean log-likelihood of the correct answer (claims.fast_eval:
+    the kv sampler and scorer, the same numbers as world.evaluate's plain paths)."""
     out = {}
     for axis, items in sets.items():
         # a character-level tokenizer lacking a character of the probe would score <unk> silently: refuse
         # instead (a chat model's byte-level BPE has no unknown characters)
         synthetic = [it for it in items if it.task not in chat_tasks.CHAT_TASKS]
         models.check_charset(tokenizer, [it.prompt + tasks.completion_for(it) for it in synthetic])
-        out[f"{axis}_acc"] = evaluate.greedy_accuracy(model, tokenizer, items).accuracy
-        out[f"{axis}_logp"] = float(evaluate.answer_logprob(model, tokenizer, items, batch_size=LOGP_BATCH).mean())
+        out[f"{axis}_acc"] = fast_eval.greedy_accuracy(model, tokenizer, items).accuracy
+        out[f"{axis}_logp"] = float(fast_eval.answer_logprob(model, tokenizer, items).mean())
     return out
 
 

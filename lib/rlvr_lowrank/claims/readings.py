@@ -22,6 +22,9 @@ change none of them (no cN.classify reads them).
   min_reward_gap (mean ≥ it and lower bound > 0 under both intervals, C1's own rule for the reward gap); and
   TOST for |Δtest| ≤ ``tost_margin`` = C1's max_test_gap: equivalent when the 90% t-interval of Δtest lies
   inside (−margin, margin) (two one-sided tests at α = 0.05).
+* **C2, a random direction and the forward KL** (claims.readings_c2, beside this module for its size): the
+  rank-1 model's probe loss against a random rank-1 direction of the same norm, threshold C2's
+  min_knowledge_drop; D_KL(π_base ‖ π_model) on the training prompts beside each model's forgetting.
 * **C4, on the increments ΔW_t − ΔW_{t−Δ}** (claims.readings_c4, beside this module for its size): u − v of
   the increments' alignments against ``min_u_minus_v`` = C4's min_u_minus_v, and every alignment's excess over
   its chance level (consecutive increments, cross-layer u1 of o_proj/down_proj, u1 in the base's top-k
@@ -34,7 +37,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..analysis import power_law
-from . import c0, c1, c3, c4
+from . import c0, c1, c2, c3, c4
 from .base import BOOTSTRAP, T_INTERVAL, interval
 from .stats import summarize, t_interval
 
@@ -44,11 +47,13 @@ TOST_LEVEL = 0.90  # two one-sided tests at α = 0.05 each = the 90% interval in
 THRESHOLDS = {
     "C0": {"ni_margin_fraction": round(1.0 - c0.THRESHOLDS["min_recovery"], 12)},  # 0.1
     "C1": {"min_did": c1.THRESHOLDS["min_reward_gap"], "tost_margin": c1.THRESHOLDS["max_test_gap"]},
+    "C2": {"min_knowledge_drop": c2.THRESHOLDS["min_knowledge_drop"]},  # claims.readings_c2's random control
     "C3": {"min_fraction": c3.THRESHOLDS["min_fraction"]},
     "C4": {"min_u_minus_v": c4.THRESHOLDS["min_u_minus_v"], "min_above_chance": c4.THRESHOLDS["min_u_minus_baseline"]},
 }
 DERIVED_FROM = {"C0.ni_margin_fraction": "1 − C0.min_recovery", "C1.min_did": "C1.min_reward_gap",
-                "C1.tost_margin": "C1.max_test_gap", "C3.min_fraction": "C3.min_fraction",
+                "C1.tost_margin": "C1.max_test_gap", "C2.min_knowledge_drop": "C2.min_knowledge_drop",
+                "C3.min_fraction": "C3.min_fraction",
                 "C4.min_u_minus_v": "C4.min_u_minus_v", "C4.min_above_chance": "C4.min_u_minus_baseline"}
 
 NON_INFERIOR, INFERIOR, UNDECIDED = "non-inferior", "inferior", "undecided"
@@ -129,14 +134,23 @@ def _heavy(alpha: float) -> bool:
     return bool(np.isfinite(alpha)) and power_law.ALPHA_HT_LO <= alpha <= power_law.ALPHA_HT_HI
 
 
-def c3_matrix(w_base, w_rl) -> dict:
-    """One matrix: α of W_base and W_RL at the base's x_min (ESD λ = σ²), ‖ΔW‖_F/‖W_base‖_F and the Weyl ratio
-    ‖ΔW‖₂ / σ at x_min (the largest relative move any tail singular value can make)."""
-    wb, wr = np.asarray(w_base, dtype=np.float64), np.asarray(w_rl, dtype=np.float64)
-    sb, sr = np.linalg.svd(wb, compute_uv=False), np.linalg.svd(wr, compute_uv=False)
-    eb, er = np.sort(sb ** 2), np.sort(sr ** 2)
+def base_fit(w_base) -> dict:
+    """What c3_matrix needs of W_base, computed once per base matrix (the same for every arm and seed): its ESD
+    (λ = σ², sorted), the KS-scan x_min and α at that x_min."""
+    eb = np.sort(np.linalg.svd(np.asarray(w_base, dtype=np.float64), compute_uv=False) ** 2)
     xmin = power_law.fit_power_law(eb).xmin
-    a_b = power_law.fit_power_law(eb, xmin=xmin).alpha if np.isfinite(xmin) else float("nan")
+    alpha = power_law.fit_power_law(eb, xmin=xmin).alpha if np.isfinite(xmin) else float("nan")
+    return {"evals": eb, "xmin": float(xmin), "alpha": float(alpha)}
+
+
+def c3_matrix(w_base, w_rl, fit: dict | None = None) -> dict:
+    """One matrix: α of W_base and W_RL at the base's x_min (ESD λ = σ²), ‖ΔW‖_F/‖W_base‖_F and the Weyl ratio
+    ‖ΔW‖₂ / σ at x_min (the largest relative move any tail singular value can make). ``fit``: base_fit(w_base),
+    when already computed."""
+    wb, wr = np.asarray(w_base, dtype=np.float64), np.asarray(w_rl, dtype=np.float64)
+    fit = fit or base_fit(wb)
+    er = np.sort(np.linalg.svd(wr, compute_uv=False) ** 2)
+    xmin, a_b = fit["xmin"], fit["alpha"]
     a_r = power_law.fit_power_law(er, xmin=xmin).alpha if np.isfinite(xmin) else float("nan")
     dw = wr - wb
     return {"xmin": float(xmin), "alpha_base": float(a_b), "alpha_rl": float(a_r), "delta_alpha": float(a_r - a_b),
@@ -144,11 +158,13 @@ def c3_matrix(w_base, w_rl) -> dict:
             "weyl_ratio": float(np.linalg.norm(dw, 2) / np.sqrt(xmin)) if xmin > 0 else float("nan")}
 
 
-def c3_reading(base: Mapping[str, np.ndarray], rl: Mapping[str, np.ndarray]) -> dict:
+def c3_reading(base: Mapping[str, np.ndarray], rl: Mapping[str, np.ndarray],
+               fits: Mapping[str, dict] | None = None) -> dict:
     """Per matrix ``c3_matrix``; over matrices: Δα summary (descriptive: the matrices of one model are not
     independent draws), the fraction heavy-tailed at the fixed x_min for base and RL against C3's
-    min_fraction, and the median ‖ΔW‖/‖W‖ and Weyl ratio."""
-    per = {n: c3_matrix(base[n], rl[n]) for n in base}
+    min_fraction, and the median ‖ΔW‖/‖W‖ and Weyl ratio. ``fits``: base_fit per matrix, when computed once
+    for several readings."""
+    per = {n: c3_matrix(base[n], rl[n], (fits or {}).get(n)) for n in base}
     rows = list(per.values())
     frac = {k: float(np.mean([_heavy(r[f"alpha_{k}"]) for r in rows])) if rows else float("nan")
             for k in ("base", "rl")}
