@@ -10,6 +10,10 @@ means anything on a shared machine:
   greedy     greedy evaluation (evaluate.greedy_accuracy) of held-out items: items per second, and whether
              both arms wrote identical completions (all prompts distinct: the kv sampler's gains are the
              shared chat-template prefix, the static cache and dropping finished rows).
+  scoring    answer log-likelihoods of C2's probe items (math test, knowledge probe, second skill):
+             world.evaluate.answer_logprob (a full forward, log-softmax at every position) vs the kv scorer
+             that claims.fast_eval uses (shared prefix once, LM head on the answer positions only); items per
+             second and the largest per-item difference in nats.
   decode     seconds per decode step at batch 16 on random weights of the tiny and of the SmolLM2 shapes
              (no EOS can end it early): generate vs the model's own forward over transformers' StaticCache
              vs the kv sampler's hand-written step ((T(n+1 tokens) - T(1 token)) / n).
@@ -127,6 +131,29 @@ def bench_greedy(model, tok, profile: str, n_items: int, repeats: int) -> dict:
             "identical_completions": comps["generate"] == comps["kv"]}
 
 
+def bench_scoring(model, tok, profile: str, n_items: int, repeats: int) -> dict:
+    import numpy as np
+
+    from rlvr_lowrank.claims import c2, fast_eval
+    from rlvr_lowrank.world import evaluate
+
+    per_axis = max(1, n_items // 3)
+    sets = c2.eval_sets(n_math=per_axis, n_fact=per_axis, n_skill=per_axis, profile=profile)
+    items = [it for axis in sets.values() for it in axis]
+    arms = {"plain": lambda: evaluate.answer_logprob(model, tok, items, batch_size=64),
+            "kv": lambda: fast_eval.answer_logprob(model, tok, items)}
+    times, got = {a: [] for a in arms}, {}
+    for r in range(repeats + 1):
+        for arm, fn in arms.items():
+            dt, got[arm] = _timed(fn)
+            if r:
+                times[arm].append(dt)
+    med = {a: statistics.median(v) for a, v in times.items()}
+    return {"items": len(items), "median_seconds": med, "items_per_second": {a: len(items) / s for a, s in med.items()},
+            "ratio_plain_to_kv": med["plain"] / med["kv"],
+            "max_abs_difference_nats": float(np.abs(got["plain"] - got["kv"]).max())}
+
+
 def _static_cache_greedy(model, ids, mask, n_new):
     """Greedy decoding with the model's own forward over a preallocated transformers StaticCache."""
     from transformers import StaticCache
@@ -228,6 +255,11 @@ def main() -> None:
             print(f"[{n} thread(s)] greedy evaluation of {g['items']} items: generate "
                   f"{g['items_per_second']['generate']:.1f} items/s, kv {g['items_per_second']['kv']:.1f} items/s "
                   f"-> {g['ratio_generate_to_kv']:.2f}x; identical completions: {g['identical_completions']}",
+                  flush=True)
+            res["scoring"] = c = bench_scoring(model, tok, profile, args.items or (30 if args.quick else 150), repeats)
+            print(f"[{n} thread(s)] answer log-likelihoods of {c['items']} probe items: plain "
+                  f"{c['items_per_second']['plain']:.1f} items/s, kv scorer {c['items_per_second']['kv']:.1f} items/s "
+                  f"-> {c['ratio_plain_to_kv']:.2f}x; largest difference {c['max_abs_difference_nats']:.1e} nats",
                   flush=True)
         res["decode"] = d = bench_decode(repeats, n_new=16 if args.quick else 32)
         for name, m in d.items():

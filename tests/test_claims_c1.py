@@ -3,7 +3,7 @@ import pytest
 
 from fake_runs import reward_curve, write_run
 from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c1
-from rlvr_lowrank.training import runs
+from rlvr_lowrank.training import config, runs
 
 
 def _evals(test, train):
@@ -47,7 +47,7 @@ def test_an_unfinished_run_is_refused(tmp_path, pair):
 def test_measure_sweep_rows_and_result_json(pair):
     rows = c1.measure({0: pair[0], 1: pair[0]}, {0: pair[1], 1: pair[1]})
     assert [r["seed"] for r in rows] == [0, 1]
-    sweep = c1.sweep_rows("pr1s", {"every": 10, "variant": "trunc"}, rows)
+    sweep = c1.sweep_rows("pr1s", config.Pr1s(every=10, variant="trunc"), rows)
     assert [s["metric"] for s in sweep] == ["reward_gap", "test_gap"] and sweep[0]["K"] == 10
     assert sweep[0]["mean"] == pytest.approx(0.25) and sweep[0]["verdict"] == INCONCLUSIVE
     res = c1.decide("smoke", "full", "pr1s", [0, 1], rows, sweep)

@@ -126,7 +126,7 @@ def test_every_module_imports_alone():
 
 # a run's config read as a dict and indexed by key in a notebook: a typo or a renamed field fails late
 # and silently (cfg.get); notebooks read it through training.config.from_dict, whose fields are checked once
-CONFIG_INDEXING = re.compile(r"\bcfg\s*\[\s*['\"]|\bcfg\.get\(")
+CONFIG_INDEXING = re.compile(r"\bcfg\s*\[\s*['\"]|\bcfg\.get\(|read_config\(.*\)\s*(\[|\.get\()")
 
 
 def test_no_notebook_indexes_a_config_dict():
@@ -141,7 +141,8 @@ def test_no_notebook_indexes_a_config_dict():
 
 
 def test_the_config_indexing_pattern_catches_what_it_should():
-    for bad in ("cfg['train']['max_steps']", 'cfg["pr1s"]', "cfg.get('rl_train_size')"):
+    for bad in ("cfg['train']['max_steps']", 'cfg["pr1s"]', "cfg.get('rl_train_size')",
+                'runs.read_config(run)["pr1s"]', 'runs.read_config(run).get("eval")'):
         assert CONFIG_INDEXING.search(bad), bad
     for fine in ('cfg.train["max_steps"]', "cfg.pr1s.every", "my_cfg_list[0]"):
         assert not CONFIG_INDEXING.search(fine), fine

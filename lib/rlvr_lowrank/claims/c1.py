@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training import runs
+from ..training import config, runs
 from .base import (
     Claim,
     ClaimResult,
@@ -116,11 +116,11 @@ def overfit_precondition(stored: dict) -> Precondition:
                                   f"{fmt_interval(g)}, t {fmt_interval(g, 't_ci')}, n = {g['n']}")
 
 
-def sweep_rows(arm: str, pr1s_config: dict, rows: list[dict]) -> list[dict]:
-    """The sweep table of one PR1S arm (its config.yaml ``pr1s:`` section and its measure() rows):
-    one row per gap, with the arm's own verdict (only the main arm decides C1)."""
+def sweep_rows(arm: str, pr1s: "config.Pr1s", rows: list[dict]) -> list[dict]:
+    """The sweep table of one PR1S arm (its run config's typed ``pr1s`` section, claims.run_config, and its
+    measure() rows): one row per gap, with the arm's own verdict (only the main arm decides C1)."""
     v = verdict_of_rows(rows)
-    return [{"arm": arm, "K": pr1s_config["every"], "variant": pr1s_config["variant"], "metric": metric,
+    return [{"arm": arm, "K": pr1s.every, "variant": pr1s.variant, "metric": metric,
              "mean": v[metric]["mean"], "ci_lo": v[metric]["ci"][0], "ci_hi": v[metric]["ci"][1],
              "t_lo": v[metric]["t_ci"][0], "t_hi": v[metric]["t_ci"][1], "n": v[metric]["n"],
              "verdict": v["verdict"], "verdict_bootstrap_only": v["verdict_bootstrap_only"]}

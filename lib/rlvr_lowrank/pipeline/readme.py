@@ -236,7 +236,7 @@ BLOCKS = {"hardware": hardware_block, "timing": timing_block, "results": results
           "findings": details.findings_block,
           "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
           "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
-          "smollm2-profile": real_model.smollm2_profile_block,
+          "smollm2-profile": real_model.smollm2_profile_block, "smollm2-sampler": real_model.smollm2_sampler_block,
           "smollm2-lr": real_model.smollm2_lr_block, "smollm2-task": design.task_choice_block,
           "smollm2-explore": design.exploration_block, "smollm2-final": design.final_runs_block}
 MARKER = re.compile(r"<!-- BEGIN:([A-Za-z0-9_-]+) -->")

@@ -274,3 +274,42 @@ def smollm2_profile_block() -> str:
         if s.get("kind_split_withheld"):
             lines += ["", f"By operator kind: withheld, {s['kind_split_withheld']}."]
     return "\n".join(lines)
+
+
+def smollm2_sampler_block() -> str:
+    """The kv sampler and kv scorer against transformers' paths on SmolLM2, side by side in one process
+    (benchmarks/bench_sampler.py -> reports/smollm2/bench_sampler.json): per thread setting, each measurement's
+    medians, ratio and agreement."""
+    d = _smollm2_report("bench_sampler.json")
+    if d is None:
+        return ("_Not measured yet: `python benchmarks/bench_sampler.py --out reports/smollm2/bench_sampler.json` "
+                "writes it._")
+    load = d["load_average_at_start"][0], d["load_average_at_end"][0]
+    lines = [f"Measured by `benchmarks/bench_sampler.py` on {d['cpu']} (bf16 support: {d['cpu_bf16_feature']}), "
+             f"torch {d['torch']}, model {d['model']}, median of {d['repeats']} interleaved rounds after a warm-up; "
+             f"load average {load[0]:.2f} at the start and {load[1]:.2f} at the end (2 logical CPUs).", "",
+             "| threads | what | plain path | fast path | ratio | same result |", "|---|---|---|---|---|---|"]
+    def row(n, what, plain, fast, ratio, same):
+        lines.append(f"| {n} | {what} | {plain} | {fast} | {ratio:.2f}× | {same} |")
+
+    same = lambda ok: "identical completions" if ok else "completions differ"  # noqa: E731
+    for n, r in d["by_threads"].items():
+        if "sampling" in r:
+            s, m = r["sampling"], r["sampling"]["median_seconds"]
+            row(n, f"sampling {s['sequences']} sequences × {s['max_new_tokens']} new tokens, T = {s['temperature']:g} "
+                   "(`generate` vs kv sampler)", f"{m['generate']:.2f} s", f"{m['kv']:.2f} s",
+                s["ratio_generate_to_kv"], same(all(s["same_completions_each_round"])))
+        if "greedy" in r:
+            g, ips = r["greedy"], r["greedy"]["items_per_second"]
+            row(n, f"greedy evaluation of {g['items']} items (`generate` vs kv sampler)",
+                f"{ips['generate']:.1f} items/s", f"{ips['kv']:.1f} items/s", g["ratio_generate_to_kv"],
+                same(g["identical_completions"]))
+        if "scoring" in r:
+            c, ips = r["scoring"], r["scoring"]["items_per_second"]
+            row(n, f"answer log-likelihoods of {c['items']} C2 probe items (full forward vs kv scorer)",
+                f"{ips['plain']:.1f} items/s", f"{ips['kv']:.1f} items/s", c["ratio_plain_to_kv"],
+                f"largest difference {c['max_abs_difference_nats']:.1e} nats")
+        for shape, m in r.get("decode", {}).items():
+            row(n, f"one decode step, batch 16, {shape} shapes, random weights (`generate` vs kv step)",
+                f"{1e3 * m['generate']:.1f} ms", f"{1e3 * m['kv']:.1f} ms", m["ratio_generate_to_kv"], "—")
+    return "\n".join(lines)
