@@ -1,6 +1,7 @@
 """The repository stands on its own: no reference to documents a clone does not have, and a library
 whose modules import without cycles (each module can be imported alone)."""
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -130,7 +131,6 @@ CONFIG_INDEXING = re.compile(r"\bcfg\s*\[\s*['\"]|\bcfg\.get\(|read_config\(.*\)
 
 
 def test_no_notebook_indexes_a_config_dict():
-    import json
     hits = []
     for nb in sorted(paths.NOTEBOOKS.glob("*.ipynb")):
         for i, cell in enumerate(json.loads(nb.read_text())["cells"]):

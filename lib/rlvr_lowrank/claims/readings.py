@@ -59,7 +59,8 @@ DERIVED_FROM = {"C0.ni_margin_fraction": "1 − C0.min_recovery", "C1.min_did": 
 NON_INFERIOR, INFERIOR, UNDECIDED = "non-inferior", "inferior", "undecided"
 
 
-def _both(rule) -> bool:
+def under_both(rule) -> bool:
+    """Whether ``rule(interval key)`` holds for the bootstrap CI and for the t-interval (claims.base's rule)."""
     return bool(rule(BOOTSTRAP)) and bool(rule(T_INTERVAL))
 
 
@@ -78,9 +79,9 @@ def non_inferiority(diffs: Sequence[float], margin: float) -> dict:
     """A variant's paired d = acc(variant) − acc(Full): non-inferior when both intervals' lower bounds are
     above −margin, inferior when both upper bounds are below −margin, else undecided."""
     s = summarize(diffs)
-    if _both(lambda k: interval(s, k)[0] > -margin):
+    if under_both(lambda k: interval(s, k)[0] > -margin):
         cls = NON_INFERIOR
-    elif _both(lambda k: interval(s, k)[1] < -margin):
+    elif under_both(lambda k: interval(s, k)[1] < -margin):
         cls = INFERIOR
     else:
         cls = UNDECIDED
@@ -196,7 +197,7 @@ def c1_reading(full_train: Sequence[float], full_test: Sequence[float], pr1s_tra
     ft, fs, pt, ps = (np.asarray(x, dtype=float) for x in (full_train, full_test, pr1s_train, pr1s_test))
     did = summarize((ft - fs) - (pt - ps))
     t = THRESHOLDS["C1"]
-    holds = did["n"] >= 2 and did["mean"] >= t["min_did"] and _both(lambda k: interval(did, k)[0] > 0)
+    holds = did["n"] >= 2 and did["mean"] >= t["min_did"] and under_both(lambda k: interval(did, k)[0] > 0)
     eq = tost(fs - ps, t["tost_margin"])
     return {"added": ADDED, "did": did, "min_did": t["min_did"], "overfits_more_than_pr1s": bool(holds),
             "test_gap": summarize(fs - ps), "tost": eq,

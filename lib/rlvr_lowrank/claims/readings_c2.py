@@ -37,8 +37,8 @@ from ..analysis import rank1
 from ..sampling import kv_sampler, scoring
 from ..world import evaluate, tasks
 from . import c2, parallel, readings, suites
-from .base import BOOTSTRAP, T_INTERVAL, interval, score_models
-from .stats import summarize
+from .base import interval, score_models
+from .stats import fmt_both, summarize
 
 THRESHOLD = readings.THRESHOLDS["C2"]  # {"min_knowledge_drop": C2's own}
 KL_PROMPTS = 64     # training prompts the KL is estimated on (spread over the training set)
@@ -60,10 +60,9 @@ def random_rows(full_runs: dict[int, Path], sets: dict, processes: int = 1) -> l
 def classify_control(d: Sequence[float], margin: float = THRESHOLD["min_knowledge_drop"]) -> dict:
     """d per seed = acc(random) − acc(rank-1) on one probe -> its summary and class (module docstring)."""
     s = summarize(d)
-    both = lambda rule: all(rule(k) for k in (BOOTSTRAP, T_INTERVAL))  # noqa: E731
-    if len(s["values"]) >= 2 and s["mean"] >= margin and both(lambda k: interval(s, k)[0] > 0):
+    if len(s["values"]) >= 2 and s["mean"] >= margin and readings.under_both(lambda k: interval(s, k)[0] > 0):
         cls = SPECIFIC
-    elif len(s["values"]) >= 2 and both(lambda k: interval(s, k)[1] < margin):
+    elif len(s["values"]) >= 2 and readings.under_both(lambda k: interval(s, k)[1] < margin):
         cls = NOT_LARGER
     else:
         cls = UNDECIDED
@@ -170,8 +169,7 @@ def lines(result: dict) -> list[str]:
         d = r["random_minus_rank1"]
         name = "knowledge probe" if axis == "fact" else "second skill"
         out.append(f"{name}: loss vs base, rank-1 {r['loss_rank1']:.3f}, random direction {r['loss_random']:.3f}; "
-                   f"acc(random) − acc(rank-1) {d['mean']:.3f}, bootstrap [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}], "
-                   f"t [{d['t_ci'][0]:.3f}, {d['t_ci'][1]:.3f}]: {r['class']}")
+                   f"acc(random) − acc(rank-1) {fmt_both(d)}: {r['class']}")
     kl = result["kl_covariate"]
     for m, s in kl["kl_by_model"].items():
         out.append(f"forward KL(base ‖ {m}) on {kl['prompts']} training prompts × {kl['samples_per_prompt']}: "

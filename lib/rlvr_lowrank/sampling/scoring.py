@@ -92,17 +92,17 @@ class KVScorer(KVSampler):
             h = self._layers(F.embedding(ids, embed), cos, sin, self._prefill_mask(real))
         # the hidden state at suffix index j predicts token j + 1: answer i occupies suffix indices
         # len(p) - c .. len(p) - c + len(a) - 1, so its predictors start one earlier (>= 0 since c < len(p))
-        rows, cols, targets, owner = [], [], [], []
+        rows, cols, targets = [], [], []
         for i, (p, a) in enumerate(zip(prompts, answers)):
             first = len(p) - c - 1
             rows += [i] * len(a)
             cols += range(first, first + len(a))
             targets += a
-            owner += [i] * len(a)
-        hid = h[torch.tensor(rows, device=dev), torch.tensor(cols, device=dev)]
+        rows = torch.tensor(rows, device=dev)  # the item each scored position belongs to
+        hid = h[rows, torch.tensor(cols, device=dev)]
         logp = torch.log_softmax(self._logits(hid), dim=-1)
         picked = logp.gather(-1, torch.tensor(targets, device=dev)[:, None]).squeeze(-1).double()
-        sums = torch.zeros(n, dtype=torch.float64, device=dev).index_add_(0, torch.tensor(owner, device=dev), picked)
+        sums = torch.zeros(n, dtype=torch.float64, device=dev).index_add_(0, rows, picked)
         return sums.cpu().numpy()
 
 
