@@ -6,15 +6,26 @@ import torch
 
 from rlvr_lowrank import fileio, models
 from rlvr_lowrank.analysis import targets
+from rlvr_lowrank.training import config as run_config
+
+
+def _merged(dst: dict, src: dict) -> dict:
+    out = dict(dst)
+    for k, v in src.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | None = None,
               config: dict | None = None, trajectory: dict[int, dict[str, tuple]] | None = None,
               done: bool = True) -> Path:
     """A run directory with config.yaml, metrics.jsonl, evals.jsonl, optional trajectory/ files in the
-    recorder's format (``<name>|U``, ``|S``, ``|V``, ``|Wsv`` per step) and a DONE marker."""
+    recorder's format (``<name>|U``, ``|S``, ``|V``, ``|Wsv`` per step) and a DONE marker. config.yaml is the
+    smoke profile's resolved ``full`` run (as a real run writes it, so typed readers accept it) with ``config``
+    deep-merged over it."""
     run = Path(run)
-    fileio.write_yaml(run / "config.yaml", {"profile": "smoke", "experiment": "fake", "seed": 0, **(config or {})})
+    resolved = run_config.resolve("smoke", "full", 0).to_dict()
+    fileio.write_yaml(run / "config.yaml", _merged(resolved, {"experiment": "fake", **(config or {})}))
     for rec in metrics or []:
         fileio.append_jsonl(run / "metrics.jsonl", rec)
     for rec in evals or []:

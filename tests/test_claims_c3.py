@@ -24,7 +24,7 @@ def _full_table(strict):
     t = pd.concat([_table(heavy, [True] * 4, [3.0] * 4),
                    _table([False] * 4, [True] * 4, [9.0] * 4, "_shuffled"),
                    _table([True] * 4, [True] * 4, [2.0] * 4, "_delta")], axis=1)
-    return t
+    return t.assign(rel_update=[1e-3, 2e-3, 3e-3, 4e-3])
 
 
 def test_measure_and_decide_take_the_verdict_on_the_first_arm():
@@ -36,6 +36,10 @@ def test_measure_and_decide_take_the_verdict_on_the_first_arm():
     res = c3.decide("smoke", ["full", "pr1s"], [0, 1, 2], fractions)
     assert res.verdict == HOLDS and res.fraction_rl["mean"] == 1.0
     assert res.models["pr1s"]["strict"]["mean"] == 0.25 and set(res.models["base"]) == set(c3.READINGS)
+    # the update's own spectrum: every ΔW fit heavy-tailed, α 2, median ‖ΔW‖/‖W‖ 2.5e-3; none for the base
+    delta = res.models["full"]["delta"]
+    assert delta["ΔW"]["mean"] == 1.0 and delta["delta_median_alpha"]["mean"] == 2.0
+    assert delta["rel_update_median"]["mean"] == pytest.approx(2.5e-3) and "delta" not in res.models["base"]
     other = c3.decide("smoke", ["pr1s", "full"], [0, 1, 2], fractions)
     # 0.25 of the table's matrices, above the shuffled control's 0 and with a Wilson interval below 0.9
     assert other.verdict_two_valued == FAILS and other.verdict == "below threshold"

@@ -103,3 +103,18 @@ def test_extrapolation_needs_three_snapshots_and_finite_updates():
         dynamics.build_model_from_deltas(lin, {"w": torch.zeros(3, 2)})
     out = dynamics.build_model_from_deltas(lin, {"w": torch.ones(2, 2)})
     assert float(out.w.detach().sum()) == 4 and float(lin.w.detach().sum()) == 0  # base untouched
+
+
+def test_extrapolation_summary_ratios_and_steps_saved_on_a_known_case():
+    """Ratios are test_acc / trained_acc summarised over seeds; steps saved = 1 − window / final step only when
+    the mean ratio keeps the retention (0 otherwise), and None for the window end (the stop-early reference)."""
+    from rlvr_lowrank.claims import extrapolation
+    rows = [{"seed": s, "window": 10, "method": m, "test_acc": acc, "trained_acc": 0.8, "final_step": 40}
+            for s in (0, 1) for m, acc in (("window end", 0.4), ("RELEX-style", 0.8), ("AlphaRL-style", 0.6))]
+    out = extrapolation.summary(rows, retention=0.96)
+    assert out["RELEX-style @ 10"]["ratio"]["mean"] == pytest.approx(1.0)
+    assert out["RELEX-style @ 10"]["steps_saved"] == pytest.approx(0.75)
+    assert out["AlphaRL-style @ 10"]["ratio"]["mean"] == pytest.approx(0.75)
+    assert out["AlphaRL-style @ 10"]["steps_saved"] == 0.0
+    assert out["window end @ 10"]["steps_saved"] is None
+    assert out["window end @ 10"]["ratio"]["mean"] == pytest.approx(0.5)

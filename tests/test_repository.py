@@ -76,6 +76,31 @@ def test_imports_follow_the_package_order():
     assert not against, "imports against the package order (rlvr_lowrank.layout):\n" + "\n".join(against)
 
 
+def _undocumented_modules(package_dir) -> list[str]:
+    doc = ast.get_docstring(ast.parse((package_dir / "__init__.py").read_text(encoding="utf-8"))) or ""
+    return [f.stem for f in sorted(package_dir.glob("*.py"))
+            if f.stem != "__init__" and f"``{f.stem}``" not in doc]
+
+
+def test_each_package_docstring_names_its_modules_and_what_it_may_import():
+    """The package ``__init__`` docstring is the map a reader opens first: it names every module of the package
+    (as ``name``) and says what the package may import, so a new module cannot go unlisted."""
+    missing, no_rule = [], []
+    for init in sorted((paths.ROOT / "lib" / "rlvr_lowrank").glob("*/__init__.py")):
+        missing += [f"{init.parent.name}.{m}" for m in _undocumented_modules(init.parent)]
+        if "May import" not in (ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""):
+            no_rule.append(init.parent.name)
+    assert not missing, f"modules the package docstring does not name: {missing}"
+    assert not no_rule, f"package docstrings without a 'May import' line: {no_rule}"
+
+
+def test_the_docstring_check_sees_an_unlisted_module(tmp_path):
+    (tmp_path / "__init__.py").write_text('"""pkg.\n\n* ``listed`` -- here.\n\nMay import: nothing."""\n')
+    (tmp_path / "listed.py").write_text("")
+    (tmp_path / "unlisted.py").write_text("")
+    assert _undocumented_modules(tmp_path) == ["unlisted"]
+
+
 def test_the_order_check_sees_a_violation():
     assert layout.layer("rlvr_lowrank.training.train") > layout.layer("rlvr_lowrank.world.rewards")
     assert layout.layer("rlvr_lowrank.claims.c1") > layout.layer("rlvr_lowrank.training.runs")

@@ -4,7 +4,7 @@ is part of every notebook's fingerprint).
 
 Layers, lowest first; a module may import its own package and the layers below it, never one above::
 
-    paths, fileio, layout   foundations: where files live, how they are written, this file
+    paths, fileio, checks, layout   foundations: where files live, how they are written, argument checks, this file
     sampling                the fast sampler (torch only): rollouts and greedy evaluation
     world                   tasks, chat tasks, rewards, evaluation
     models                  tiny model, loading, SmolLM2 cache, sharded weights, pretraining
@@ -35,7 +35,7 @@ from pathlib import Path
 PACKAGE = "rlvr_lowrank"
 SOURCE = Path(__file__).resolve().parent
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("paths", "fileio", "layout"), ("sampling",), ("world",), ("models",), ("analysis",), ("checkpoints",),
+    ("paths", "fileio", "checks", "layout"), ("sampling",), ("world",), ("models",), ("analysis",), ("checkpoints",),
     ("training",), ("claims",), ("figures",), ("pipeline",), ("cli",), ("__main__",))
 TRAINING_ENTRY = f"{PACKAGE}.training.train"
 NOT_NOTEBOOK_INPUTS = ("pipeline", "cli", "__main__", "checkpoints.cli")

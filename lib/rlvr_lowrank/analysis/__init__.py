@@ -5,10 +5,11 @@
 * ``rank1`` -- ΔW = W_RL - W_base, its rank-1 (and rank-k) substitutions (PR1S's included), substituted models;
 * ``esd`` -- eigenvalues and singular values of weight matrices (the empirical spectral density);
 * ``power_law`` -- power-law fits of an ESD's tail (WeightWatcher / powerlaw equivalent), the heavy-tail decision;
+* ``goodness_of_fit`` -- the Clauset-Shalizi-Newman bootstrap p of a power-law tail (is the fit plausible at all);
 * ``spectral_metrics`` -- shuffled control, Marchenko-Pastur edge and spikes, stable / effective rank, drift;
 * ``spectra`` -- the whole-model spectral table (one row per target matrix, claim C3);
 * ``alignment`` -- singular-vector alignment over a trajectory (claim C4);
 * ``dynamics`` -- beyond the paper: rank-1 linear dynamics of the trajectory and its extrapolation.
 
-May import: nothing of the project (only torch, numpy, scipy, pandas).
+May import: the foundations only (``checks``), besides torch, numpy, scipy and pandas.
 """

@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 
+from .. import checks
 from .svd import check_matrix, rescale, svd_topk
 from .targets import layer_index, matrix_type, target_names
 
@@ -190,8 +191,7 @@ def substitute_update(dW: torch.Tensor, variant: str, k=1, normmatch: bool = Fal
             R = dW.clone()
             U, S, V, info = svd_topk(dW, 1, method=method, seed=seed, return_info=True)
         else:
-            if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k > min(m, n):
-                raise ValueError(f"k must be 'full' or an integer in 1..{min(m, n)} for a {m}x{n} matrix, got {k!r}")
+            checks.integer(k, "k", maximum=min(m, n), hint=f" (or 'full') for a {m}x{n} matrix")
             U, S, V, info = svd_topk(dW, k, method=method, seed=seed, return_info=True)
             R = (U * S) @ V.T
             if normmatch:

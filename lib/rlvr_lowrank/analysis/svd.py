@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from .. import checks
+
 SVD_METHODS = ("auto", "exact", "fast")
 
 # Accuracy contract of the fast path (checked a posteriori, see _fast_topk): whenever σ1/σ2 >= 1.01 the
@@ -171,8 +173,7 @@ def svd_topk(M: torch.Tensor, k: int = 1, method: str = "auto", seed: int = 0, r
         raise ValueError(f"unknown svd method {method!r}; valid: {', '.join(SVD_METHODS)}")
     check_matrix(M, "svd_topk")
     m, n = M.shape
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k > min(m, n):
-        raise ValueError(f"k must be an integer in 1..{min(m, n)} for a {m}x{n} matrix, got {k!r}")
+    checks.integer(k, "k", maximum=min(m, n), hint=f" for a {m}x{n} matrix")
     M = M.detach().float()
     amax = float(M.abs().max()) if M.numel() else 0.0  # NaN/Inf propagate through max: a cheap finiteness check
     if not math.isfinite(amax):

@@ -13,9 +13,11 @@
 * ``report`` -- its analysis.md and figures;
 * ``substitute`` -- the ``substitute`` command: the substituted model BASE + a variant of ΔW;
 * ``planted`` -- a synthetic RL checkpoint with a known answer (base + planted rank-1 update + noise);
+* ``math_eval`` -- the ``evaluate-math`` command: greedy accuracy and pass@k of a model directory on MATH-style JSONL;
 * ``cli`` -- their command lines.
 
-May import: ``paths``, ``fileio`` and ``analysis``. Nothing here is used by training.
+May import: the foundations, ``world``, ``models`` and ``analysis`` (``cli`` also ``claims``, inside its
+commands). Nothing here is used by training.
 """
 from .foreign import GGUFCheckpoint, LoraCheckpoint
 from .opening import check_pair, iter_targets, open_checkpoint, target_selector

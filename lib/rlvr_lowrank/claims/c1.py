@@ -75,6 +75,20 @@ def measure(full_runs: dict[int, Path], pr1s_runs: dict[int, Path]) -> list[dict
     return [{"seed": s, **per_seed(full_runs[s], pr1s_runs[s])} for s in full_runs]
 
 
+def curve_rows(arm_runs: dict[str, dict[int, Path]], arms: list[str],
+               seeds: list[int]) -> tuple[list[dict], list[dict]]:
+    """What fig02 plots, per arm and seed: the raw sampled reward of every step (metrics.jsonl) and the greedy
+    evaluations (evals.jsonl: test and training-set accuracy), as records with ``arm``, ``seed``, ``step``."""
+    rewards, evals = [], []
+    for s in seeds:
+        for arm in arms:
+            m, e = runs.run_curves(arm_runs[arm][s])
+            rewards += [{"arm": arm, "seed": s, "step": int(r.step), "reward": float(r.reward)} for r in m.itertuples()]
+            evals += [{"arm": arm, "seed": s, "step": int(r.step), "test_acc": float(r.test_acc),
+                       "train_acc": float(r.train_acc)} for r in e.itertuples()]
+    return rewards, evals
+
+
 def judge(s: dict) -> dict:
     """The verdict from the summaries ``reward_gap`` and ``test_gap`` (a c1.json or a sweep arm's):
     the rule is read with both intervals (base.both_intervals)."""

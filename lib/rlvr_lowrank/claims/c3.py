@@ -47,6 +47,8 @@ CLAIM = Claim(
 )
 THRESHOLDS = CLAIM.thresholds
 READINGS = ("strict", "ww_band", "shuffled", "median_alpha")  # summarized per model in c3.json
+# the update's own spectrum and size (delta_readings), summarized under "delta" of each trained model in c3.json
+DELTA_READINGS = ("ΔW", "delta_ww_band", "delta_median_alpha", "rel_update_median")
 
 
 def run_spectra(run: Path, base_state: dict) -> pd.DataFrame:
@@ -75,15 +77,27 @@ def heavy_tail_fractions(table: pd.DataFrame, suffix: str = "") -> dict:
             "reliable": float(rel.mean()), "median_alpha": float(alpha.median()), "n": int(len(table))}
 
 
+def delta_readings(table: pd.DataFrame) -> dict:
+    """The spectrum of the update itself, ΔW = W − W_base, per model: the strict and WeightWatcher-band
+    heavy-tailed fractions and the median α of ΔW's fits, and the median ‖ΔW‖_F / ‖W_base‖_F over matrices.
+
+    Why: when ‖ΔW‖ is small, W_RL's spectrum is the base's (Weyl: |σᵢ(W + ΔW) − σᵢ(W)| ≤ ‖ΔW‖₂), so C3 on W_RL
+    cannot see what RL did; these say what the update's own spectrum looks like and how large it is."""
+    d = heavy_tail_fractions(table, "_delta")
+    return {"ΔW": d["strict"], "delta_ww_band": d["ww_band"], "delta_median_alpha": d["median_alpha"],
+            "rel_update_median": float(table["rel_update"].median())}
+
+
 def measure(base_table: pd.DataFrame, tables: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
     """One row per model: the base (seed None), then each (arm, seed) run; heavy_tail_fractions plus
-    the strict fraction of the shuffled control and of ΔW (NaN for the base, which has no update)."""
+    the strict fraction of the shuffled control and :func:`delta_readings` (NaN for the base, which has no
+    update)."""
+    none = {k: float("nan") for k in DELTA_READINGS}
     rows = [{"model": "base", "seed": None, **heavy_tail_fractions(base_table),
-             "shuffled": heavy_tail_fractions(base_table, "_shuffled")["strict"], "ΔW": float("nan")}]
+             "shuffled": heavy_tail_fractions(base_table, "_shuffled")["strict"], **none}]
     for (arm, s), t in tables.items():
         rows.append({"model": arm, "seed": s, **heavy_tail_fractions(t),
-                     "shuffled": heavy_tail_fractions(t, "_shuffled")["strict"],
-                     "ΔW": heavy_tail_fractions(t, "_delta")["strict"]})
+                     "shuffled": heavy_tail_fractions(t, "_shuffled")["strict"], **delta_readings(t)})
     return pd.DataFrame(rows)
 
 
@@ -144,7 +158,7 @@ class C3Result(ClaimResult):
     seeds: list
     fraction_rl: dict
     verdict: str
-    models: dict  # model -> reading -> summarize over seeds (and "smollm2" -> smollm2_summary)
+    models: dict  # model -> reading -> summarize over seeds ("delta": ΔW's own spectrum; "smollm2" -> smollm2_summary)
     why: str | None = None
     verdict_bootstrap_only: str | None = None
     verdict_two_valued: str | None = None  # the two-valued rule's verdict; ``verdict`` is the class
@@ -160,6 +174,9 @@ def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame,
     v = verdict(fractions.loc[fractions["model"] == arms[0], "strict"].tolist())
     summary = {model: {k: summarize(part[k]) for k in READINGS}
                for model, part in fractions.groupby("model", sort=False)}
+    for model, part in fractions.groupby("model", sort=False):
+        if model != "base" and all(k in part for k in DELTA_READINGS) and part["ΔW"].notna().all():
+            summary[model]["delta"] = {k: summarize(part[k]) for k in DELTA_READINGS}
     if smollm2 is not None:
         summary["smollm2"] = smollm2_summary(smollm2)
     n_matrices = int(fractions.loc[fractions["model"] == arms[0], "n"].iloc[0])

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ..training import config, runs
-from . import notebooks, power
+from . import notebooks, power, stats
 from .stats import summarize
 
 NO_NULL_ARM = "no null arm"
@@ -93,7 +93,8 @@ def reading(c: dict) -> str:
     mde_s = mde if power.is_no_variation(mde) else f"{mde:.3g}"
     where = f" at {c['matched']}" if c.get("matched") else ""
     head = (f"{c['quantity']}{where}: RL {c['rl']['mean']:.3g} vs null {c['null']['mean']:.3g}, RL − null "
-            f"{c['difference']:.3g}, Welch 95% [{lo:.3g}, {hi:.3g}] ({c['rl']['n']} vs {c['null']['n']} seeds)")
+            f"{c['difference']:.3g}, Welch 95% {stats.fmt_pair(lo, hi, 3, 'g')} "
+            f"({c['rl']['n']} vs {c['null']['n']} seeds)")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return head + "; fewer than two seeds in an arm: no interval, no test"
     if lo > 0 or hi < 0:

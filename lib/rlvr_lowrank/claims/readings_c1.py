@@ -19,8 +19,8 @@ from typing import Mapping
 import numpy as np
 
 from .. import fileio
-from ..training import prompt_counts, runs
-from . import readings, readings_saturation
+from ..training import prompt_counts
+from . import readings, readings_saturation, run_config
 
 COLUMNS = ("sampled_train_acc", "sampled_test_acc")
 PHASES = ("pre", "post")
@@ -44,9 +44,10 @@ def sampled(row: Mapping, phase: str | None = None) -> tuple[float, float] | Non
     return float(row[keys[0]]), float(row[keys[1]])
 
 
-def deciding_phase(run: Path) -> str | None:
-    """The ``eval.pr1s_phase`` a run's config named before it was trained (None: not recorded)."""
-    return (runs.read_config(run).get("eval") or {}).get("pr1s_phase")
+def deciding_phase(run: Path) -> str:
+    """The ``eval.pr1s_phase`` a run's config named before it was trained (the typed config: a run made before
+    the key existed is refused as earlier code by its identity before it gets here)."""
+    return run_config.typed_config(run).eval.pr1s_phase
 
 
 def measure(full_runs: Mapping[int, Path], pr1s_runs: Mapping[int, Path], phase: str | None = None) -> list[dict]:

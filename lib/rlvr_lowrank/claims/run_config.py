@@ -1,6 +1,5 @@
 """A finished run's config as the typed ``training.config.Experiment`` (each field checked once, by the dataclasses
-of training.config), for notebooks and claims: ``config.yaml`` minus the header a run writes beside the resolved
-config (runs.HEADER_KEYS: config_hash, identity, run_hash). ``config.from_dict`` alone refuses that header."""
+of training.config), for notebooks and claims."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +8,6 @@ from ..training import config, runs
 
 
 def typed_config(run: str | Path) -> config.Experiment:
-    """The Experiment a run was trained with (an unknown or malformed key is a ConfigError naming it)."""
-    stored = runs.read_config(Path(run))
-    return config.from_dict({k: v for k, v in stored.items() if k not in runs.HEADER_KEYS})
+    """The Experiment a run was trained with, read from its ``config.yaml`` (the header a run writes beside the
+    resolved config is skipped by ``config.from_dict``; an unknown or malformed key is a ConfigError naming it)."""
+    return config.from_dict(runs.read_config(Path(run)))

@@ -74,12 +74,22 @@ def last_fraction_mean(metrics: pd.DataFrame, column: str = "reward", n_steps: i
     return float(metrics.loc[metrics["step"] > last_steps_start(n, fraction), column].mean())
 
 
+def fmt_pair(lo: float, hi: float, digits: int = 3, spec: str = "f") -> str:
+    """``[lo, hi]``: how every interval is written (``spec`` "f": fixed decimals, "g": significant digits)."""
+    return f"[{lo:.{digits}{spec}}, {hi:.{digits}{spec}}]"
+
+
 def fmt_interval(summary: dict, key: str = "ci", digits: int = 3) -> str:
     """``[lo, hi]`` of one interval of a summarize() dict ("—" where the summary lacks it)."""
     iv = summary.get(key)
     if not iv or any(v is None or not np.isfinite(v) for v in iv):
         return "—"
-    return f"[{iv[0]:.{digits}f}, {iv[1]:.{digits}f}]"
+    return fmt_pair(iv[0], iv[1], digits)
+
+
+def fmt_mean_ci(summary: dict, digits: int = 2, key: str = "ci") -> str:
+    """``mean [lo, hi]`` of a summarize() dict: the short form of notebook printouts and table cells."""
+    return f"{summary['mean']:.{digits}f} {fmt_interval(summary, key, digits)}"
 
 
 def fmt_both(summary: dict, digits: int = 3) -> str:

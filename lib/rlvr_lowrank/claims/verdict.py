@@ -58,7 +58,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from . import power
+from . import power, stats
 
 UNTESTABLE = "untestable here"
 HOLDS = "holds"
@@ -185,7 +185,7 @@ def varies_over_seeds(values: Sequence[float], name: str = "varies over seeds") 
 
 
 def _fmt_intervals(intervals: Mapping) -> str:
-    return ", ".join(f"{INTERVAL_LABELS.get(k, k)} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in intervals.items())
+    return ", ".join(f"{INTERVAL_LABELS.get(k, k)} {stats.fmt_pair(lo, hi)}" for k, (lo, hi) in intervals.items())
 
 
 def _holds(direction, ivs, theta, bound, strict, mean, require_mean) -> tuple[bool, str]:

@@ -161,7 +161,7 @@ def knowledge_panels(scores: "pd.DataFrame", thresholds: Mapping[str, float], ce
     rec = ""
     if math_recovery:
         m = math_recovery
-        rec = (f"\nrank-1 math recovery {m['mean']:.2f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}] (needs ≥ "
+        rec = (f"\nrank-1 math recovery {stats.fmt_mean_ci(m)} (needs ≥ "
                f"{thresholds.get('min_math_recovery', float('nan')):g})")
     a1.set_title("what decides: rank-1 = norm-matched" + rec, fontsize="small")
     a2.set_title("log-probability (not used by the verdict)", fontsize="small")

@@ -3,6 +3,7 @@
 comes from those files; a file not written yet gives the command that writes it."""
 from __future__ import annotations
 
+from ..claims import stats
 from .readme_real_model import SMOLLM2_NOTE
 from .readme_real_model import _smollm2_report as _report
 
@@ -95,8 +96,7 @@ def final_runs_block() -> str:
                      + f" | {cell(steps[-1], 'ood_acc')} |")
     gap = c1.get("overfit_gap")
     lines += ["", "**C1's precondition, Full RL overfit** (sampled train − test accuracy at the last evaluation, "
-                  "per seed): " + (f"mean {gap['mean']:.3f}, bootstrap [{gap['ci'][0]:.3f}, {gap['ci'][1]:.3f}], "
-                                   f"t [{gap['t_ci'][0]:.3f}, {gap['t_ci'][1]:.3f}] (n = {gap['n']})"
+                  "per seed): " + (f"mean {stats.fmt_both(gap)} (n = {gap['n']})"
                                    if isinstance(gap, dict) and gap.get("n") else "not recorded") + "."]
     if ev.get("null_unfinished"):
         lines += ["", f"_The null arm's seeds {ev['null_unfinished']} had not finished when notebook 02 ran: "

@@ -7,6 +7,7 @@ import contextlib
 import re
 
 from .. import claims, fileio, paths
+from ..claims import stats
 from ..claims.verdict import INCONCLUSIVE
 
 TRACKED_PROFILES = ("tiny", "tiny-long", "smollm2")
@@ -51,7 +52,7 @@ def fmt(x: float) -> str:
 
 
 def ci(x: dict) -> str:
-    return f"{x['mean']:.3f} [{x['ci'][0]:.3f}, {x['ci'][1]:.3f}]"
+    return stats.fmt_mean_ci(x, 3)
 
 
 def verdict_with_power(c: dict) -> str:

@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import fileio, paths
+from .. import checks, fileio, paths
 from ..world import random_reward, rewards, tasks
 from ..world.chat_tasks import ChatTask
 
@@ -53,8 +53,7 @@ class Pr1s:
     optimizer_state: str = "keep"
 
     def __post_init__(self):
-        if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every <= 0:
-            raise ConfigError(f"pr1s.every must be a positive integer, got {self.every!r}")
+        checks.integer(self.every, "pr1s.every", error=ConfigError)
         if self.variant not in ("trunc", "normmatch"):
             raise ConfigError(f"pr1s.variant must be 'trunc' or 'normmatch', got {self.variant!r}")
         if self.optimizer_state not in ("keep", "reset"):
@@ -145,12 +144,8 @@ class Eval:
 
     def __post_init__(self):
         for key in ("n_sampled_train", "n_sampled_test"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"eval.{key} must be an integer >= 0 (0: none), got {v!r}")
-        v = self.samples_per_prompt
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(f"eval.samples_per_prompt must be a positive integer, got {v!r}")
+            checks.integer(getattr(self, key), f"eval.{key}", minimum=0, error=ConfigError, hint=" (0: none)")
+        checks.integer(self.samples_per_prompt, "eval.samples_per_prompt", error=ConfigError)
         if self.pr1s_phase not in PR1S_PHASES:
             raise ConfigError(f"eval.pr1s_phase must be 'pre' or 'post', got {self.pr1s_phase!r}")
 
@@ -271,36 +266,37 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.CONFIGS.glob("*.yaml"))
 
 
-def seeds_of(profile: str, experiment: str) -> list[int]:
-    """The seeds an experiment is trained with: its own ``seeds:`` if it sets them (e.g. fewer seeds for the
-    arms that decide no claim), else the profile's ``seeds:``."""
-    prof = load_profile(profile)
+def experiment_section(prof: dict, profile: str, experiment: str) -> dict:
+    """The ``experiments.<experiment>`` (or ``manual_experiments.<experiment>``: runnable by hand, never trained
+    by the pipeline) section of a loaded profile, ``{}`` when empty; an unknown name is a ConfigError listing
+    the defined ones."""
     experiments = {**(prof.get("experiments") or {}), **(prof.get("manual_experiments") or {})}
     if experiment not in experiments:
         raise ConfigError(f"unknown experiment {experiment!r} for profile {profile!r}; "
                           f"defined in configs/{profile}.yaml: {sorted(experiments)}")
-    seeds = (experiments[experiment] or {}).get("seeds", prof.get("seeds", [0]))
+    return experiments[experiment] or {}
+
+
+def seeds_of(profile: str, experiment: str) -> list[int]:
+    """The seeds an experiment is trained with: its own ``seeds:`` if it sets them (e.g. fewer seeds for the
+    arms that decide no claim), else the profile's ``seeds:``."""
+    prof = load_profile(profile)
+    seeds = experiment_section(prof, profile, experiment).get("seeds", prof.get("seeds", [0]))
     return [check_seed(s) for s in seeds]
 
 
 def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    return seed
+    return checks.integer(seed, "seed", minimum=0, maximum=MAX_SEED, error=ConfigError)
 
 
 def resolve(profile: str, experiment: str, seed: int, overrides: dict | None = None) -> Experiment:
     """Profile defaults, deep-merged with ``experiments.<experiment>`` and ``overrides``; checked."""
     check_seed(seed)
     prof = load_profile(profile)
-    # manual_experiments: runnable by hand, never trained by the pipeline (smollm2)
-    experiments = {**(prof.get("experiments") or {}), **(prof.get("manual_experiments") or {})}
-    if experiment not in experiments:
-        raise ConfigError(f"unknown experiment {experiment!r} for profile {profile!r}; "
-                          f"defined in configs/{profile}.yaml: {sorted(experiments)}")
+    section = experiment_section(prof, profile, experiment)
     raw = {k: copy.deepcopy(prof[k]) for k in EXPERIMENT_KEYS if k in prof}
     # ``seeds`` says which runs of the experiment exist, not how one of them trains
-    _deep_update(raw, {k: v for k, v in copy.deepcopy(experiments[experiment] or {}).items() if k != "seeds"})
+    _deep_update(raw, {k: v for k, v in copy.deepcopy(section).items() if k != "seeds"})
     _deep_update(raw, copy.deepcopy(overrides or {}))
     unknown = sorted(set(raw) - set(EXPERIMENT_KEYS))
     if unknown:
@@ -314,11 +310,15 @@ def resolve(profile: str, experiment: str, seed: int, overrides: dict | None = N
     return cfg
 
 
+HEADER_KEYS = ("config_hash", "identity", "run_hash")  # written by runs.write_header beside the resolved config
+
+
 def from_dict(d: dict) -> Experiment:
-    """An Experiment from a stored config.yaml (keys checked; ``config_hash`` ignored)."""
+    """An Experiment from a run's stored config.yaml (keys checked; the header a run writes beside the
+    resolved config, :data:`HEADER_KEYS`, ignored)."""
     if not isinstance(d, dict):
         raise ConfigError(f"a run config must be a mapping, got {type(d).__name__}")
-    d = {k: v for k, v in d.items() if k != "config_hash"}
+    d = {k: v for k, v in d.items() if k not in HEADER_KEYS}
     known = {f.name for f in dataclasses.fields(Experiment)}
     unknown = sorted(set(d) - known)
     if unknown:
@@ -357,8 +357,7 @@ def validate(cfg: Experiment) -> None:
     n = cfg.rl_train_size
     if n is not None:
         stored = min(len(tasks.load_items(task, "rl_train")) for task in cfg.tasks)
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= stored:
-            raise ConfigError(f"rl_train_size must be an integer in 1..{stored} (the stored rl_train split), got {n!r}")
+        checks.integer(n, "rl_train_size", maximum=stored, error=ConfigError, hint=" (the stored rl_train split)")
     if cfg.device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg.device!r}")
     if isinstance(cfg.data, str) and cfg.data not in DATA_NAMES:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .. import fileio, models
+from .. import checks, fileio, models
 from ..analysis import esd, power_law, svd, targets
 from ..models import sharding
 
@@ -48,8 +48,7 @@ class SpectralMonitor(TrainerCallback):
     """
 
     def __init__(self, every: int = 10, log_path: str | Path | None = None, base_state: dict | None = None):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        checks.integer(every, "every")
         self.every = every
         self.log_path = Path(log_path) if log_path is not None else None
         self.base = None if base_state is None else self._targets(base_state)

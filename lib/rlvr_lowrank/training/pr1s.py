@@ -16,7 +16,7 @@ from typing import Mapping
 import torch
 from transformers import TrainerCallback
 
-from .. import fileio
+from .. import checks, fileio
 from ..analysis import rank1, svd, targets
 from ..models import sharding
 
@@ -103,8 +103,7 @@ class PeriodicRank1Callback(TrainerCallback):
     def __init__(self, base_state: Mapping[str, torch.Tensor], every: int, variant: str = "trunc",
                  optimizer_state: str = "keep", log_path: str | Path | None = None, generation_every: int | None = None,
                  anchor: str = "base", method: str = "auto", seed: int = 0, trainer=None, broadcast: bool = True):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every (K) must be a positive integer, got {every!r}")
+        checks.integer(every, "every (K)")
         if variant not in ("trunc", "normmatch"):
             raise ValueError(f"unknown PR1S variant {variant!r}; valid: trunc, normmatch")
         if optimizer_state not in ("keep", "reset"):
@@ -114,8 +113,7 @@ class PeriodicRank1Callback(TrainerCallback):
         if method not in svd.SVD_METHODS:
             raise ValueError(f"unknown svd method {method!r}; valid: {', '.join(svd.SVD_METHODS)}")
         if generation_every is not None:
-            if isinstance(generation_every, bool) or not isinstance(generation_every, int) or generation_every <= 0:
-                raise ValueError(f"generation_every must be a positive integer, got {generation_every!r}")
+            checks.integer(generation_every, "generation_every")
             if every % generation_every != 0:
                 raise ValueError(f"every={every} is not a multiple of generation_every={generation_every}: "
                                  "substitutions must fall on generation boundaries")

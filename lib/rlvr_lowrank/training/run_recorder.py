@@ -34,8 +34,8 @@ class RunRecorder(TrainerCallback):
         sampler (str, default "generate"): how the greedy completions are made (evaluate.generate; "kv" gives
             the same completions faster).
 
-    PR1S substitution steps. The recorder fires *before* PR1S in a step's ``on_step_end`` (train.make_callbacks).
-    At a step that is both an evaluation and a substitution step it therefore evaluates the pre-substitution
+    PR1S substitution steps. The recorder is registered before PR1S (the order: train.make_callbacks). At a step
+    that is both an evaluation and a substitution step it therefore evaluates the pre-substitution
     weights, holds that row, and :class:`AfterSubstitution` (a callback placed after PR1S) evaluates again on
     the substituted weights and writes one row with both: every column under ``pre/<column>`` and
     ``post/<column>``, the unsuffixed columns equal to the ``pr1s_phase`` one, and ``phase`` naming it. Other

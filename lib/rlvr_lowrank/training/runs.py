@@ -143,7 +143,7 @@ IDENTITY_MEANING = {"config": "the resolved config (configs/<profile>.yaml)", "b
                     "precision": "the precision it computes in on this machine (precision.effective_precision)"}
 
 
-HEADER_KEYS = ("config_hash", "identity", "run_hash")  # what config.yaml holds besides the resolved config
+HEADER_KEYS = config.HEADER_KEYS  # what config.yaml holds besides the resolved config
 
 
 def run_hash(ident: dict) -> str:

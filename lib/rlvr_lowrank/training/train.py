@@ -25,7 +25,7 @@ from trl import GRPOConfig, GRPOTrainer
 from .. import fileio, models, paths
 from ..world import chat_tasks, random_reward, rewards, tasks
 from ..world.rewards import guarded_reward
-from . import config, integrity, precision, prompt_counts, rollout, runs, sampled_eval
+from . import config, eval_items, integrity, precision, prompt_counts, rollout, runs, sampled_eval
 from .config import SMOLLM2_MODEL, Experiment
 from .pr1s import PeriodicRank1Callback
 from .run_recorder import AfterSubstitution, RunRecorder
@@ -65,7 +65,7 @@ def train_dataset(cfg: Experiment) -> Dataset:
     and ``answer`` columns."""
     if cfg.data == "chat_math":  # the real-model arithmetic task (chat_tasks), conversational
         return Dataset.from_list([{"prompt": chat_tasks.conversational(it), "answer": it.answer}
-                                  for it in chat_items(cfg)["math_train"]])
+                                  for it in math_train_items(cfg)])
     if cfg.data:
         path = Path(cfg.data["train"])
         path = path if path.is_absolute() else paths.ROOT / path
@@ -76,32 +76,31 @@ def train_dataset(cfg: Experiment) -> Dataset:
                               for task in cfg.tasks for it in rl_items(cfg, task)])
 
 
-def chat_items(cfg: Experiment) -> dict:
-    """The chat tasks of a real-model run (``data: chat_math``): its RL problems and held-out test problems
-    (``chat_task:``, chat_tasks.ChatTask), the out-of-distribution problems (empty unless set), the knowledge
-    probe (the items the base answers correctly) and the word skill."""
-    task = cfg.chat_task or chat_tasks.ChatTask()
-    return {"math_train": task.items("rl_train"), "math_test": task.items("test"), "math_ood": task.ood_items(),
-            "facts": chat_tasks.knowledge_items(), "skill_test": chat_tasks.plural_items()}
+def chat_task_of(cfg: Experiment) -> chat_tasks.ChatTask | None:
+    """The real-model arithmetic task of a ``data: chat_math`` run (``chat_task:``, chat_tasks.ChatTask() when it
+    sets none), None for the tiny world (eval_items)."""
+    return (cfg.chat_task or chat_tasks.ChatTask()) if cfg.data == "chat_math" else None
+
+
+def math_train_items(cfg: Experiment) -> list:
+    """The run's math RL problems: the chat task's RL set, or the tiny world's after ``rl_train_size``."""
+    chat = chat_task_of(cfg)
+    return eval_items.math_rl_train(chat) if chat else rl_items(cfg, "math")
 
 
 def eval_sets(cfg: Experiment) -> dict:
-    """The items the run recorder scores greedily at every evaluation."""
-    e = cfg.eval
-    if cfg.data == "chat_math":
-        items = chat_items(cfg)
-        sets = {"math_test": tasks.spread_subset(items["math_test"], e.n_math_test or len(items["math_test"])),
-                "math_train": items["math_train"][: e.n_math_train],
-                "facts": items["facts"][: e.n_facts], "skill_test": items["skill_test"][: e.n_skill]}
-        return {**sets, "math_ood": items["math_ood"]} if items["math_ood"] else sets
-    test = tasks.load_items("math", "test")
-    return {
-        "math_test": tasks.spread_subset(test, e.n_math_test or len(test)),
-        "math_train": rl_items(cfg, "math")[: e.n_math_train],  # greedy accuracy on the RL set itself
-        "facts": tasks.load_items("fact")[: e.n_facts],
-        "skill_test": tasks.load_items("skill", "test")[: e.n_skill],
-        "skill_train": rl_items(cfg, "skill")[: e.n_skill],
-    }
+    """The items the run recorder scores greedily at every evaluation (selected by eval_items, as the notebooks
+    select theirs): the held-out math problems, the first ``n_math_train`` RL problems, the knowledge probe, the
+    second skill; the skill's RL problems for the tiny world, the out-of-distribution problems when a chat task
+    has them."""
+    e, chat = cfg.eval, chat_task_of(cfg)
+    sets = {"math_test": eval_items.math_test(chat, e.n_math_test),
+            "math_train": math_train_items(cfg)[: e.n_math_train],
+            "facts": eval_items.facts(chat, e.n_facts), "skill_test": eval_items.skill_test(chat, e.n_skill)}
+    if chat is None:
+        return {**sets, "skill_train": rl_items(cfg, "skill")[: e.n_skill]}
+    ood = eval_items.math_ood(chat)
+    return {**sets, "math_ood": ood} if ood else sets
 
 
 def sampled_eval_of(cfg: Experiment):
@@ -109,10 +108,7 @@ def sampled_eval_of(cfg: Experiment):
     or None (no evaluations, sizes 0, or a profile with its own data: files, whose evaluation is post hoc)."""
     if not cfg.eval.every or isinstance(cfg.data, dict):
         return None
-    if cfg.data == "chat_math":
-        items = chat_items(cfg)
-        return sampled_eval.from_config(cfg, items["math_train"], items["math_test"])
-    return sampled_eval.from_config(cfg, rl_items(cfg, "math"), tasks.load_items("math", "test"))
+    return sampled_eval.from_config(cfg, math_train_items(cfg), eval_items.math_test(chat_task_of(cfg)))
 
 
 def reward_function(cfg: Experiment):

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 from transformers import TrainerCallback
 
-from .. import fileio, models
+from .. import checks, fileio, models
 from ..analysis import svd, targets
 from ..models import sharding
 
@@ -125,8 +125,7 @@ class TrajectoryRecorder(TrainerCallback):
 
     def __init__(self, base_state: Mapping[str, torch.Tensor], out_dir: str | Path, every: int = 5, k: int = 2,
                  factor_dtype: str = "float16", method: str = "exact", spectrum: bool = True):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        checks.integer(every, "every")
         if factor_dtype not in _FACTOR_DTYPES:
             raise ValueError(f"factor_dtype must be one of {sorted(_FACTOR_DTYPES)}, got {factor_dtype!r}")
         self.base = {n: base_state[n].detach().float().cpu().clone() for n in targets.target_names(base_state)}
