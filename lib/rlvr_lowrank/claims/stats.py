@@ -89,7 +89,7 @@ def fmt_interval(summary: dict, key: str = "ci", digits: int = 3) -> str:
 
 def fmt_mean_ci(summary: dict, digits: int = 2, key: str = "ci") -> str:
     """``mean [lo, hi]`` of a summarize() dict: the short form of notebook printouts and table cells."""
-    return f"{summary['mean']:.{digits}f} {fmt_interval(summary, key, digits)}"
+    return f"{summary['mean']:.{digits}f} {fmt_pair(*summary[key], digits)}"
 
 
 def fmt_both(summary: dict, digits: int = 3) -> str:
