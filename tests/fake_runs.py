@@ -6,7 +6,7 @@ import torch
 
 from rlvr_lowrank import fileio, models
 from rlvr_lowrank.analysis import targets
-from rlvr_lowrank.training import config as run_config
+from rlvr_lowrank.training import config as training_config
 
 
 def _merged(dst: dict, src: dict) -> dict:
@@ -24,7 +24,7 @@ def write_run(run: Path, metrics: list[dict] | None = None, evals: list[dict] | 
     smoke profile's resolved ``full`` run (as a real run writes it, so typed readers accept it) with ``config``
     deep-merged over it."""
     run = Path(run)
-    resolved = run_config.resolve("smoke", "full", 0).to_dict()
+    resolved = training_config.resolve("smoke", "full", 0).to_dict()
     fileio.write_yaml(run / "config.yaml", _merged(resolved, {"experiment": "fake", **(config or {})}))
     for rec in metrics or []:
         fileio.append_jsonl(run / "metrics.jsonl", rec)

@@ -163,3 +163,17 @@ def test_eval_sets_follow_the_profile():
     tiny = c2.eval_sets(n_math=20, n_skill=30, profile="tiny")
     assert tiny["math"] == tasks.spread_subset(tasks.load_items("math", "test"), 20)
     assert tiny["fact"] == tasks.load_items("fact") and tiny["skill"] == tasks.load_items("skill", "test")[:30]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "smollm2"])
+def test_a_runs_own_evaluation_and_the_notebooks_score_the_same_items(profile):
+    """train.eval_sets (what the run recorder scores) and claims.suites (what the notebooks score) take their items
+    from one selector (training.eval_items): with the run's sizes they give the same items in the same order."""
+    from rlvr_lowrank.claims import suites
+    from rlvr_lowrank.training import config, train
+    cfg = config.resolve(profile, "full", 0)
+    run_sets, e = train.eval_sets(cfg), cfg.eval
+    assert run_sets["math_test"] == suites.math_test(profile, e.n_math_test)
+    assert run_sets["facts"] == suites.facts(profile, e.n_facts)
+    assert run_sets["skill_test"] == suites.skill_test(profile, e.n_skill)
+    assert run_sets["math_train"] == train.math_train_items(cfg)[: e.n_math_train]

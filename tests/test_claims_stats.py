@@ -54,3 +54,12 @@ def test_last_fraction_mean_known_answer():
     # a shorter paired run sets where the window starts (after step 4 of 6); the window runs to the end
     assert stats.last_fraction_mean(m, n_steps=6) == pytest.approx((0.5 + 0.6 + 0.7 + 0.8) / 4)
     assert stats.last_fraction_mean(m, fraction=0.5) == pytest.approx((0.5 + 0.6 + 0.7 + 0.8) / 4)
+
+
+def test_interval_formatters_write_one_form():
+    from rlvr_lowrank.claims import stats
+    assert stats.fmt_pair(0.1234, 0.5678) == "[0.123, 0.568]"
+    assert stats.fmt_pair(1.5e-4, 2.5e-3, 3, "g") == "[0.00015, 0.0025]"
+    assert stats.fmt_mean_ci({"mean": 0.5, "ci": [0.25, 0.75]}) == "0.50 [0.25, 0.75]"
+    # a summary of one seed has no interval: the notebooks print nan, as they did before the formatter
+    assert stats.fmt_mean_ci({"mean": float("nan"), "ci": [float("nan"), float("nan")]}) == "nan [nan, nan]"

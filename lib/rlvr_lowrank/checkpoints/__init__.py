@@ -16,8 +16,7 @@
 * ``math_eval`` -- the ``evaluate-math`` command: greedy accuracy and pass@k of a model directory on MATH-style JSONL;
 * ``cli`` -- their command lines.
 
-May import: the foundations, ``world``, ``models`` and ``analysis`` (``cli`` also ``claims``, inside its
-commands). Nothing here is used by training.
+May import: the foundations, ``world``, ``models`` and ``analysis``. Nothing here is used by training.
 """
 from .foreign import GGUFCheckpoint, LoraCheckpoint
 from .opening import check_pair, iter_targets, open_checkpoint, target_selector

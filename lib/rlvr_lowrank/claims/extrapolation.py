@@ -83,7 +83,9 @@ def sigma1_growth(full_runs: Mapping[int, Path], window: int) -> pd.DataFrame:
         sigma = np.mean([traj.S[n][:, 0] for n in traj.names], axis=0)
         fit = (traj.steps > 0) & (traj.steps <= window)
         if fit.sum() < 2:
-            raise ValueError(f"{run}: fewer than 2 trajectory points in steps 1..{window}; a line needs two")
+            raise ValueError(f"{run}: fewer than 2 trajectory points in steps 1..{window} (recorded: "
+                             f"{traj.steps.tolist()}); a line needs two: choose a later window (WINDOWS) or a profile "
+                             "with a smaller trajectory.every")
         slope, icpt = np.polyfit(traj.steps[fit], sigma[fit], 1)
         out += [{"seed": s, "step": int(t), "observed": float(x), "linear from window": float(slope * t + icpt)}
                 for t, x in zip(traj.steps, sigma) if t > 0]

@@ -94,7 +94,7 @@ def reading(full_runs: Mapping[int, Path], pr1s_runs: Mapping[int, Path]) -> dic
                 "reading": "C1 sampled train − test not measured: the runs' evals.jsonl have no sampled_train_acc / "
                            "sampled_test_acc (trained before eval.n_sampled_train existed, or with it 0)"}
     post = readings_saturation.reading(full_runs, pr1s_runs)
-    out = {**_reading_of(rows), "per_seed": rows, "phase": sorted(p for p in phases if p) or None,
+    out = {**_reading_of(rows), "per_seed": rows, "phase": sorted(phases),
            "prompts_seen": seen, "post_saturation": post,
            "means": {k: float(np.mean([r[k] for r in rows])) for k in ("full_train", "full_test", "pr1s_train",
                                                                       "pr1s_test")}}
