@@ -5,6 +5,7 @@ bench_sampler has its own test (tests/test_bench_sampler.py, which also checks i
 does profile_step's event split (tests/test_profile_step.py). The SmolLM2 cases (``bench_training.py --smollm2``,
 ``bench_spectra.py --smollm2``, ``profile_step.py``) load the 135M-parameter model and take minutes: they are
 left to ``make bench``."""
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_every_benchmark_of_make_bench_has_a_smoke_case_or_its_own_test():
 def test_benchmark_runs_in_smoke_mode(name):
     args, expect = CASES[name]
     out = subprocess.run([sys.executable, str(paths.ROOT / "benchmarks" / name), *args], capture_output=True,
-                         text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                         text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, f"{name} {' '.join(args)} failed:\n{out.stderr[-3000:]}"
     assert expect in out.stdout, f"{name}: no line with {expect!r} in its output:\n{out.stdout[-2000:]}"
 

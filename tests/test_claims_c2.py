@@ -7,8 +7,8 @@ import torch
 
 from fake_runs import reward_curve, write_run
 from rlvr_lowrank import models, paths
-from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c2
-from rlvr_lowrank.training import config
+from rlvr_lowrank.claims import FAILS, HOLDS, INCONCLUSIVE, c2, suites
+from rlvr_lowrank.training import config, train
 from rlvr_lowrank.world import tasks
 
 
@@ -169,8 +169,6 @@ def test_eval_sets_follow_the_profile():
 def test_a_runs_own_evaluation_and_the_notebooks_score_the_same_items(profile):
     """train.eval_sets (what the run recorder scores) and claims.suites (what the notebooks score) take their items
     from one selector (training.eval_items): with the run's sizes they give the same items in the same order."""
-    from rlvr_lowrank.claims import suites
-    from rlvr_lowrank.training import config, train
     cfg = config.resolve(profile, "full", 0)
     run_sets, e = train.eval_sets(cfg), cfg.eval
     assert run_sets["math_test"] == suites.math_test(profile, e.n_math_test)

@@ -57,7 +57,6 @@ def test_last_fraction_mean_known_answer():
 
 
 def test_interval_formatters_write_one_form():
-    from rlvr_lowrank.claims import stats
     assert stats.fmt_pair(0.1234, 0.5678) == "[0.123, 0.568]"
     assert stats.fmt_pair(1.5e-4, 2.5e-3, 3, "g") == "[0.00015, 0.0025]"
     assert stats.fmt_mean_ci({"mean": 0.5, "ci": [0.25, 0.75]}) == "0.50 [0.25, 0.75]"

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rlvr_lowrank.analysis import alignment, dynamics
+from rlvr_lowrank.claims import extrapolation
 from rlvr_lowrank.training.runs import Trajectory
 
 
@@ -108,7 +109,6 @@ def test_extrapolation_needs_three_snapshots_and_finite_updates():
 def test_extrapolation_summary_ratios_and_steps_saved_on_a_known_case():
     """Ratios are test_acc / trained_acc summarised over seeds; steps saved = 1 − window / final step only when
     the mean ratio keeps the retention (0 otherwise), and None for the window end (the stop-early reference)."""
-    from rlvr_lowrank.claims import extrapolation
     rows = [{"seed": s, "window": 10, "method": m, "test_acc": acc, "trained_acc": 0.8, "final_step": 40}
             for s in (0, 1) for m, acc in (("window end", 0.4), ("RELEX-style", 0.8), ("AlphaRL-style", 0.6))]
     out = extrapolation.summary(rows, retention=0.96)

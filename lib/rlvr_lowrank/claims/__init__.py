@@ -14,7 +14,8 @@
 * ``suites`` -- a profile's evaluation items (training.eval_items picks them);
 * ``extrapolation`` -- notebook 06 (beyond the paper): rank-1 linear dynamics and extrapolation, dynamics.json;
 * ``notebooks``, ``profile_parameters``, ``run_config``, ``preregistration`` -- the declared notebook table, a
-  notebook's parameters under a tracked profile, a run's typed config, the pre-registration file.
+  notebook's parameters under a tracked profile, a run's typed config and a notebook's run directories, the
+  pre-registration file.
 
 Each claim quotes the paper's wording (abstract of arXiv 2605.06523, or AlphaRL for C0).
 

@@ -172,10 +172,10 @@ def decide(profile: str, arms: list, seeds: list, fractions: pd.DataFrame,
            smollm2: pd.DataFrame | None = None) -> C3Result:
     """``fractions``: the measure() table; the verdict is taken on ``arms[0]``."""
     v = verdict(fractions.loc[fractions["model"] == arms[0], "strict"].tolist())
-    summary = {model: {k: summarize(part[k]) for k in READINGS}
-               for model, part in fractions.groupby("model", sort=False)}
+    summary = {}
     for model, part in fractions.groupby("model", sort=False):
-        if model != "base" and all(k in part for k in DELTA_READINGS) and part["ΔW"].notna().all():
+        summary[model] = {k: summarize(part[k]) for k in READINGS}
+        if model != "base":  # the base has no update
             summary[model]["delta"] = {k: summarize(part[k]) for k in DELTA_READINGS}
     if smollm2 is not None:
         summary["smollm2"] = smollm2_summary(smollm2)

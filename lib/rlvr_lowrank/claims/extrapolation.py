@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import fileio, paths
 from ..analysis import dynamics, rank1
@@ -46,8 +47,6 @@ def pls_rows(full_runs: Mapping[int, Path]) -> pd.DataFrame:
 def extrapolation_rows(full_runs: Mapping[int, Path], items: Sequence, windows: Sequence[int]) -> list[dict]:
     """Per seed, window and method: greedy held-out accuracy of the model built from that window, beside the
     trained model's (``trained_acc``) and the run's final trajectory step."""
-    import torch
-
     rows = []
     for s, run in full_runs.items():
         base, tok, trained = runs.load_run_pair(run)

@@ -145,16 +145,3 @@ def parameters(stem: str, profile: str) -> dict:
     params.update((prof.get("notebooks") or {}).get(stem) or {})
     return params
 
-
-def arm_runs(profile: str, deciding: list[str], others: list[str], seeds: list[int]) -> dict[str, dict]:
-    """The finished run directories a notebook reads, ``{experiment: {seed: run}}``: every seed of ``seeds`` for the
-    deciding arms (a missing one is an error naming the command that trains it, runs.require_run), and for each
-    other arm (a sweep, LoRA or multi-task arm, which may have fewer seeds: config.seeds_of) the seeds of ``seeds``
-    it was trained with."""
-    from ..training import runs  # here, not at module level: this table is read without loading any run
-
-    out = {}
-    for arm in [*deciding, *[a for a in others if a not in deciding]]:
-        have = seeds if arm in deciding else [s for s in seeds if s in config.seeds_of(profile, arm)]
-        out[arm] = {s: runs.require_run(profile, arm, s) for s in have}
-    return out

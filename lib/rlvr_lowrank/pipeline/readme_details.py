@@ -6,13 +6,12 @@ rule history and the tiny profiles' size. Registered, with the README's own bloc
 from __future__ import annotations
 
 from .. import claims, fileio, paths
-from ..claims import notebooks
+from ..claims import notebooks, stats
 from ..training import config
 from . import readme_tables
 from .readme_tables import (
            NOT_YET,
            TRACKED_PROFILES,
-           ci,
            claim_of,
            default_profile,
            fmt,
@@ -154,7 +153,7 @@ def dynamics_block() -> str:
              "|---|---|---|"]
     for key, r in v["extrapolation"].items():
         saved = "— (stop-early reference)" if r["steps_saved"] is None else f"{r['steps_saved']:.2f}"
-        lines.append(f"| {key} | {ci(r['ratio'])} | {saved} |")
+        lines.append(f"| {key} | {stats.fmt_mean_ci(r['ratio'], 3)} | {saved} |")
     lines.append("")
     g = v.get("sigma1_growth")
     if g:
@@ -190,10 +189,11 @@ def robustness_block(profiles: tuple[str, ...] = ("tiny", "tiny-long")) -> str:
             if saved:
                 k, v = max(saved.items(), key=lambda kv: kv[1]["steps_saved"])
                 text += (f"the most steps saved by an extrapolation that kept the accuracy: {v['steps_saved']:.2f} "
-                         f"({k}, accuracy ratio {ci(v['ratio'])}).")
+                         f"({k}, accuracy ratio {stats.fmt_mean_ci(v['ratio'], 3)}).")
             elif ext:
                 k, v = max(ext.items(), key=lambda kv: kv[1]["ratio"]["mean"])
-                text += f"no extrapolation kept the accuracy (best: {k}, accuracy ratio {ci(v['ratio'])})."
+                text += (f"no extrapolation kept the accuracy (best: {k}, accuracy ratio "
+                         f"{stats.fmt_mean_ci(v['ratio'], 3)}).")
             lines.append(text)
     lines.append("")
     times = []

@@ -7,7 +7,6 @@ import contextlib
 import re
 
 from .. import claims, fileio, paths
-from ..claims import stats
 from ..claims.verdict import INCONCLUSIVE
 
 TRACKED_PROFILES = ("tiny", "tiny-long", "smollm2")
@@ -49,10 +48,6 @@ def default_profile() -> str:
 
 def fmt(x: float) -> str:
     return f"{x:.3f}"
-
-
-def ci(x: dict) -> str:
-    return stats.fmt_mean_ci(x, 3)
 
 
 def verdict_with_power(c: dict) -> str:
