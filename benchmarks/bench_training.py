@@ -17,7 +17,8 @@ printed too: the overhead they add is that time, whatever the noise in the total
 
 The SmolLM2 case (``--smollm2``): TRL GRPO on SmolLM2-135M-Instruct (the dequantized Q4_1 GGUF) with
 the smollm2 profile's task and batch, fp32 vs ``train.precision: bf16`` (precision.Bf16Compute: the loss
-forward in bf16 autocast, fp32 LM head, fp32 sampling and master weights), on 2 threads.
+forward and backward on bf16 copies, the LM head in fp32 at the completion tokens, fp32 sampling and master
+weights), on 2 threads. ``bench_fast_path.py`` is the fuller comparison (three settings, the kv sampler).
 Arms interleaved as above; the first step of each arm is warm-up and not counted. Printed: the
 fp32 : bf16 step-time ratio (goal >= 2.5), and each arm's split of a step into generation, the
 optimizer step and the rest (loss forward + backward + TRL's bookkeeping). Then agreement on one
@@ -151,6 +152,8 @@ def loss_and_gradient(trainer, inputs):
     trainer.model.zero_grad()
     loss = trainer.compute_loss(trainer.model, inputs)
     loss.backward()
+    if hasattr(trainer, "bf16_copies"):  # the fast path's gradients land on its bf16 copies first
+        trainer.bf16_copies.grads_to_masters()
     grad = torch.cat([p.grad.detach().flatten().double() for p in trainer.model.parameters() if p.grad is not None])
     return float(loss.detach()), grad  # float64: a 135M-term dot product in float32 can leave the cosine above 1
 

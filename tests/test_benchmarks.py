@@ -2,9 +2,10 @@
 or a changed signature breaks this test rather than a reader's ``make bench``. What each benchmark measures is
 not judged here (timings on a shared CI machine mean nothing); that it runs, and prints its result line, is.
 bench_sampler has its own test (tests/test_bench_sampler.py, which also checks its agreement readings), and so
-does profile_step's event split (tests/test_profile_step.py). The SmolLM2 cases (``bench_training.py --smollm2``,
-``bench_spectra.py --smollm2``, ``profile_step.py``) load the 135M-parameter model and take minutes: they are
-left to ``make bench``."""
+do profile_step's event split (tests/test_profile_step.py) and the fast-path benchmarks
+(tests/test_bench_fast_path.py). The SmolLM2 cases (``bench_training.py --smollm2``, ``bench_spectra.py
+--smollm2``, ``profile_step.py``, ``bench_fast_path.py``, ``bench_fast_curves.py``) load the 135M-parameter model
+and take minutes: they are left to ``make bench``."""
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ CASES = {  # benchmark -> (smoke arguments, a line its result printout contains)
 
 
 def test_every_benchmark_of_make_bench_has_a_smoke_case_or_its_own_test():
-    have = set(CASES) | {"bench_sampler.py", "bench_checkpoints.py"}
+    have = set(CASES) | {"bench_sampler.py", "bench_checkpoints.py", "bench_fast_path.py", "bench_fast_curves.py"}
     assert {p.name for p in (paths.ROOT / "benchmarks").glob("bench_*.py")} == have
 
 

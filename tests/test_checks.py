@@ -19,6 +19,6 @@ def test_out_of_range_non_integers_and_bools_are_refused_naming_the_argument(val
 def test_wording_follows_the_bounds_and_the_error_type_is_the_callers():
     with pytest.raises(ValueError, match="every must be a positive integer, got 0"):
         checks.integer(0, "every")
-    with pytest.raises(ConfigError, match=r"eval\.n must be an integer >= 0, got -1 \(0: none\)"):
+    with pytest.raises(ConfigError, match=r"eval\.n must be an integer >= 0 \(0: none\), got -1"):
         checks.integer(-1, "eval.n", minimum=0, error=ConfigError, hint=" (0: none)")
     assert checks.integer(10**9, "n", minimum=0) == 10**9  # no upper bound unless one is given

@@ -22,7 +22,7 @@ def test_bf16_without_native_support_falls_back_to_fp32_with_one_warning(monkeyp
     monkeypatch.setenv(precision.NO_BF16_ENV, "1")
     said = []
     assert precision.effective_precision("bf16", warn=said.append) == "fp32"
-    assert len(said) == 1 and "fp32" in said[0] and "bench_training.py --smollm2" in said[0]
+    assert len(said) == 1 and "fp32" in said[0] and "bench_fast_path.py" in said[0]
     assert precision.effective_precision("fp32", warn=said.append) == "fp32" and len(said) == 1
     with pytest.raises(ValueError, match="fp32.*bf16"):
         precision.effective_precision("fp16")
@@ -94,6 +94,8 @@ def test_bf16_loss_and_gradient_agree_with_fp32_on_the_same_batch(tmp_path):
         t.model.zero_grad()
         loss = t.compute_loss(t.model, captured["inputs"])
         loss.backward()
+        if hasattr(t, "bf16_copies"):  # the fast path's gradients land on its bf16 copies first
+            t.bf16_copies.grads_to_masters()
         return float(loss.detach()), torch.cat([p.grad.detach().flatten().double() for p in t.model.parameters()
                                                 if p.grad is not None])
 
@@ -106,4 +108,82 @@ def test_bf16_loss_and_gradient_agree_with_fp32_on_the_same_batch(tmp_path):
     l16, g16 = loss_and_grad(fast)
     assert abs(l16 - l32) <= 1e-3 + 1e-2 * abs(l32)
     assert abs(g16.norm() / g32.norm() - 1) <= 0.05
-    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) >= 0.99
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) >= 0.999
+    assert all(p.dtype == torch.float32 for p in fast.model.parameters())  # the masters stay fp32
+
+
+@pytest.mark.slow
+def test_the_fast_trainer_trains_fp32_masters_and_sees_every_substitution(tmp_path):
+    """Three steps of the fast trainer with PR1S at every step: at each loss forward the bf16 copies are the
+    masters rounded to bf16 (so the optimizer's update and the substitution before it are seen), the
+    masters and Adam's state stay fp32, and the masters move."""
+    from trl import GRPOConfig
+
+    from rlvr_lowrank.training import train
+    from rlvr_lowrank.training.pr1s import PeriodicRank1Callback
+
+    cfg = config.resolve("smoke", "full", 0, {"train": {"max_steps": 3}})
+    model, tok = _tiny()
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    class Watched(train.FastGRPOTrainer):
+        def compute_loss(self, model, inputs, **kw):
+            c = self.bf16_copies
+            seen.append(all(torch.equal(c.copies[n].detach(), p.detach().to(torch.bfloat16))
+                            for n, p in c.masters.items()))
+            return super().compute_loss(model, inputs, **kw)
+
+    pr1s = PeriodicRank1Callback(base_state=base, every=1, log_path=tmp_path / "substitutions.jsonl")
+    kwargs = {**train.grpo_kwargs(cfg, tmp_path), "save_strategy": "no", "log_level": "error",
+              "cast_lm_head_to_fp32": True}
+    trainer = Watched(model=model, reward_funcs=train.reward_function(cfg), args=GRPOConfig(**kwargs),
+                      train_dataset=train.train_dataset(cfg), processing_class=tok, callbacks=[pr1s])
+    trainer.train()
+    assert len(seen) == 3 and all(seen)
+    assert (tmp_path / "substitutions.jsonl").read_text().count("\n") == 3
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(v.dtype == torch.float32 for s in trainer.optimizer.state.values() for v in s.values()
+               if torch.is_tensor(v) and v.dim() > 0)
+    name = "model.layers.0.mlp.down_proj.weight"
+    assert not torch.equal(model.state_dict()[name], base[name])
+    assert all(c.grad is None for c in trainer.bf16_copies.copies.values())  # handed to the masters
+
+
+def test_nan_in_a_master_stops_the_bf16_copies_naming_it():
+    model, _ = _tiny()
+    copies = precision.Bf16Copies(model)
+    assert "model.embed_tokens.weight" not in copies.masters and copies.masters  # embedding and head stay fp32
+    with torch.no_grad():
+        model.model.layers[0].self_attn.q_proj.weight[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"model\.layers\.0\.self_attn\.q_proj\.weight"):
+        copies.refresh_unless(1)
+
+
+def test_the_compact_head_gives_trls_fused_head_log_probabilities_and_entropies():
+    """CompactHead with the fp32 weights against TRL's fused LM head (add_fused_lm_head) on the tiny model:
+    the same log-probabilities and entropies at the scored positions (1e-5), zero elsewhere."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    model, tok = _tiny()
+    copies = precision.Bf16Copies(model)
+    head = precision.CompactHead(model, dict(copies.masters), temperature=0.7)
+    fused = copy.deepcopy(model)
+    add_fused_lm_head(fused, temperature=0.7, cast_lm_head_to_fp32=True, outputs=("log_probs", "entropy"))
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (4, 20), generator=gen)
+    attention = torch.ones_like(ids)
+    attention[0, :5] = 0  # a left-padded prompt
+    labels = ids.masked_fill(attention == 0, -100)
+    labels[:, :-7] = -100  # 7 completion tokens, as TRL masks them
+    labels[2, -2:] = -100  # a completion that ended early
+    want = fused(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+    got = head(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+    scored = labels[:, 1:] != -100
+    for field in ("log_probs", "entropy"):
+        w, g = getattr(want, field), getattr(got, field)
+        assert g.shape == w.shape
+        assert (g[scored] - w[scored]).abs().max() <= 1e-5
+        assert (g[~scored] == 0).all()
+    with pytest.raises(ValueError, match="scores labels only"):
+        head(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 def integer(value, name: str, minimum: int = 1, maximum: int | None = None, error: type = ValueError,
             hint: str = "") -> int:
     """``value`` if it is an ``int`` (``bool`` is not) in ``minimum..maximum`` (no upper bound when ``maximum``
-    is None), else ``error`` naming ``name``, the allowed range and the value (``hint`` appended)."""
+    is None), else ``error`` naming ``name``, the allowed range (``hint`` after it) and the value."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
             maximum is not None and value > maximum):
         if maximum is not None:
@@ -15,5 +15,5 @@ def integer(value, name: str, minimum: int = 1, maximum: int | None = None, erro
             what = "a positive integer"
         else:
             what = f"an integer >= {minimum}"
-        raise error(f"{name} must be {what}, got {value!r}{hint}")
+        raise error(f"{name} must be {what}{hint}, got {value!r}")
     return value

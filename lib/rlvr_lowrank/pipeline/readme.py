@@ -90,22 +90,24 @@ def _precision(profile: str) -> str:
 
 def hardware_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     """What a machine needs: cores and machine type of the recorded runs, Python (pyproject.toml), whether a
-    bf16 CPU is needed (the deciding arms' precision) and whether the measuring CPU had one (the bf16 benchmark)."""
+    bf16 CPU is needed (the deciding arms' precision) and whether the measuring CPU had one (the fast-path
+    benchmark, reports/smollm2/bench_fast_path.json)."""
     present = [p for p in profiles if (paths.CONFIGS / f"{p}.yaml").exists()]
     cores = sorted({r["cpu_count"] for p in present for r in timing(p).values() if isinstance(r, dict)
                     and "cpu_count" in r})
-    bench = real_model._smollm2_report("bench_training.json") or {}
+    machine = (real_model._smollm2_report("bench_training.json") or {}).get("machine")
+    fast = real_model._smollm2_report("bench_fast_path.json") or {}
     precision = {p: _precision(p) for p in present}
     fp32 = all(v == "fp32" for v in precision.values())
     lines = [("* **Processor:** a CPU; no GPU is used. "
               + (f"Every time below was measured on {' or '.join(map(str, cores))} cores"
-                 + (f" ({bench['machine']})" if bench.get("machine") else "") + ". " if cores else ""))
+                 + (f" ({machine})" if machine else "") + ". " if cores else ""))
              + ("The deciding runs of " + ", ".join(present) + " compute in fp32, so a CPU without bf16 units "
                 "reproduces them" if fp32 else "Deciding runs compute in " + ", ".join(
                     f"{p}: {v}" for p, v in precision.items()))
-             + (f"; the CPU of the bf16 benchmark had them (`{bench['cpu_bf16_feature']}`), used only by the optional "
-                "bf16 path ([docs/real_model.md](docs/real_model.md)); each time below names its own CPU where "
-                "recorded." if bench.get("cpu_bf16_feature") else "."),
+             + (f"; the CPU of the fast-path benchmark had them (`{fast['bf16_feature']}`), used only by the "
+                "optional fast training path ([docs/speed.md](docs/speed.md)); each time below names its own CPU "
+                "where recorded." if fast.get("bf16_feature") else "."),
              f"* **Python** {_requires_python()} (`pyproject.toml`). `make` creates `.venv` with the pinned packages "
              "of `requirements.txt` on first use; conda and `pip install -e .`: [docs/pipeline.md](docs/pipeline.md).",
              memory_line()]
@@ -237,6 +239,8 @@ BLOCKS = {"hardware": hardware_block, "timing": timing_block, "results": results
           "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
           "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
           "smollm2-profile": real_model.smollm2_profile_block, "smollm2-sampler": real_model.smollm2_sampler_block,
+          "smollm2-fast-path": real_model.smollm2_fast_path_block,
+          "smollm2-fast-curves": real_model.smollm2_fast_curves_block,
           "smollm2-lr": real_model.smollm2_lr_block, "smollm2-task": design.task_choice_block,
           "smollm2-explore": design.exploration_block, "smollm2-final": design.final_runs_block}
 MARKER = re.compile(r"<!-- BEGIN:([A-Za-z0-9_-]+) -->")

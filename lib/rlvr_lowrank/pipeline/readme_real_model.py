@@ -313,3 +313,88 @@ def smollm2_sampler_block() -> str:
             row(n, f"one decode step, batch 16, {shape} shapes, random weights (`generate` vs kv step)",
                 f"{1e3 * m['generate']:.1f} ms", f"{1e3 * m['kv']:.1f} ms", m["ratio_generate_to_kv"], "—")
     return "\n".join(lines)
+
+
+def smollm2_fast_path_block() -> str:
+    """Today's fp32 TRL step vs the fast path (bf16 copies with fp32 masters, the kv sampler) on the smollm2
+    profile, per setting, with the floor and evaluation's items per second
+    (benchmarks/bench_fast_path.py -> reports/smollm2/bench_fast_path.json)."""
+    d = _smollm2_report("bench_fast_path.json")
+    if d is None:
+        return ("_Not measured yet: `python benchmarks/bench_fast_path.py --out "
+                "reports/smollm2/bench_fast_path.json` writes it._")
+    bf16 = d["bf16_feature"] or "none, so the fast path ran in fp32"
+    lines = [f"Measured by `benchmarks/bench_fast_path.py` on {d['cpu']} ({d['cpu_count']} logical CPUs; native "
+             f"bf16: {bf16}; load average {d['load_average_before']:.2f} before the run), torch {d['torch']}. "
+             "Arms: **today** TRL's GRPOTrainer in fp32, sampling with `generate`; **profile** the same with the kv "
+             "sampler's rollouts (what `configs/smollm2.yaml` trains with now); **fast** `train.precision: bf16` + "
+             f"`sampler: kv`. Median seconds per step of {d['steps'] - 1} timed step(s) × {d['repeats']} "
+             "interleaved round(s) per arm (the first step of each round is warm-up).", "",
+             "| setting | arm | s / step | generation | optimizer | loss forward/backward and the rest | "
+             "today : fast | profile : fast |", "|---|---|---|---|---|---|---|---|"]
+    for s in d["settings"].values():
+        for arm in ("today", "profile", "fast"):
+            m = s["median_seconds"][arm]
+            ratio = (f"**{s['ratio_today_to_fast']:.2f}×** | {s['ratio_profile_to_fast']:.2f}×" if arm == "fast"
+                     else " | ")
+            lines.append(f"| {s['processes']} process(es) × {s['threads']} thread(s) | {arm} | {m['step']:.2f} | "
+                         f"{m['generation']:.2f} | {m['optimizer']:.2f} | {m['rest']:.2f} | {ratio} |")
+    f = d["step_flops"]
+    floors = "; ".join(f"{t} thread(s): {v['matmul_gflops']['bf16']:.0f} GFLOP/s bf16 "
+                       f"({v['matmul_gflops']['fp32']:.0f} fp32) → **{v['floor_seconds_bf16']:.2f} s**"
+                       for t, v in d["floor"].items())
+    best = min(s["median_seconds"]["fast"]["step"] / d["floor"][str(s["threads"])]["floor_seconds_bf16"]
+               for s in d["settings"].values())
+    g, sc = d["evaluation"]["greedy"], d["evaluation"]["scoring"]
+    gi, si = g["items_per_second"], sc["items_per_second"]
+    lines += ["", f"Goal: today : fast ≥ {d['goal']:g}× in every setting. The floor: one step is "
+                  f"{f['gflop_step']:.0f} GFLOP ({f['sequences']} sequences of {f['prompt_tokens']} prompt + "
+                  f"{f['completion_tokens']} completion tokens: {f['gflop_loss']:.0f} for the loss forward and "
+                  f"backward, {f['gflop_sampling']:.0f} for sampling) at the SmolLM2-shaped matmul rate measured "
+                  f"here: {floors}. The fast path is at best {best:.1f}× its floor.", "",
+              f"Evaluation, 1 thread: greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
+              f"{gi['kv']:.1f} items/s ({g['ratio_generate_to_kv']:.2f}×, "
+              + ("identical answers" if g["identical_completions"] else "**answers differ**")
+              + f"); answer log-likelihoods of {sc['items']} probe items {si['plain']:.1f} → {si['kv']:.1f} "
+              f"items/s ({sc['ratio_plain_to_kv']:.2f}×, largest difference {sc['max_abs_difference_nats']:.1e} "
+              "nats). Both in fp32: model variants are never evaluated in bf16."]
+    ag = d.get("agreement")
+    if ag:
+        t = ag["tolerances"]
+        lines += ["", "Same batch (the first batch of an fp32 run with a non-zero advantage: identical completions "
+                      "and advantages), fp32 vs fast from the base weights: loss "
+                      f"{ag['loss_fp32']:.5f} vs {ag['loss_fast']:.5f}, gradient norm {ag['grad_norm_fp32']:.4g} vs "
+                      f"{ag['grad_norm_fast']:.4g}, gradient cosine {ag['grad_cosine']:.5f} (the earlier bf16 design, "
+                      f"autocast over TRL's loss, on the same batch: {ag['grad_cosine_earlier_autocast']:.5f}): "
+                      + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before "
+                      f"measuring (loss ±({t['loss_atol']:g} + {t['loss_rtol']:g}·|loss|), gradient norm "
+                      f"±{t['grad_norm_rtol']:.0%}, cosine ≥ {t['grad_cosine_min']:g})."]
+    sw = d.get("sampler_weights")
+    if sw:
+        m, r = sw["median_seconds"], sw["ratio_fp32_to"]
+        lines += ["", f"Rollout sampling by the kv sampler, {sw['sequences']} sequences × {sw['max_new_tokens']} "
+                      f"new tokens, {sw['threads']} thread: fp32 weights {m['fp32']:.2f} s; bf16 `hi + lo` (keeps "
+                      f"an update below half a bf16 ulp) {m['bf16 hi+lo']:.2f} s ({r['bf16 hi+lo']:.2f}×); a plain "
+                      f"bf16 copy (rounds such an update away) {m['bf16 plain']:.2f} s ({r['bf16 plain']:.2f}×). "
+                      + ("The fast path samples in fp32: the copy that keeps the update does not pay on this CPU."
+                         if r["bf16 hi+lo"] < 1.1 else
+                         "The copy that keeps the update pays on this CPU; the fast path does not use it yet.")]
+    return "\n".join(lines)
+
+
+def smollm2_fast_curves_block() -> str:
+    """fp32 vs the fast path's final greedy test accuracy on smollm2, judged by the margin fixed in the benchmark
+    (benchmarks/bench_fast_curves.py -> reports/smollm2/bench_fast_curves.json)."""
+    d = _smollm2_report("bench_fast_curves.json")
+    if d is None:
+        return ("_Not measured yet: `python benchmarks/bench_fast_curves.py --out "
+                "reports/smollm2/bench_fast_curves.json` writes it._")
+    j, final = d["judgement"], d["final_test_acc"]
+    lines = ["| seed | final greedy test accuracy, fp32 | fast | fast − fp32 |", "|---|---|---|---|"]
+    for i, seed in enumerate(d["seeds"]):
+        lines.append(f"| {seed} | {final['fp32'][i]:.3f} | {final['fast'][i]:.3f} | {j['differences'][i]:+.3f} |")
+    lo, hi = j["interval"]
+    lines += ["", f"{d['steps']} steps of the smollm2 profile's Full RL per run (native bf16: {d['bf16_feature']}). "
+                  f"Mean difference {j['mean']:+.3f}, {j['level']:.0%} t-interval [{lo:+.3f}, {hi:+.3f}] against the "
+                  f"margin ±{j['margin']:g} fixed before measuring: **{j['verdict']}**."]
+    return "\n".join(lines)

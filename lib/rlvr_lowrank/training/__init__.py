@@ -9,15 +9,14 @@
 * ``pr1s``, ``trajectory``, ``monitor`` -- TrainerCallbacks that work in any TRL trainer: Periodic Rank-1
   Substitution, the trajectory recorder, the spectral monitor;
 * ``run_recorder`` -- the TrainerCallback that writes this project's run directory (metrics, evals, checkpoints);
-* ``precision`` -- bf16 compute with fp32 master weights on a CPU with native bf16;
+* ``precision`` -- the fast path: the loss on bf16 copies with fp32 master weights, on a CPU with native bf16;
 * ``runs`` -- where runs live, their identity (config, base model, data and code hashes) and how they are read;
 * ``integrity`` -- content hashes, DONE markers and resumable checkpoints.
 
 Callbacks fire in the order they are registered; the order this project's runs use, and what each recorder
 therefore sees at a substitution step, is stated in one place: ``train.make_callbacks``.
 
-May import: the foundations (``paths``, ``fileio``, ``checks``), ``sampling``, ``world``, ``models`` and
-``analysis``. Every module that a training run
-imports, here or below, is a *result module*: its source is part of each run's identity
-(:func:`rlvr_lowrank.layout.result_modules`).
+May import: the foundations (``paths``, ``fileio``, ``checks``, ``layout``), ``sampling``, ``world``,
+``models`` and ``analysis``. Every module that a training run imports, here or below, is a *result module*:
+its source is part of each run's identity (:func:`rlvr_lowrank.layout.result_modules`).
 """

@@ -1,23 +1,34 @@
 """bf16 compute for real-model GRPO on the CPU, with fp32 master weights: the one place it is done.
 
 A GRPO step of TRL's ``GRPOTrainer`` spends its time in two places (``benchmarks/bench_training.py
---smollm2`` measures the split): sampling the completions token by token (``model.generate``), and the
-loss forward + backward over prompt + completion; the optimizer step is a small third.
+--smollm2`` measures the split): sampling the completions token by token, and the loss forward + backward
+over prompt + completion; the optimizer step is a small third.
 
-``train.precision: bf16`` (:class:`Bf16Compute`, used as ``train.FastGRPOTrainer``) runs **the loss
-forward** under ``torch.autocast("cpu", dtype=torch.bfloat16)``, with the LM head projected in fp32
-(TRL's ``cast_lm_head_to_fp32``: its fused head turns autocast off for that projection), so the per-token
-log-probabilities are fp32 computed from bf16 hidden states. Backward follows the forward's dtypes and
-accumulates into the fp32 ``.grad`` of the fp32 parameters. **Unchanged, fp32**: sampling, the master
-weights, Adam state, the PR1S substitution, the trajectory recorder, the run recorder's evaluations,
-every SVD and spectral fit. With ``beta = 0`` and one update per batch (this project's settings) the
-importance ratio is exactly 1, so the only difference from fp32 training is rounding in the gradient.
+``train.precision: bf16`` (:class:`Bf16Compute`, used as ``train.FastGRPOTrainer``) keeps **bf16 copies** of
+the decoder layers' weight matrices (:class:`Bf16Copies`) and runs the loss forward and backward on them:
 
-Sampling stays fp32 because the alternative was measured slower here: a bf16 copy of the weights,
-refreshed before every ``generate`` call (what vLLM-backed GRPO does on GPUs), made SmolLM2's sampling
-*slower* on 2 cores -- at 16 sequences per step a sampling step is dominated by per-token overhead
-(the sampler over a 49,152-token vocabulary, small matmuls, dtype casts), not by the matmuls bf16
-speeds up. TRL's own ``bf16=True`` wraps every sampling forward in autocast as well.
+* the copies are refreshed from the fp32 masters at the first micro-batch after the masters changed (an
+  optimizer step, a PR1S substitution, anything a callback does between steps: the refresh is keyed on
+  the trainer's ``global_step``; :meth:`Bf16Copies.refresh` is public for anything else);
+* the forward runs under ``torch.autocast("cpu", bf16)``, which finds these weights already in bf16 and
+  so casts only activations, not the 135M weights at every call (plain autocast casts each weight in the
+  forward and again in the backward); the embedding, the norms and the LM head stay fp32;
+* the LM head is applied in fp32 at the completion positions only (:class:`CompactHead`), so the per-token
+  log-probabilities are fp32 (TRL's own fused head scores every position on a CPU: 5x the work here);
+* the gradients land on the bf16 copies and are added into the fp32 ``.grad`` of the masters after each
+  micro-batch's backward; clipping, AdamW and its state, PR1S, the recorders, every SVD and spectral fit
+  act on the fp32 masters.
+
+With ``beta = 0`` and one update per batch (this project's settings) the importance ratio is exactly 1, so
+the only difference from fp32 training is where the gradient is evaluated: at bf16(W), the weights rounded
+to 8 significant bits, as plain autocast does too.
+
+**Sampling stays fp32** (the kv sampler on the masters), by measurement. A plain bf16 copy would round an
+early update away from the rollouts (at |w| ≈ 0.03 half a bf16 ulp is ≈ 1.2e-4, more than 20 Adam steps at lr
+1e-5 move a weight); the copy that keeps it, ``sampling.Bf16Weights`` (``hi + lo``, two bf16 matmuls),
+reads as many bytes as fp32 and measured *slower* than fp32 sampling on an AMD EPYC with avx512_bf16
+(docs/speed.md has the numbers), so no setting uses it for training. Claim evaluations of model variants
+(greedy answers, log-likelihoods) are fp32 as well, so no variant difference is rounded away.
 
 Detection: bf16 is used only where the CPU has native bf16 matmuls (``amx_bf16`` or ``avx512_bf16`` in
 ``/proc/cpuinfo``). Elsewhere emulated bf16 would be *slower* than fp32, so a run asking for bf16 falls
@@ -29,6 +40,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -64,17 +76,115 @@ def effective_precision(requested: str, warn=None) -> str:
         return requested
     (warn or (lambda m: print(m, file=sys.stderr)))(
         "warning: train.precision is bf16 but this CPU has no native bf16 (no amx_bf16/avx512_bf16 flag); "
-        "training in fp32 instead, which costs the fp32 : bf16 step-time ratio that "
-        "`python benchmarks/bench_training.py --smollm2` measures (reports/smollm2/bench_training.json)")
+        "training in fp32 instead, which costs the fp32 : fast step-time ratio that "
+        "`python benchmarks/bench_fast_path.py` measures (reports/smollm2/bench_fast_path.json)")
     return "fp32"
 
 
+class Bf16Copies:
+    """bf16 copies of a model's decoder-layer weight matrices (every 2-D parameter except the embedding and
+    the LM head), as leaf tensors that collect gradients, for the loss forward and backward.
+
+    ``refresh()`` copies the fp32 masters into them (a NaN or Inf is an error naming the parameter);
+    ``grads_to_masters()`` adds their gradients, in fp32, to the masters' ``.grad`` and clears them."""
+
+    def __init__(self, model):
+        self.model = model
+        embed = model.get_input_embeddings().weight
+        head = model.get_output_embeddings().weight
+        self.masters = {name: p for name, p in model.named_parameters()
+                        if p.dim() == 2 and p.requires_grad and p is not embed and p is not head}
+        if not self.masters:
+            raise ValueError("the bf16 path found no trainable weight matrix outside the embedding and LM head")
+        self.copies = {name: torch.empty_like(p, dtype=torch.bfloat16).requires_grad_()
+                       for name, p in self.masters.items()}
+        self.refreshed_at = None
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self, step=None) -> None:
+        """Copy the fp32 masters into the bf16 copies; ``step`` records when (see :meth:`refresh_unless`)."""
+        for name, p in self.masters.items():
+            copy = self.copies[name]
+            copy.copy_(p)
+            if not torch.isfinite(copy).all():
+                raise FloatingPointError(f"the bf16 copy of parameter {name!r} holds NaN or Inf (bf16's range is "
+                                         "±3.4e38, so the fp32 master itself is not finite): refusing to train on it")
+        self.refreshed_at = step
+
+    def refresh_unless(self, step) -> None:
+        """Refresh unless the copies were last refreshed at ``step`` (the trainer's ``global_step``: the masters
+        change only between steps, by the optimizer or by a callback)."""
+        if step != self.refreshed_at:
+            self.refresh(step)
+
+    @torch.no_grad()
+    def grads_to_masters(self) -> None:
+        for name, copy in self.copies.items():
+            if copy.grad is None:
+                continue
+            master = self.masters[name]
+            if master.grad is None:
+                master.grad = copy.grad.float()
+            else:
+                master.grad += copy.grad
+            copy.grad = None
+
+
+class CompactHead:
+    """What TRL's loss calls as ``model(input_ids=, attention_mask=, labels=, fused_lm_head=True)``, on the CPU
+    fast path: the backbone runs with ``weights`` (name -> tensor; the bf16 copies) in place of its own weight
+    matrices (``torch.func.functional_call``), and the LM head, in fp32, only at the positions whose label is not -100
+    (the completion tokens). Returns ``log_probs`` and ``entropy`` of shape (B, T-1), zero elsewhere, at
+    temperature ``temperature``: what TRL's fused head returns.
+
+    Why not TRL's fused head: on a device without Triton (the CPU) it scores *every* position, prompt
+    included (its own comment: to keep tile shapes fixed for compilers), so with SmolLM2's 49,152-token
+    vocabulary the head's forward and backward over ~5x the needed positions took ~2 of a ~5 s step
+    (docs/speed.md). On Triton devices TRL scores the masked positions only, as this does.
+    ``tests/test_precision.py`` holds it to TRL's fused head on the tiny model."""
+
+    def __init__(self, model, weights: dict, temperature: float):
+        cfg = model.config
+        for field in ("final_logit_softcapping", "logit_scale"):
+            if getattr(cfg, field, None) not in (None, 1.0):
+                raise ValueError(f"the bf16 path's LM head does not implement {field} "
+                                 f"({type(model).__name__}); use train.precision: fp32")
+        prefix = model.base_model_prefix + "."
+        if any(not name.startswith(prefix) for name in weights):
+            raise ValueError(f"the bf16 path expects every weight matrix but the LM head under {prefix!r}; "
+                             f"{type(model).__name__} has others: use train.precision: fp32")
+        self.backbone = getattr(model, model.base_model_prefix)
+        self.head = model.get_output_embeddings()
+        self.weights = {name.removeprefix(prefix): t for name, t in weights.items()}
+        self.inv_t = 1.0 / temperature
+
+    def __call__(self, input_ids, attention_mask, labels, fused_lm_head=True, **kwargs):
+        if not fused_lm_head or kwargs:
+            raise ValueError(f"CompactHead scores labels only; got fused_lm_head={fused_lm_head}, {sorted(kwargs)}")
+        hidden = torch.func.functional_call(self.backbone, self.weights, (), {
+            "input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}).last_hidden_state
+        target = labels[:, 1:]
+        mask = target != -100
+        with torch.autocast("cpu", enabled=False):
+            h = hidden[:, :-1][mask].float()
+            z = torch.nn.functional.linear(h, self.head.weight.float(),
+                                           None if self.head.bias is None else self.head.bias.float()) * self.inv_t
+            logp_all = torch.log_softmax(z, dim=-1)
+            logp = logp_all.gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+        zeros = hidden.new_zeros(mask.shape, dtype=torch.float32)
+        return SimpleNamespace(log_probs=zeros.masked_scatter(mask, logp), entropy=zeros.masked_scatter(mask, entropy))
+
+
 class Bf16Compute:
-    """Mixin for TRL's GRPOTrainer: the loss forward under bf16 autocast with an fp32 LM head.
+    """Mixin for TRL's GRPOTrainer: the loss forward and backward on bf16 copies of the weights (under bf16
+    autocast, LM head in fp32), gradients into the fp32 masters (see the module docstring).
     ``train.FastGRPOTrainer`` is ``class FastGRPOTrainer(Bf16Compute, GRPOTrainer)``; it takes GRPOTrainer's
     arguments, and ``args`` must have ``cast_lm_head_to_fp32=True`` and ``bf16=False`` (TRL's own autocast,
-    which would also wrap every sampling step, stays off). Full fine-tuning only (no ``peft_config``). This
-    module does not import TRL itself, so reading a run's identity (runs.identity) stays cheap."""
+    which would also wrap every sampling step, stays off). Full fine-tuning on one process only (no
+    ``peft_config``, no FSDP/ZeRO: the copies are of the whole, unsharded weights). This module does not
+    import TRL itself, so reading a run's identity (runs.identity) stays cheap."""
 
     def __init__(self, *args, peft_config=None, **kwargs):
         if peft_config is not None:
@@ -83,8 +193,20 @@ class Bf16Compute:
         if grpo_args is not None and (getattr(grpo_args, "bf16", False) or not grpo_args.cast_lm_head_to_fp32):
             raise ValueError("the bf16 path needs GRPOConfig(bf16=False, cast_lm_head_to_fp32=True)")
         super().__init__(*args, **kwargs)
+        if self.accelerator.num_processes > 1:
+            raise ValueError("the bf16 path runs on one process (its copies are of the whole, unwrapped model); "
+                             "use train.precision: fp32 with several processes")
+        self.bf16_copies = Bf16Copies(self.model)
+        self.compact_head = CompactHead(self.model, self.bf16_copies.copies, self.temperature)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.bf16_copies.refresh_unless(self.state.global_step)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.bf16_copies.grads_to_masters()
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # ``model`` is the one unwrapped model on one process (checked above), the one the compact head runs
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+            return super().compute_loss(self.compact_head, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import checks, paths
 from .tasks import Item
 
 CHAT_TASKS = ("chat_math", "chat_fact", "chat_skill")
@@ -158,17 +158,14 @@ class ChatTask:
     n_ood: int = 200
 
     def __post_init__(self):
-        def positive(v):
-            return isinstance(v, int) and not isinstance(v, bool) and v > 0
-        if not positive(self.max_operand) or self.max_operand < 2:
-            raise ValueError(f"chat_task.max_operand must be an integer >= 2, got {self.max_operand!r}")
+        checks.integer(self.max_operand, "chat_task.max_operand", minimum=2)
         if self.op not in OPS or (self.op == "+-" and not self.one_order):
             raise ValueError(f"chat_task.op must be one of {OPS} ('+-' needs one_order: true), got {self.op!r}")
         n_all = self.max_operand * (self.max_operand + 1) // 2 * (2 if self.op == "+-" else 1)
         most = n_all - n_all // 2 if self.held_out != "rest" else n_all - 1
-        if self.train_size is not None and not (positive(self.train_size) and self.train_size <= most):
-            raise ValueError(f"chat_task.train_size must be an integer in 1..{most} (the problems it can take for "
-                             f"max_operand {self.max_operand}), got {self.train_size!r}")
+        if self.train_size is not None:
+            checks.integer(self.train_size, "chat_task.train_size", maximum=most,
+                           hint=f" (the problems it can take for max_operand {self.max_operand})")
         rest_ok = self.held_out != "rest" or (self.one_order and self.train_size)
         if self.held_out not in ("half", "rest") or not rest_ok:
             raise ValueError(f"chat_task.held_out must be 'half' or 'rest' ('rest' needs one_order: true and a "
@@ -178,15 +175,15 @@ class ChatTask:
                              f"got {self.system!r}")
         if self.ood_operands is not None:
             lo_hi = self.ood_operands
-            if (not isinstance(lo_hi, (list, tuple)) or len(lo_hi) != 2 or not all(positive(x) for x in lo_hi)
+            if (not isinstance(lo_hi, (list, tuple)) or len(lo_hi) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in lo_hi)
                     or not self.max_operand < lo_hi[0] < lo_hi[1]):
                 raise ValueError(f"chat_task.ood_operands must be [lo, hi] with {self.max_operand} (max_operand) "
                                  f"< lo < hi, got {lo_hi!r}")
             span = lo_hi[1] - lo_hi[0] + 1
             most = span * (span + 1) // 2 * (2 if self.op == "+-" else 1)
-            if not positive(self.n_ood) or self.n_ood > most:
-                raise ValueError(f"chat_task.n_ood must be an integer in 1..{most} (the problems of "
-                                 f"{lo_hi[0]}..{lo_hi[1]}), got {self.n_ood!r}")
+            checks.integer(self.n_ood, "chat_task.n_ood", maximum=most,
+                           hint=f" (the problems of {lo_hi[0]}..{lo_hi[1]})")
 
     def n_pairs(self, split: str) -> int:
         """Distinct problems of a split (unordered operand pairs, or for "+-" pairs × 2), before ``train_size``."""
