@@ -141,6 +141,19 @@ def test_pls_boxes_clip_outliers_and_say_so(data):
     assert any("below -1" in t and "min -6.0" in t for t in texts)
 
 
+def test_a_pls_panel_with_no_finite_r2_says_why_it_is_empty():
+    """A signal evaluated at too few steps (smollm2's test accuracy: 2 points in a window) has no R² at all;
+    its panel says so instead of standing empty."""
+    rows = [{"signal": s, "type": t, "seed": 0, "T": T, "r2": r2, "r2_loo": r2}
+            for s, T, r2 in (("test accuracy", 2, float("nan")), ("training reward", 20, 0.7))
+            for t in ("q_proj", "down_proj")]
+    fig = plots.pls_r2_boxes(pd.DataFrame(rows))
+    empty = [t.get_text() for t in fig.axes[0].texts]
+    assert any("no R² to draw" in t and "2 time points" in t for t in empty)
+    assert "(2 time points)" in fig.axes[0].get_title()
+    assert not any("no R² to draw" in t.get_text() for t in fig.axes[1].texts)
+
+
 def test_extrapolation_draws_no_lines_between_windows(data):
     fig = figure_data.draw("fig06_extrapolation", data["fig06_extrapolation"])
     lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 2]

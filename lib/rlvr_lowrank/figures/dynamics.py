@@ -69,8 +69,9 @@ def pls_r2_boxes(pls: "pd.DataFrame", title: str = "", caption: str = "", floor:
                  min_loo_points: int = MIN_LOO_POINTS) -> "plt.Figure":
     """PLS R² per matrix type, in-sample and leave-one-out, one panel per signal. The y axis starts at ``floor``:
     values below it are counted in the panel (with their minimum) and drawn as triangles on the floor. The
-    leave-one-out R² of a signal with fewer than ``min_loo_points`` time points (column ``T``) is not drawn
-    (the panel says so). ``pls``: signal, type, seed, r2, r2_loo[, T]."""
+    leave-one-out R² of a signal with fewer than ``min_loo_points`` time points (column ``T``) is not drawn,
+    and a signal with no finite R² at all (too few time points to fit) draws none; the panel says so.
+    ``pls``: signal, type, seed, r2, r2_loo[, T]."""
     long = pls.melt(id_vars=[c for c in ("signal", "type", "seed", "T") if c in pls], value_vars=["r2", "r2_loo"],
                     var_name="fit", value_name="R²")
     long["fit"] = long["fit"].map({"r2": "in-sample R²", "r2_loo": "leave-one-out R²"})
@@ -81,10 +82,13 @@ def pls_r2_boxes(pls: "pd.DataFrame", title: str = "", caption: str = "", floor:
     fig, axes = plt.subplots(1, len(signals), figsize=(5.5 * len(signals) + 1.5, 3.9), squeeze=False, sharey=True)
     types = list(dict.fromkeys(long["type"]))
     for ax, signal in zip(axes.flat, signals):
-        part = long[(long["signal"] == signal) & np.isfinite(long["R²"])]
-        n_points = int(part["T"].median()) if "T" in part and len(part) else None
-        notes = []
-        for j, fit in enumerate(fits):
+        rows = long[long["signal"] == signal]
+        part = rows[np.isfinite(rows["R²"])]
+        n_points = int(rows["T"].median()) if "T" in rows and len(rows) else None
+        notes = [] if len(part) else [
+            "no R² to draw: " + (f"{n_points} time points are too few to fit" if n_points is not None
+                                 else "no finite value")]
+        for j, fit in enumerate(fits if len(part) else []):
             if fit == "leave-one-out R²" and n_points is not None and n_points < min_loo_points:
                 notes.append(f"leave-one-out R² not drawn: {n_points} time points")
                 continue

@@ -103,8 +103,8 @@ def sweep_gaps(sweep: "pd.DataFrame", title: str = "", thresholds: Mapping[str, 
     ``thresholds``: metric -> the claim's lines on it (one: "at least"; two: the band "within")."""
     fig, axes = plt.subplots(1, 2, figsize=(max(8.5, 2.2 * sweep["arm"].nunique() + 5), 3.9))
     handles = []
-    for ax, metric, ylabel in ((axes[0], "reward_gap", "Δ training reward, last quarter (raw)"),
-                               (axes[1], "test_gap", "Δ final greedy test accuracy")):
+    for ax, metric, ylabel in ((axes[0], "reward_gap", "Δ training reward\n(raw, last quarter)"),
+                               (axes[1], "test_gap", "Δ final greedy\ntest accuracy")):
         part = sweep[sweep["metric"] == metric].reset_index(drop=True)
         x = np.arange(len(part))
         if "t_lo" in part:
