@@ -101,8 +101,11 @@ test-browser: $(STAMP) ## drive JupyterLab in headless Chromium (installs chromi
 	  else echo "test-browser: chromium/chromedriver missing and not root: the test will skip"; fi; fi
 	$(PY) -m pytest -q -p no:cacheprovider -rs tests/test_lab_browser.py
 
-bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+bench: $(STAMP) ## print the speed/accuracy ratios of benchmarks/ (the fast path's also to runs/bench/)
+	@for b in $(filter-out benchmarks/bench_fast_path.py,$(wildcard benchmarks/bench_*.py)); do \
+	  echo "== $$b"; $(PY) $$b --quick || exit 1; done
+	@echo "== benchmarks/bench_fast_path.py"; mkdir -p runs/bench; \
+	  $(PY) benchmarks/bench_fast_path.py --quick --out runs/bench/bench_fast_path.json
 	@echo "== benchmarks/bench_training.py --smollm2"; $(PY) benchmarks/bench_training.py --smollm2 --quick
 	@echo "== benchmarks/profile_step.py"; $(PY) benchmarks/profile_step.py --quick
 

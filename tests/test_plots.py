@@ -120,8 +120,11 @@ def test_knowledge_panels_plot_what_the_verdict_reads(data):
 
 
 def test_alignment_has_a_legend_entry_for_the_random_baseline(data):
-    texts = _texts(figure_data.draw("fig05_alignment", data["fig05_alignment"]))
+    fig = figure_data.draw("fig05_alignment", data["fig05_alignment"])
+    texts = _texts(fig)
     assert any("random baseline" in t for t in texts) and "Full RL" in texts
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) > 1 and panels[0].get_ylabel() and not any(ax.get_ylabel() for ax in panels[1:])
 
 
 def test_claims_overview_small_multiples_with_threshold_directions(data):
