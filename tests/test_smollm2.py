@@ -83,10 +83,11 @@ def test_two_bf16_grpo_steps_and_a_pr1s_substitution_on_the_real_weights(tmp_pat
         pytest.skip("this CPU has no native bf16 (amx_bf16/avx512_bf16): the fast path falls back to fp32")
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     monkeypatch.setattr(paths, "CACHE", shared_cache)  # built by the test above (or here, when run alone)
-    run = train.train("smollm2", "pr1s_trunc_k5", 0, quiet=True, overrides={
-        # 2 prompts x 8 samples: a group whose 8 rewards are all equal has no advantage and so no gradient
+    run = train.train("smollm2", "pr1s_trunc_k10", 0, quiet=True, overrides={
+        # 2 prompts x 8 samples: a group whose 8 rewards are all equal has no advantage and so no gradient; the
+        # profile's 12 new tokens (with 8, most answers are cut off and every reward is 0)
         "train": {"max_steps": 2, "precision": "bf16", "per_device_train_batch_size": 16, "num_generations": 8,
-                  "max_completion_length": 8, "threads": 2},
+                  "threads": 2},
         "pr1s": {"every": 2}, "trajectory": {"every": 2, "k": 1}, "eval": {"every": 0}})
     done = fileio.read_json(run / "DONE")
     assert done["steps"] == 2 and done["identity"]["precision"] == "bf16"
