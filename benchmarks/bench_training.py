@@ -122,9 +122,9 @@ def smollm2_trainer(arm: str, base, tok, steps: int, out: str, capture: dict | N
     kwargs.update(save_strategy="no", log_level="error", disable_tqdm=True)
     timer = StepTimer()
 
-    class Capturing(GRPOTrainer):  # keeps the first batch TRL builds (completions, advantages)
+    class Capturing(GRPOTrainer):  # keeps the first batch TRL builds with a gradient (a non-zero advantage)
         def compute_loss(self, model, inputs, **kw):
-            if capture is not None:
+            if capture is not None and bool(inputs["advantages"].abs().sum() > 0):
                 capture.setdefault("inputs", inputs)
             return super().compute_loss(model, inputs, **kw)
 
@@ -202,6 +202,10 @@ def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
           f"{med['fp32']['generation'] / med['bf16']['generation']:.2f}x, rest "
           f"{rest_ratio:.2f}x")
 
+    if "inputs" not in capture:
+        print("  same batch: no fp32 step had a non-zero advantage (every group's rewards equal), so there is no "
+              "gradient to compare; run more --steps")
+        return
     with tempfile.TemporaryDirectory() as out:
         ref, _, _ = smollm2_trainer("fp32", base, tok, 1, out)
         fast, _, _ = smollm2_trainer("bf16", base, tok, 1, out)
