@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampler import bench_greedy, bench_scoring, cpu_name  # noqa: E402
-from bench_training import StepTimer  # noqa: E402
+from bench_training import StepTimer, loss_and_gradient, within_tolerance  # noqa: E402
 
 ARMS = {"today": {"precision": "fp32", "sampler": "generate"}, "profile": {"precision": "fp32", "sampler": "kv"},
         "fast": {"precision": "bf16", "sampler": "kv"}}
@@ -230,8 +230,6 @@ def agreement(base, tok) -> dict:
     are not all zero, since a group with equal rewards has no gradient), scored by the fp32 loss and by the
     fast path's from the base weights: the losses, the gradient norms and the gradient cosine, against
     AGREEMENT."""
-    from bench_training import loss_and_gradient
-
     torch.set_num_threads(2)
     captured = {}
     with tempfile.TemporaryDirectory() as out:
@@ -264,9 +262,7 @@ def agreement(base, tok) -> dict:
         earlier.compute_loss = autocast_loss
         _, g_ac = loss_and_gradient(earlier, captured["inputs"])
     cos = float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))
-    a = AGREEMENT
-    within = (abs(l16 - l32) <= a["loss_atol"] + a["loss_rtol"] * abs(l32)
-              and abs(float(g16.norm() / g32.norm()) - 1) <= a["grad_norm_rtol"] and cos >= a["grad_cosine_min"])
+    within = within_tolerance(l32, g32, l16, g16, AGREEMENT)
     return {"loss_fp32": l32, "loss_fast": l16, "grad_norm_fp32": float(g32.norm()),
             "grad_norm_fast": float(g16.norm()), "grad_cosine": cos, "fast_is_bf16": is_bf16,
             "grad_cosine_earlier_autocast": float(torch.nn.functional.cosine_similarity(g_ac, g32, dim=0)),

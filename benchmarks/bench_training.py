@@ -84,6 +84,15 @@ def callback_seconds(callbacks) -> float:
 AGREEMENT = {"loss_atol": 1e-3, "loss_rtol": 1e-2, "grad_norm_rtol": 0.05, "grad_cosine_min": 0.99}
 
 
+def within_tolerance(loss_ref: float, grad_ref, loss: float, grad, t: dict) -> bool:
+    """Loss, gradient norm and gradient cosine of one batch against a reference, by tolerances ``t``
+    (``loss_atol``, ``loss_rtol``, ``grad_norm_rtol``, ``grad_cosine_min``)."""
+    cos = float(torch.nn.functional.cosine_similarity(grad, grad_ref, dim=0))
+    return bool(abs(loss - loss_ref) <= t["loss_atol"] + t["loss_rtol"] * abs(loss_ref)
+                and abs(float(grad.norm() / grad_ref.norm()) - 1) <= t["grad_norm_rtol"]
+                and cos >= t["grad_cosine_min"])
+
+
 class StepTimer:
     """Trainer callback: wall time of each optimizer step and of its optimizer.step() call."""
 
@@ -215,10 +224,7 @@ def bench_smollm2(steps: int, repeats: int, out_path: str | None) -> None:
              "grad_norm_fp32": float(g32.norm()), "grad_norm_bf16": float(g16.norm()),
              "grad_cosine": float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))}
     t = AGREEMENT
-    agree["within_tolerance"] = bool(abs(l16 - l32) <= t["loss_atol"] + t["loss_rtol"] * abs(l32)
-                                     and abs(agree["grad_norm_bf16"] / agree["grad_norm_fp32"] - 1)
-                                     <= t["grad_norm_rtol"]
-                                     and agree["grad_cosine"] >= t["grad_cosine_min"])
+    agree["within_tolerance"] = within_tolerance(l32, g32, l16, g16, t)
     print(f"  same batch: loss fp32 {l32:.6f} / bf16 {l16:.6f}; gradient norm {agree['grad_norm_fp32']:.4g} / "
           f"{agree['grad_norm_bf16']:.4g}; cosine {agree['grad_cosine']:.4f} -> "
           f"{'within' if agree['within_tolerance'] else 'OUTSIDE'} the tolerances {t}")
