@@ -230,6 +230,8 @@ def agreement(base, tok) -> dict:
     are not all zero, since a group with equal rewards has no gradient), scored by the fp32 loss and by the
     fast path's from the base weights: the losses, the gradient norms and the gradient cosine, against
     AGREEMENT."""
+    from rlvr_lowrank.training import precision
+
     torch.set_num_threads(2)
     captured = {}
     with tempfile.TemporaryDirectory() as out:
@@ -261,18 +263,28 @@ def agreement(base, tok) -> dict:
 
         earlier.compute_loss = autocast_loss
         _, g_ac = loss_and_gradient(earlier, captured["inputs"])
+        # where the disagreement comes from: fp32 arithmetic at the weights the fast path sees (bf16-rounded
+        # copies, embedding and LM head fp32), i.e. the weights' rounding alone, without bf16 activations
+        rounded, _, _, _ = make_trainer("profile", base, tok, 1, out)
+        with torch.no_grad():
+            for name in precision.Bf16Copies(rounded.model).masters:
+                master = rounded.model.get_parameter(name)
+                master.copy_(master.bfloat16().float())
+        _, g_rw = loss_and_gradient(rounded, captured["inputs"])
     cos = float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))
     within = within_tolerance(l32, g32, l16, g16, AGREEMENT)
     return {"loss_fp32": l32, "loss_fast": l16, "grad_norm_fp32": float(g32.norm()),
             "grad_norm_fast": float(g16.norm()), "grad_cosine": cos, "fast_is_bf16": is_bf16,
             "grad_cosine_earlier_autocast": float(torch.nn.functional.cosine_similarity(g_ac, g32, dim=0)),
+            "grad_cosine_rounded_weights_fp32": float(torch.nn.functional.cosine_similarity(g_rw, g32, dim=0)),
             "tolerances": AGREEMENT, "within_tolerance": bool(within)}
 
 
 def _agreement_line(ag: dict) -> str:
     return (f"same batch, fp32 vs fast: loss {ag['loss_fp32']:.6f} / {ag['loss_fast']:.6f}; gradient norm "
             f"{ag['grad_norm_fp32']:.4g} / {ag['grad_norm_fast']:.4g}; cosine {ag['grad_cosine']:.5f} (the earlier "
-            f"autocast design: {ag['grad_cosine_earlier_autocast']:.5f}) -> "
+            f"autocast design: {ag['grad_cosine_earlier_autocast']:.5f}; fp32 arithmetic at the bf16-rounded "
+            f"weights: {ag['grad_cosine_rounded_weights_fp32']:.5f}) -> "
             f"{'within' if ag['within_tolerance'] else 'OUTSIDE'} the tolerances {ag['tolerances']}")
 
 

@@ -161,8 +161,8 @@ def loss_and_gradient(trainer, inputs):
     trainer.model.zero_grad()
     loss = trainer.compute_loss(trainer.model, inputs)
     loss.backward()
-    if hasattr(trainer, "bf16_copies"):  # the fast path's gradients land on its bf16 copies first
-        trainer.bf16_copies.grads_to_masters()
+    if hasattr(trainer, "gradients_to_masters"):  # the fast path: its gradients land on bf16 copies first
+        trainer.gradients_to_masters()
     grad = torch.cat([p.grad.detach().flatten().double() for p in trainer.model.parameters() if p.grad is not None])
     return float(loss.detach()), grad  # float64: a 135M-term dot product in float32 can leave the cosine above 1
 

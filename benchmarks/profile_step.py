@@ -1,8 +1,9 @@
 """Where a GRPO step of the smollm2 profile spends its time, measured with torch.profiler.
 
 TRL's GRPOTrainer on SmolLM2-135M-Instruct (the dequantized Q4_1 GGUF) with the smollm2 profile's settings
-(`configs/smollm2.yaml`: 1 prompt x 8 completions, 12 new tokens, the profile's sampler and precision), at 1
-and at 2 torch threads, without this project's callbacks (evaluations, the trajectory recorder: they run
+(`configs/smollm2.yaml`: 1 prompt x 8 completions, 12 new tokens), as the profile trains (its sampler and
+fp32: "before") and on the fast path (``train: {precision: bf16, sampler: kv}``: "after"), at 1 and at 2 torch
+threads, without this project's callbacks (evaluations, the trajectory recorder: they run
 every 50 and every 5 steps, not in every step). The first ``--warmup`` steps of each setting are not
 counted. Each counted step is split into three phases by markers (``torch.profiler.record_function``)
 placed around TRL's rollout call and around ``optimizer.step()``:
@@ -131,7 +132,9 @@ class Markers:
             rf.__exit__(None, None, None)
 
 
-def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
+def profile_setting(base, tok, threads: int, warmup: int, steps: int, precision: str = "profile") -> dict:
+    """One thread setting. ``precision``: "profile" trains as configs/smollm2.yaml does (GRPOTrainer, fp32);
+    "bf16" the fast path (train.FastGRPOTrainer with ``train: {precision: bf16, sampler: kv}``)."""
     import copy
 
     from trl import GRPOConfig, GRPOTrainer
@@ -140,7 +143,9 @@ def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": warmup + steps}})
+    fast = {"precision": "bf16", "sampler": "kv"} if precision == "bf16" else {}
+    cfg = config.resolve("smollm2", "full", 0, {"train": {"max_steps": warmup + steps, **fast}})
+    trainer_class = train.FastGRPOTrainer if train.run_precision(cfg) == "bf16" else GRPOTrainer
     model = copy.deepcopy(base)
     extra = train.rollout_kwargs(cfg)  # the profile's sampler, as training passes it to GRPOTrainer
     if "rollout_func" in extra:  # the kv sampler: TRL calls rollout_func(prompts, trainer)
@@ -163,9 +168,9 @@ def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
         kwargs = train.grpo_kwargs(cfg, Path(out), quiet=True)
         kwargs.update(save_strategy="no", log_level="error", disable_tqdm=True)
         markers = Markers(counted_from=warmup)
-        trainer = GRPOTrainer(model=model, reward_funcs=train.reward_function(cfg), args=GRPOConfig(**kwargs),
-                              train_dataset=train.train_dataset(cfg), processing_class=tok,
-                              callbacks=[markers.callback], **extra)
+        trainer = trainer_class(model=model, reward_funcs=train.reward_function(cfg), args=GRPOConfig(**kwargs),
+                                train_dataset=train.train_dataset(cfg), processing_class=tok,
+                                callbacks=[markers.callback], **extra)
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
@@ -185,7 +190,7 @@ def profile_setting(base, tok, threads: int, warmup: int, steps: int) -> dict:
                                       "tree inside autograd and TRL's chunked log-probability function is not a "
                                       "partition of the time); only the phases' wall times are kept")
     res.update(threads=threads, warmup=warmup, sampler=cfg.train.get("sampler", "generate"),
-               precision=cfg.train.get("precision", "fp32"), train_wall_s=total)
+               precision=train.run_precision(cfg), train_wall_s=total)
     return res
 
 
@@ -206,6 +211,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 warm-up and 2 counted steps per setting")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--precision", nargs="+", default=["profile", "bf16"], choices=["profile", "bf16"],
+                    help="profile: as configs/smollm2.yaml trains (before); bf16: the fast path (after)")
     ap.add_argument("--out", default=None, help="write the measurements to this JSON file")
     a = ap.parse_args()
     warmup, steps = (1, 2) if a.quick else (2, 4)
@@ -220,10 +227,11 @@ def main() -> None:
     base, tok = models.load_smollm2()
     tok.padding_side = "left"  # as training sets it (training.train._load_base)
     results = []
-    for threads in a.threads:
-        res = profile_setting(base, tok, threads, warmup, steps)
-        show(res)
-        results.append(res)
+    for precision in a.precision:
+        for threads in a.threads:
+            res = profile_setting(base, tok, threads, warmup, steps, precision)
+            show(res)
+            results.append(res)
     if a.out:
         fileio.write_json(a.out, {"cpu": cpu, "load_average_before": load, "cpu_count": os.cpu_count(),
                                   "torch": torch.__version__, "kinds": list(KINDS), "settings": results})

@@ -94,8 +94,8 @@ def test_bf16_loss_and_gradient_agree_with_fp32_on_the_same_batch(tmp_path):
         t.model.zero_grad()
         loss = t.compute_loss(t.model, captured["inputs"])
         loss.backward()
-        if hasattr(t, "bf16_copies"):  # the fast path's gradients land on its bf16 copies first
-            t.bf16_copies.grads_to_masters()
+        if hasattr(t, "gradients_to_masters"):  # the fast path: its gradients land on bf16 copies first
+            t.gradients_to_masters()
         return float(loss.detach()), torch.cat([p.grad.detach().flatten().double() for p in t.model.parameters()
                                                 if p.grad is not None])
 
@@ -187,3 +187,77 @@ def test_the_compact_head_gives_trls_fused_head_log_probabilities_and_entropies(
         assert (g[~scored] == 0).all()
     with pytest.raises(ValueError, match="scores labels only"):
         head(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=False)
+
+
+def test_a_huge_but_finite_master_passes_the_fused_finite_check():
+    """The fused check (one norm over all copies) overflows on a value near bf16's range; the per-copy scan
+    it falls back to must then clear it, not call it NaN."""
+    model, _ = _tiny()
+    copies = precision.Bf16Copies(model)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[0, :4] = 3e38
+    copies.refresh(0)
+    assert torch.isinf(torch.stack(torch._foreach_norm(list(copies.copies.values())))).any()  # it did trip
+    assert copies.copies["model.layers.0.mlp.up_proj.weight"][0, 0].float() > 1e38
+
+
+def _head_gradients(model, head, ids, attention, labels, weights):
+    model.zero_grad(set_to_none=True)
+    out = head(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+    (out.log_probs.sum() + 0.1 * out.entropy.sum()).backward()
+    head.embedding_grads_to_master()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None} | {
+        n: w.grad.clone() for n, w in weights.items() if w.grad is not None}
+
+
+def test_the_sparse_embedding_gradient_equals_autograds_dense_one():
+    """CompactHead's embedding lookup (gradient index-added after the backward, padding rows skipped) gives
+    the gradient autograd's nn.Embedding gives, for every parameter, with the LM head tied or not; and the
+    entropy carries a gradient only when asked."""
+    for tied in (True, False):
+        model, _ = _tiny()
+        if not tied:
+            model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+        embed = model.get_input_embeddings()
+        assert (model.get_output_embeddings().weight is embed.weight) == tied
+        weights = {n: p.detach().clone().requires_grad_() for n, p in precision.Bf16Copies(model).masters.items()}
+        gen = torch.Generator().manual_seed(1)
+        ids = torch.randint(3, model.config.vocab_size, (3, 16), generator=gen)
+        assert embed.padding_idx is not None  # the case the sparse path must honour
+        ids[0, :4] = embed.padding_idx  # left padding
+        ids[1, 8] = embed.padding_idx  # and the padding token inside attended text: nn.Embedding gives its row
+        ids[1, 5] = ids[2, 7] = ids[0, 9]  # no gradient; a token seen several times sums its rows
+        attention = torch.ones_like(ids)
+        attention[0, :4] = 0
+        labels = ids.masked_fill(attention == 0, -100)
+        labels[:, :-6] = -100
+        sparse = precision.CompactHead(model, weights, temperature=0.7, entropy_grad=True)
+        assert sparse.embed is embed
+        got = _head_gradients(model, sparse, ids, attention, labels, weights)
+        for w in weights.values():
+            w.grad = None
+        dense = precision.CompactHead(model, weights, temperature=0.7, entropy_grad=True)
+        dense.embed = None  # autograd's own nn.Embedding backward
+        want = _head_gradients(model, dense, ids, attention, labels, weights)
+        assert got.keys() == want.keys() and "model.embed_tokens.weight" in got
+        for name in want:
+            assert torch.allclose(got[name], want[name], rtol=1e-5, atol=1e-7), name
+    no_grad = precision.CompactHead(model, weights, temperature=0.7, entropy_grad=False)
+    out = no_grad(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
+    assert out.log_probs.requires_grad and not out.entropy.requires_grad
+
+
+def test_the_fp32_gradient_buffers_are_overwritten_not_accumulated_across_steps():
+    """Bf16Copies keeps one fp32 gradient buffer per master across steps: after the trainer's
+    zero_grad(set_to_none) the next backward must overwrite it, and a second micro-batch add to it."""
+    model, _ = _tiny()
+    copies = precision.Bf16Copies(model)
+    name, master = next(iter(copies.masters.items()))
+    for step in range(2):
+        model.zero_grad(set_to_none=True)
+        copies.copies[name].grad = torch.full_like(copies.copies[name], 0.5)
+        copies.grads_to_masters()
+        assert torch.equal(master.grad, torch.full_like(master, 0.5)), step
+    copies.copies[name].grad = torch.full_like(copies.copies[name], 0.25)
+    copies.grads_to_masters()  # a second micro-batch of the same step accumulates
+    assert torch.equal(master.grad, torch.full_like(master, 0.75))

@@ -43,9 +43,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 PRECISIONS = ("fp32", "bf16")
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 matmul on x86 (oneDNN uses either)
+ATTENTION_BACKENDS = [SDPBackend.MATH]  # the loss forward/backward's SDPA (Bf16Compute.compute_loss)
 NO_BF16_ENV = "RLVR_NO_BF16"  # "1": behave as on a CPU without bf16 (tests of the fallback, comparisons)
 
 
@@ -89,7 +91,6 @@ class Bf16Copies:
     ``grads_to_masters()`` adds their gradients, in fp32, to the masters' ``.grad`` and clears them."""
 
     def __init__(self, model):
-        self.model = model
         embed = model.get_input_embeddings().weight
         head = model.get_output_embeddings().weight
         self.masters = {name: p for name, p in model.named_parameters()
@@ -98,18 +99,29 @@ class Bf16Copies:
             raise ValueError("the bf16 path found no trainable weight matrix outside the embedding and LM head")
         self.copies = {name: torch.empty_like(p, dtype=torch.bfloat16).requires_grad_()
                        for name, p in self.masters.items()}
+        # fp32 gradient buffers, kept across steps: the trainer's zero_grad(set_to_none) drops the masters'
+        # reference, and a fresh 0.4 GB allocation per step costs more than the copy (page faults)
+        self._grad_buffers: dict[str, torch.Tensor] = {}
         self.refreshed_at = None
         self.refresh()
 
     @torch.no_grad()
     def refresh(self, step=None) -> None:
-        """Copy the fp32 masters into the bf16 copies; ``step`` records when (see :meth:`refresh_unless`)."""
-        for name, p in self.masters.items():
-            copy = self.copies[name]
-            copy.copy_(p)
-            if not torch.isfinite(copy).all():
-                raise FloatingPointError(f"the bf16 copy of parameter {name!r} holds NaN or Inf (bf16's range is "
-                                         "±3.4e38, so the fp32 master itself is not finite): refusing to train on it")
+        """Copy the fp32 masters into the bf16 copies; ``step`` records when (see :meth:`refresh_unless`).
+
+        A NaN or Inf in a copy is an error naming the parameter. The check is one fused reduction over all
+        copies (``_foreach_norm``: non-finite if any element is, or if a sum of squares overflows); only when
+        it trips is each copy scanned, to name the parameter or to clear a mere overflow. Scanning every
+        copy element-wise cost ~0.2 s of a SmolLM2 step."""
+        names = list(self.masters)
+        torch._foreach_copy_([self.copies[n] for n in names], [self.masters[n] for n in names])
+        norms = torch.stack(torch._foreach_norm([self.copies[n] for n in names]))
+        if not bool(torch.isfinite(norms).all()):
+            for name in names:
+                if not bool(torch.isfinite(self.copies[name]).all()):
+                    raise FloatingPointError(f"the bf16 copy of parameter {name!r} holds NaN or Inf (bf16's range "
+                                             "is ±3.4e38, so the fp32 master itself is not finite): refusing to "
+                                             "train on it")
         self.refreshed_at = step
 
     def refresh_unless(self, step) -> None:
@@ -125,7 +137,10 @@ class Bf16Copies:
                 continue
             master = self.masters[name]
             if master.grad is None:
-                master.grad = copy.grad.float()
+                buffer = self._grad_buffers.get(name)
+                if buffer is None:
+                    buffer = self._grad_buffers[name] = torch.empty_like(master)
+                master.grad = buffer.copy_(copy.grad)
             else:
                 master.grad += copy.grad
             copy.grad = None
@@ -140,11 +155,17 @@ class CompactHead:
 
     Why not TRL's fused head: on a device without Triton (the CPU) it scores *every* position, prompt
     included (its own comment: to keep tile shapes fixed for compilers), so with SmolLM2's 49,152-token
-    vocabulary the head's forward and backward over ~5x the needed positions took ~2 of a ~5 s step
-    (docs/speed.md). On Triton devices TRL scores the masked positions only, as this does.
-    ``tests/test_precision.py`` holds it to TRL's fused head on the tiny model."""
+    vocabulary the head's forward and backward over (prompt + completion) / completion times the needed
+    positions were among a step's largest costs (docs/speed.md). On Triton devices TRL scores the masked
+    positions only, as this does. ``tests/test_precision.py`` holds it to TRL's fused head on the tiny model.
 
-    def __init__(self, model, weights: dict, temperature: float):
+    ``entropy_grad``: whether the entropy is differentiable (TRL's loss uses it only with an entropy bonus,
+    ``entropy_coef`` or ``use_adaptive_entropy``); without, it is computed under ``no_grad``. The input
+    embedding of a plain ``nn.Embedding`` is looked up from its detached weight and its gradient added
+    sparsely by :meth:`embedding_grads_to_master`, which must follow every backward
+    (``Bf16Compute.gradients_to_masters`` does)."""
+
+    def __init__(self, model, weights: dict, temperature: float, entropy_grad: bool = True):
         cfg = model.config
         for field in ("final_logit_softcapping", "logit_scale"):
             if getattr(cfg, field, None) not in (None, 1.0):
@@ -158,12 +179,44 @@ class CompactHead:
         self.head = model.get_output_embeddings()
         self.weights = {name.removeprefix(prefix): t for name, t in weights.items()}
         self.inv_t = 1.0 / temperature
+        self.entropy_grad = entropy_grad
+        embed = model.get_input_embeddings()
+        # A plain lookup table's gradient touches only the rows of the batch's tokens. Autograd would build it
+        # dense (a zeroed vocabulary x hidden matrix, then added to the tied LM head's gradient: ~0.3 s of a
+        # SmolLM2 step); instead the lookup's output gradient is kept and index-added into the weight's
+        # gradient by embedding_grads_to_master(). Any other embedding module goes through autograd.
+        self.embed = embed if (type(embed) is torch.nn.Embedding and embed.max_norm is None
+                               and not embed.scale_grad_by_freq and not embed.sparse
+                               and embed.weight.requires_grad) else None
+        self._embedding_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _inputs(self, input_ids) -> dict:
+        if self.embed is None:
+            return {"input_ids": input_ids}
+        looked_up = torch.nn.functional.embedding(input_ids, self.embed.weight.detach()).requires_grad_()
+        looked_up.register_hook(lambda grad: self._embedding_grads.append((input_ids, grad)))
+        return {"inputs_embeds": looked_up}
+
+    @torch.no_grad()
+    def embedding_grads_to_master(self) -> None:
+        """Add the kept lookup gradients into the embedding weight's fp32 ``.grad`` (rows of ``padding_idx``
+        excepted, as ``nn.Embedding``'s own backward does)."""
+        for input_ids, grad in self._embedding_grads:
+            ids, rows = input_ids.reshape(-1), grad.reshape(-1, grad.shape[-1]).float()
+            if self.embed.padding_idx is not None:
+                keep = ids != self.embed.padding_idx
+                ids, rows = ids[keep], rows[keep]
+            weight = self.embed.weight
+            if weight.grad is None:
+                weight.grad = torch.zeros_like(weight)
+            weight.grad.index_add_(0, ids, rows)
+        self._embedding_grads.clear()
 
     def __call__(self, input_ids, attention_mask, labels, fused_lm_head=True, **kwargs):
         if not fused_lm_head or kwargs:
             raise ValueError(f"CompactHead scores labels only; got fused_lm_head={fused_lm_head}, {sorted(kwargs)}")
         hidden = torch.func.functional_call(self.backbone, self.weights, (), {
-            "input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}).last_hidden_state
+            **self._inputs(input_ids), "attention_mask": attention_mask, "use_cache": False}).last_hidden_state
         target = labels[:, 1:]
         mask = target != -100
         with torch.autocast("cpu", enabled=False):
@@ -172,7 +225,10 @@ class CompactHead:
                                            None if self.head.bias is None else self.head.bias.float()) * self.inv_t
             logp_all = torch.log_softmax(z, dim=-1)
             logp = logp_all.gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            # the entropy carries a gradient only when TRL's loss has an entropy bonus; softmax, not
+            # exp(log_softmax), whose many denormal results made it the head's slowest operator
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.entropy_grad):
+                entropy = -(torch.softmax(z, dim=-1) * logp_all).sum(-1)
         zeros = hidden.new_zeros(mask.shape, dtype=torch.float32)
         return SimpleNamespace(log_probs=zeros.masked_scatter(mask, logp), entropy=zeros.masked_scatter(mask, entropy))
 
@@ -197,16 +253,26 @@ class Bf16Compute:
             raise ValueError("the bf16 path runs on one process (its copies are of the whole, unwrapped model); "
                              "use train.precision: fp32 with several processes")
         self.bf16_copies = Bf16Copies(self.model)
-        self.compact_head = CompactHead(self.model, self.bf16_copies.copies, self.temperature)
+        entropy_bonus = bool(getattr(self.args, "entropy_coef", 0.0)) or bool(getattr(self.args, "use_adaptive_entropy",
+                                                                                    False))
+        self.compact_head = CompactHead(self.model, self.bf16_copies.copies, self.temperature,
+                                        entropy_grad=entropy_bonus)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self.bf16_copies.refresh_unless(self.state.global_step)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        self.bf16_copies.grads_to_masters()
+        self.gradients_to_masters()
         return loss
 
+    def gradients_to_masters(self) -> None:
+        """After a backward: the bf16 copies' and the embedding lookup's gradients into the fp32 masters."""
+        self.bf16_copies.grads_to_masters()
+        self.compact_head.embedding_grads_to_master()
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # ``model`` is the one unwrapped model on one process (checked above), the one the compact head runs
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        # ``model`` is the one unwrapped model on one process (checked above), the one the compact head runs.
+        # SDPA's math backend: for GRPO's short sequences (~60 tokens) its bf16 backward is a few batched
+        # matmuls, where the CPU flash kernel's took ~14 ms per layer on SmolLM2 (docs/speed.md)
+        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel(ATTENTION_BACKENDS):
             return super().compute_loss(self.compact_head, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
