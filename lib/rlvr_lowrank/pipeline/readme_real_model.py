@@ -352,6 +352,7 @@ def smollm2_fast_path_block() -> str:
                   f"{f['completion_tokens']} completion tokens: {f['gflop_loss']:.0f} for the loss forward and "
                   f"backward, {f['gflop_sampling']:.0f} for sampling) at the SmolLM2-shaped matmul rate measured "
                   f"here: {floors}. The fast path is at best {best:.1f}× its floor.", "",
+              _design_bound(d), "",
               f"Evaluation, 1 thread: greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
               f"{gi['kv']:.1f} items/s ({g['ratio_generate_to_kv']:.2f}×, "
               + ("identical answers" if g["identical_completions"] else "**answers differ**")
@@ -365,7 +366,10 @@ def smollm2_fast_path_block() -> str:
                       "and advantages), fp32 vs fast from the base weights: loss "
                       f"{ag['loss_fp32']:.5f} vs {ag['loss_fast']:.5f}, gradient norm {ag['grad_norm_fp32']:.4g} vs "
                       f"{ag['grad_norm_fast']:.4g}, gradient cosine {ag['grad_cosine']:.5f} (the earlier bf16 design, "
-                      f"autocast over TRL's loss, on the same batch: {ag['grad_cosine_earlier_autocast']:.5f}): "
+                      f"autocast over TRL's loss, on the same batch: {ag['grad_cosine_earlier_autocast']:.5f}"
+                      + (f"; fp32 arithmetic at the bf16-rounded weights, i.e. the weights' rounding alone: "
+                         f"{ag['grad_cosine_rounded_weights_fp32']:.5f}"
+                         if "grad_cosine_rounded_weights_fp32" in ag else "") + "): "
                       + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before "
                       f"measuring (loss ±({t['loss_atol']:g} + {t['loss_rtol']:g}·|loss|), gradient norm "
                       f"±{t['grad_norm_rtol']:.0%}, cosine ≥ {t['grad_cosine_min']:g})."]
@@ -380,6 +384,25 @@ def smollm2_fast_path_block() -> str:
                          if r["bf16 hi+lo"] < 1.1 else
                          "The copy that keeps the update pays on this CPU; the fast path does not use it yet.")]
     return "\n".join(lines)
+
+
+def _design_bound(d: dict) -> str:
+    """What the fast path's design can reach on the measured CPU, per setting: its own fp32 sampling and
+    optimizer step as measured, plus the loss forward/backward at the bf16 matmul rate measured there (the
+    loss's arithmetic floor), against today's step."""
+    f, parts = d["step_flops"], []
+    for s in d["settings"].values():
+        fast = s["median_seconds"]["fast"]
+        rate = d["floor"][str(s["threads"])]["matmul_gflops"]["bf16"]
+        loss_floor = f["gflop_loss"] / rate
+        bound = fast["generation"] + fast["optimizer"] + loss_floor
+        parts.append(f"{s['processes']}×{s['threads']}: {fast['generation']:.2f} + {fast['optimizer']:.2f} + "
+                     f"{loss_floor:.2f} = {bound:.2f} s, today : that = "
+                     f"{s['median_seconds']['today']['step'] / bound:.2f}×")
+    return ("What this design can reach here: sampling stays fp32 (so that no update is rounded away from the "
+            "rollouts), so a step is at least the fast arm's measured generation + optimizer + the loss forward and "
+            f"backward ({f['gflop_loss']:.0f} GFLOP) at the measured bf16 matmul rate, with every other cost "
+            "removed: " + "; ".join(parts) + ".")
 
 
 def smollm2_fast_curves_block() -> str:

@@ -112,7 +112,7 @@ class Bf16Copies:
         A NaN or Inf in a copy is an error naming the parameter. The check is one fused reduction over all
         copies (``_foreach_norm``: non-finite if any element is, or if a sum of squares overflows); only when
         it trips is each copy scanned, to name the parameter or to clear a mere overflow. Scanning every
-        copy element-wise cost ~0.2 s of a SmolLM2 step."""
+        copy element-wise was a visible share of a SmolLM2 step."""
         names = list(self.masters)
         torch._foreach_copy_([self.copies[n] for n in names], [self.masters[n] for n in names])
         norms = torch.stack(torch._foreach_norm([self.copies[n] for n in names]))
@@ -182,9 +182,9 @@ class CompactHead:
         self.entropy_grad = entropy_grad
         embed = model.get_input_embeddings()
         # A plain lookup table's gradient touches only the rows of the batch's tokens. Autograd would build it
-        # dense (a zeroed vocabulary x hidden matrix, then added to the tied LM head's gradient: ~0.3 s of a
-        # SmolLM2 step); instead the lookup's output gradient is kept and index-added into the weight's
-        # gradient by embedding_grads_to_master(). Any other embedding module goes through autograd.
+        # dense (a zeroed vocabulary x hidden matrix, then added to the tied LM head's gradient); instead the
+        # lookup's output gradient is kept and index-added into the weight's gradient by
+        # embedding_grads_to_master(). Any other embedding module goes through autograd.
         self.embed = embed if (type(embed) is torch.nn.Embedding and embed.max_norm is None
                                and not embed.scale_grad_by_freq and not embed.sparse
                                and embed.weight.requires_grad) else None
@@ -272,7 +272,7 @@ class Bf16Compute:
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # ``model`` is the one unwrapped model on one process (checked above), the one the compact head runs.
         # SDPA's math backend: for GRPO's short sequences (~60 tokens) its bf16 backward is a few batched
-        # matmuls, where the CPU flash kernel's took ~14 ms per layer on SmolLM2 (docs/speed.md)
+        # matmuls, cheaper than the CPU flash kernel's backward in a profile of a SmolLM2 step (docs/speed.md)
         with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel(ATTENTION_BACKENDS):
             return super().compute_loss(self.compact_head, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
