@@ -225,6 +225,13 @@ def sampler_weights(base, tok, repeats: int) -> dict:
 AGREEMENT = {"loss_atol": 1e-3, "loss_rtol": 1e-2, "grad_norm_rtol": 0.05, "grad_cosine_min": 0.999}
 
 
+class _PassThrough(torch.overrides.TorchFunctionMode):
+    """A torch-function mode that changes nothing: the fast path with its attention in bf16 (agreement())."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
 def agreement(base, tok) -> dict:
     """One batch TRL built in fp32 (its completions and advantages; the first of up to 8 steps whose advantages
     are not all zero, since a group with equal rewards has no gradient), scored by the fp32 loss and by the
@@ -253,6 +260,14 @@ def agreement(base, tok) -> dict:
         fast, _, _, is_bf16 = make_trainer("fast", base, tok, 1, out)
         l32, g32 = loss_and_gradient(fresh, captured["inputs"])
         l16, g16 = loss_and_gradient(fast, captured["inputs"])
+        # for the record: the same fast path with attention left in bf16 (its design before Fp32Attention);
+        # compute_loss looks the mode up in the module at each call, so a pass-through mode stands in for it
+        fp32_attention = precision.Fp32Attention
+        precision.Fp32Attention = _PassThrough
+        try:
+            _, g_bf16_attention = loss_and_gradient(fast, captured["inputs"])
+        finally:
+            precision.Fp32Attention = fp32_attention
         # for scale: the earlier bf16 design (TRL's own loss under bf16 autocast) on the same batch
         earlier, _, _, _ = make_trainer("profile", base, tok, 1, out)
         plain = earlier.compute_loss
@@ -267,8 +282,7 @@ def agreement(base, tok) -> dict:
         # copies, embedding and LM head fp32), i.e. the weights' rounding alone, without bf16 activations
         rounded, _, _, _ = make_trainer("profile", base, tok, 1, out)
         with torch.no_grad():
-            for name in precision.Bf16Copies(rounded.model).masters:
-                master = rounded.model.get_parameter(name)
+            for master in precision.compute_weights(rounded.model).values():
                 master.copy_(master.bfloat16().float())
         _, g_rw = loss_and_gradient(rounded, captured["inputs"])
     cos = float(torch.nn.functional.cosine_similarity(g16, g32, dim=0))
@@ -276,14 +290,16 @@ def agreement(base, tok) -> dict:
     return {"loss_fp32": l32, "loss_fast": l16, "grad_norm_fp32": float(g32.norm()),
             "grad_norm_fast": float(g16.norm()), "grad_cosine": cos, "fast_is_bf16": is_bf16,
             "grad_cosine_earlier_autocast": float(torch.nn.functional.cosine_similarity(g_ac, g32, dim=0)),
+            "grad_cosine_bf16_attention": float(torch.nn.functional.cosine_similarity(g_bf16_attention, g32, dim=0)),
             "grad_cosine_rounded_weights_fp32": float(torch.nn.functional.cosine_similarity(g_rw, g32, dim=0)),
             "tolerances": AGREEMENT, "within_tolerance": bool(within)}
 
 
 def _agreement_line(ag: dict) -> str:
     return (f"same batch, fp32 vs fast: loss {ag['loss_fp32']:.6f} / {ag['loss_fast']:.6f}; gradient norm "
-            f"{ag['grad_norm_fp32']:.4g} / {ag['grad_norm_fast']:.4g}; cosine {ag['grad_cosine']:.5f} (the earlier "
-            f"autocast design: {ag['grad_cosine_earlier_autocast']:.5f}; fp32 arithmetic at the bf16-rounded "
+            f"{ag['grad_norm_fp32']:.4g} / {ag['grad_norm_fast']:.4g}; cosine {ag['grad_cosine']:.5f} (attention "
+            f"left in bf16: {ag['grad_cosine_bf16_attention']:.5f}; the earlier autocast design: "
+            f"{ag['grad_cosine_earlier_autocast']:.5f}; fp32 arithmetic at the bf16-rounded "
             f"weights: {ag['grad_cosine_rounded_weights_fp32']:.5f}) -> "
             f"{'within' if ag['within_tolerance'] else 'OUTSIDE'} the tolerances {ag['tolerances']}")
 

@@ -81,7 +81,7 @@ def test_lenient_reading_finds_the_number_anywhere_but_not_inside_another():
 def test_bf16_curve_compares_the_two_runs_and_its_readme_block(tmp_path, monkeypatch):
     from fake_runs import reward_curve, write_run
     from rlvr_lowrank import fileio, paths
-    from rlvr_lowrank.pipeline import readme_real_model
+    from rlvr_lowrank.pipeline import readme_speed
 
     def run(name, seed, precision, rewards_, test_accs):
         evals = [{"step": s, "test_acc": a, "train_acc": a, "fact_acc": 1.0, "skill_acc": 0.5}
@@ -103,6 +103,6 @@ def test_bf16_curve_compares_the_two_runs_and_its_readme_block(tmp_path, monkeyp
     monkeypatch.setattr(paths, "REPORTS", tmp_path / "reports")
     monkeypatch.setenv(paths.WRITE_TRACKED_ENV, "1")  # as the smollm2-bf16 command does
     real_model.write_bf16_curve(r)
-    block = readme_real_model.smollm2_bf16_block()
+    block = readme_speed.smollm2_bf16_block()
     assert ("| 10 | 0.600 | 0.550 | 1.00 | 1.00 | 0.500 | 0.700 |" in block
             and "final greedy test accuracy -0.050" in block)

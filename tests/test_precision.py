@@ -261,3 +261,23 @@ def test_the_fp32_gradient_buffers_are_overwritten_not_accumulated_across_steps(
     copies.copies[name].grad = torch.full_like(copies.copies[name], 0.25)
     copies.grads_to_masters()  # a second micro-batch of the same step accumulates
     assert torch.equal(master.grad, torch.full_like(master, 0.75))
+
+
+def test_fp32_attention_runs_sdpa_in_fp32_under_bf16_autocast_and_leaves_the_rest_alone():
+    """Inside Fp32Attention, SDPA on bf16 inputs gives exactly the fp32 SDPA of the same (upcast) inputs,
+    rounded back to bf16, with gradients to the bf16 inputs; a matmul under the same autocast stays bf16."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 11, 16, generator=gen).bfloat16().requires_grad_() for _ in range(3))
+    mask = torch.ones(11, 11, dtype=torch.bool).tril()
+    F = torch.nn.functional
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        with precision.Fp32Attention():
+            got = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            other = torch.matmul(q.float(), k.float().transpose(-1, -2))
+    assert got.dtype == torch.bfloat16 and torch.equal(got, ref)
+    assert not torch.equal(plain, ref)  # bf16 attention rounds differently: the mode is what changed it
+    assert other.dtype == torch.bfloat16  # autocast still applies outside attention
+    got.float().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q, k, v))

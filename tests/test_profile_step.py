@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlvr_lowrank import fileio, paths
-from rlvr_lowrank.pipeline import readme_real_model
+from rlvr_lowrank.pipeline import readme_real_model, readme_speed
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_split_attributes_real_profiler_events_to_their_phase(prof_step):
 
 def test_profile_block_renders_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(readme_real_model.paths, "REPORTS", tmp_path)
-    assert "Not measured yet" in readme_real_model.smollm2_profile_block()
+    assert "Not measured yet" in readme_speed.smollm2_profile_block()
     kinds = ["matmul, LM head", "other ops"]
 
     def row(wall, head):
@@ -67,7 +67,7 @@ def test_profile_block_renders_the_report(tmp_path, monkeypatch):
         "torch": "2.x", "kinds": kinds,
         "settings": [{"threads": 1, "sampler": "kv", "precision": "fp32", "warmup": 2, "n_steps": 2,
                       "phases": {"generation": row(4.0, 2.0), "loss": row(8.0, 3.0), "optimizer": row(2.0, 0.0)}}]})
-    block = readme_real_model.smollm2_profile_block()
+    block = readme_speed.smollm2_profile_block()
     assert "Some CPU (no bf16 units; load average 0.10 on 2 logical CPUs" in block
     assert "**1 thread(s)**, sampler `kv`, fp32: **7.00 s** per step (2 steps after 2 warm-up)" in block
     assert "| generation (rollout) | 2.000 | 1.000 | 0.250 | 0.750 |" in block
@@ -77,6 +77,6 @@ def test_profile_block_renders_the_report(tmp_path, monkeypatch):
                             phases={p: {"wall_s": w} for p, w in (("generation", 4.0), ("loss", 8.0),
                                                                   ("optimizer", 2.0))})
     fileio.write_json(tmp_path / "smollm2" / "profile_step.json", d)
-    block = readme_real_model.smollm2_profile_block()
+    block = readme_speed.smollm2_profile_block()
     assert "| generation (rollout) | 2.000 | \n" in block + "\n" and "outside ops" not in block
     assert "By operator kind: withheld, self times exceed the wall." in block

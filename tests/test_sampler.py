@@ -48,6 +48,31 @@ def test_greedy_completions_are_identical_to_generate_on_200_prompts(tiny):
     assert fast.accuracy == ref.accuracy and 0 < ref.accuracy < 1
 
 
+@pytest.mark.parametrize("rows", [1, 8, 60])
+def test_the_blocked_lm_head_equals_one_linear_bit_for_bit(rows):
+    """head_logits splits the vocabulary into blocks: each logit is the same dot product, so the same bits,
+    at SmolLM2's head shape (49,152 = 48 blocks) and at a vocabulary that leaves a partial last block."""
+    gen = torch.Generator().manual_seed(rows)
+    for vocab, bias in ((49152, False), (kv_sampler.HEAD_BLOCK * 2 + 37, True)):
+        weight = torch.randn(vocab, 576, generator=gen) * 0.02
+        b = torch.randn(vocab, generator=gen) if bias else None
+        h = torch.randn(rows, 3, 576, generator=gen)
+        got = kv_sampler.head_logits(h, weight, b)
+        assert got.shape == (rows, 3, vocab)
+        assert torch.equal(got, torch.nn.functional.linear(h, weight, b))
+
+
+def test_greedy_completions_with_a_blocked_head_are_identical_to_generate(tiny, monkeypatch):
+    """The tiny model's 50-token vocabulary fits one block; with blocks of 16 (16 + 16 + 16 + 2) the
+    sampler's completions still equal generate's."""
+    model, tok = tiny
+    monkeypatch.setattr(kv_sampler, "HEAD_BLOCK", 16)
+    assert model.config.vocab_size > 3 * kv_sampler.HEAD_BLOCK
+    items = tasks.spread_subset(tasks.load_items("math", "test"), 40) + tasks.load_items("fact")[:20]
+    ref = evaluate.greedy_accuracy(model, tok, items, sampler="generate")
+    assert evaluate.greedy_accuracy(model, tok, items, sampler="kv").completions == ref.completions
+
+
 def test_teacher_forced_logprobs_match_a_plain_forward(tiny):
     model, tok = tiny
     items = tasks.spread_subset(tasks.load_items("math", "test"), 48) + tasks.load_items("fact")[:16]

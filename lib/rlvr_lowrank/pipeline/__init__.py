@@ -5,8 +5,9 @@ generated blocks, and the real model's measurements before RL.
 * ``jobs`` -- the job queue: subprocesses and persistent training workers on the machine's cores;
 * ``notebook_outputs`` -- executed notebooks without progress bars, widgets, warnings or absolute paths;
 * ``readme`` -- the generated blocks of README.md; ``readme_tables`` what its blocks share (profiles, timing
-  records, provenance); ``readme_details``, ``readme_real_model`` and ``readme_design`` the blocks of the docs
-  pages (tiny profiles' details; the real model's results; the real-model experiment's design);
+  records, provenance); ``readme_details``, ``readme_real_model``, ``readme_speed`` and ``readme_design`` the
+  blocks of the docs pages (tiny profiles' details; the real model's results; its speed; the real-model
+  experiment's design);
 * ``real_model`` -- SmolLM2's base metrics, learning-rate window and bf16 curve (the ``smollm2-*`` commands);
 * ``task_choice`` -- the real-model task chosen on base-model metrics by a rule fixed before measuring;
 * ``exploration`` -- learning rate and run length on seeds the final runs never use;

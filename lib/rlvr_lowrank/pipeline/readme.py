@@ -5,8 +5,8 @@ or a page of docs/ (``documents()``), each block in exactly one page; ``python -
 rewrites them all and ``tests/test_readme.py`` fails when a page and the files it quotes disagree
 (showyourwork's rule: numbers are never retyped). This module holds the block machinery and the README's own
 blocks (hardware, the two commands' times, the results table of every tracked profile, one figure per claim);
-the docs pages' blocks are in pipeline.readme_details (tiny profiles) and pipeline.readme_real_model
-(SmolLM2), the shared formatting in pipeline.readme_tables.
+the docs pages' blocks are in pipeline.readme_details (tiny profiles), pipeline.readme_real_model
+(SmolLM2) and pipeline.readme_speed (SmolLM2's speed), the shared formatting in pipeline.readme_tables.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..training import config
 from . import readme_design as design
 from . import readme_details as details
 from . import readme_real_model as real_model
+from . import readme_speed as speed
 from . import readme_tables
 from .readme_tables import NOT_YET, TRACKED_PROFILES, claim_of, default_profile, provenance, timing
 
@@ -237,10 +238,10 @@ BLOCKS = {"hardware": hardware_block, "timing": timing_block, "results": results
           "dynamics": details.dynamics_block, "rule-change": details.rule_change_block,
           "findings": details.findings_block,
           "smollm2-base": real_model.smollm2_base_block, "smollm2-claims": real_model.real_model_claims_block,
-          "smollm2-bf16": real_model.smollm2_bf16_block, "smollm2-bench": real_model.smollm2_bench_block,
-          "smollm2-profile": real_model.smollm2_profile_block, "smollm2-sampler": real_model.smollm2_sampler_block,
-          "smollm2-fast-path": real_model.smollm2_fast_path_block,
-          "smollm2-fast-curves": real_model.smollm2_fast_curves_block,
+          "smollm2-bf16": speed.smollm2_bf16_block, "smollm2-bench": speed.smollm2_bench_block,
+          "smollm2-profile": speed.smollm2_profile_block, "smollm2-sampler": speed.smollm2_sampler_block,
+          "smollm2-fast-path": speed.smollm2_fast_path_block,
+          "smollm2-fast-curves": speed.smollm2_fast_curves_block,
           "smollm2-lr": real_model.smollm2_lr_block, "smollm2-task": design.task_choice_block,
           "smollm2-explore": design.exploration_block, "smollm2-final": design.final_runs_block}
 MARKER = re.compile(r"<!-- BEGIN:([A-Za-z0-9_-]+) -->")

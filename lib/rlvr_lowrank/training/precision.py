@@ -12,7 +12,8 @@ the decoder layers' weight matrices (:class:`Bf16Copies`) and runs the loss forw
   the trainer's ``global_step``; :meth:`Bf16Copies.refresh` is public for anything else);
 * the forward runs under ``torch.autocast("cpu", bf16)``, which finds these weights already in bf16 and
   so casts only activations, not the 135M weights at every call (plain autocast casts each weight in the
-  forward and again in the backward); the embedding, the norms and the LM head stay fp32;
+  forward and again in the backward); the embedding, the norms, attention (:class:`Fp32Attention`)
+  and the LM head stay fp32;
 * the LM head is applied in fp32 at the completion positions only (:class:`CompactHead`), so the per-token
   log-probabilities are fp32 (TRL's own fused head scores every position on a CPU: 5x the work here);
 * the gradients land on the bf16 copies and are added into the fp32 ``.grad`` of the masters after each
@@ -44,10 +45,38 @@ from types import SimpleNamespace
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 
 PRECISIONS = ("fp32", "bf16")
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # native bf16 matmul on x86 (oneDNN uses either)
 ATTENTION_BACKENDS = [SDPBackend.MATH]  # the loss forward/backward's SDPA (Bf16Compute.compute_loss)
+
+
+def compute_weights(model) -> dict:
+    """name -> parameter of the weight matrices the bf16 path copies: every trainable 2-D parameter except
+    the input embedding and the LM head (which stay fp32)."""
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    return {name: p for name, p in model.named_parameters()
+            if p.dim() == 2 and p.requires_grad and p is not embed and p is not head}
+
+
+class Fp32Attention(TorchFunctionMode):
+    """Inside this mode, ``scaled_dot_product_attention`` runs in fp32 (autocast off, q/k/v upcast) and returns
+    its caller's dtype; every other function runs as called.
+
+    Why: on the same SmolLM2 batch, attention in bf16 was the largest share of the fast path's gradient
+    error against fp32 (a cosine of 0.9984, below the 0.999 fixed beforehand; with fp32 attention 0.9995),
+    and at GRPO's ~60-token sequences attention is a small part of the arithmetic: 2% of a step, within
+    noise (docs/speed.md). The backward needs no mode: autograd recorded the fp32 operations."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.scaled_dot_product_attention:
+            q, k, v, *rest = args
+            with torch.autocast("cpu", enabled=False):
+                return func(q.float(), k.float(), v.float(), *rest, **kwargs).to(q.dtype)
+        return func(*args, **kwargs)
 NO_BF16_ENV = "RLVR_NO_BF16"  # "1": behave as on a CPU without bf16 (tests of the fallback, comparisons)
 
 
@@ -91,10 +120,7 @@ class Bf16Copies:
     ``grads_to_masters()`` adds their gradients, in fp32, to the masters' ``.grad`` and clears them."""
 
     def __init__(self, model):
-        embed = model.get_input_embeddings().weight
-        head = model.get_output_embeddings().weight
-        self.masters = {name: p for name, p in model.named_parameters()
-                        if p.dim() == 2 and p.requires_grad and p is not embed and p is not head}
+        self.masters = compute_weights(model)
         if not self.masters:
             raise ValueError("the bf16 path found no trainable weight matrix outside the embedding and LM head")
         self.copies = {name: torch.empty_like(p, dtype=torch.bfloat16).requires_grad_()
@@ -271,8 +297,9 @@ class Bf16Compute:
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # ``model`` is the one unwrapped model on one process (checked above), the one the compact head runs.
-        # SDPA's math backend: for GRPO's short sequences (~60 tokens) its bf16 backward is a few batched
-        # matmuls, cheaper than the CPU flash kernel's backward in a profile of a SmolLM2 step (docs/speed.md)
-        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel(ATTENTION_BACKENDS):
+        # SDPA's math backend: for GRPO's short sequences (~60 tokens) its backward is a few batched matmuls,
+        # cheaper than the CPU flash kernel's backward in a profile of a SmolLM2 step (docs/speed.md);
+        # attention itself in fp32 (Fp32Attention), the rest of the layers in bf16
+        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel(ATTENTION_BACKENDS), Fp32Attention():
             return super().compute_loss(self.compact_head, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
