@@ -2,7 +2,7 @@
 before measuring.
 
 Arms: the smollm2 profile's ``full`` experiment (Full RL, its learning rate, task, batch, kv sampler) for
-``--steps`` steps (default 20) and seeds 0, 1, 2, in fp32 (``train.precision: fp32``, what the profile trains
+``--steps`` steps (default 20) and seeds 0-4, in fp32 (``train.precision: fp32``, what the profile trains
 with) and on the fast path (``train.precision: bf16``: bf16 copies with fp32 masters, precision.Bf16Compute).
 Each run is a real run of ``training.train`` (its run recorder evaluates greedy test accuracy on every
 held-out problem at step 0 and at the last step), in a scratch runs directory per arm
@@ -11,7 +11,10 @@ held-out problem at step 0 and at the last step), in a scratch runs directory pe
 
 The judgement, fixed before the first measurement: d = final greedy test accuracy, fast − fp32, paired by
 seed; its 90% t-interval over the seeds must lie inside ±MARGIN (0.05) for "equivalent", lie outside it
-for "not equivalent", and is "inconclusive" otherwise (TOST at α = 0.05 is the same rule).
+for "not equivalent", and is "inconclusive" otherwise (TOST at α = 0.05 is the same rule). The seeds were
+3 until the 3-seed judgement came out inconclusive twice; they were then raised to 5 (seeds 0-4, every run
+retrained on the current code). The margin and level did not move, but that second look was taken after
+seeing the first, so the 90% interval's coverage is nominal.
 
     python benchmarks/bench_fast_curves.py --quick     # seed 0, 2 steps, 20 test problems: the plumbing only
     python benchmarks/bench_fast_curves.py --out reports/smollm2/bench_fast_curves.json
@@ -74,7 +77,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the curves and the judgement to this JSON file")
     args = ap.parse_args()
     steps = args.steps or (2 if args.quick else 20)
-    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
     from rlvr_lowrank import fileio
     from rlvr_lowrank.training import precision
 

@@ -18,7 +18,10 @@ interleaved over ``--repeats`` rounds. Printed per setting and arm: the median s
 generation (TRL's rollout call), the optimizer step and the rest (loss forward + backward, rewards, TRL's
 bookkeeping); the today : fast ratio (goal >= 3) and the profile : fast ratio. Then the floor: the
 arithmetic of one step (forward + backward over the batch's tokens, the sampled tokens' forward) divided by
-the bf16 matmul rate measured here on a SmolLM2-shaped matmul, per thread count. Then rollout sampling with
+the bf16 matmul rate measured here on a SmolLM2-shaped matmul, per thread count, and the memory side of
+sampling: the machine's read rate and the rate at which the decode step's matmuls (at the rollout's rows,
+weights not in cache) read their weights, fp32 and bf16. Then the same-batch agreement of the gradients
+(fp32 vs fast; also the fast path with attention left in bf16). Then rollout sampling with
 fp32 vs bf16 sampler weights, and evaluation: greedy answers and answer log-likelihoods, items per second,
 ``generate`` / the plain forward vs the kv sampler / the kv scorer (bench_sampler's measurements).
 Everything goes to ``--out`` (JSON) with the CPU, its bf16 support and the load average.
@@ -158,6 +161,36 @@ def matmul_rates(threads: int) -> dict:
     return out
 
 
+def memory_rates(threads: int, rows: int) -> dict:
+    """GB/s at ``threads`` threads: reading 512 MiB of fp32 (a sum: the machine's read rate), and the weights a
+    decode step's fp32 and bf16 matmuls read at ``rows`` rows (the rollout's batch), over a stack of
+    SmolLM2-shaped 1536 x 576 matrices larger than the last-level cache, so each is read from memory as in
+    sampling."""
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    big = torch.ones(128 * 1024 * 1024)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        big.sum()
+        best = min(best, time.perf_counter() - t0)
+    out = {"read": big.numel() * 4 / best / 1e9}
+    del big
+    x = torch.randn(rows, 576)
+    for name, dt in (("fp32_matmul", torch.float32), ("bf16_matmul", torch.bfloat16)):
+        stack = torch.randn(96, 1536, 576).to(dt)  # 340 MB in fp32, 170 MB in bf16
+        xs = x.to(dt)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for w in stack:
+                F.linear(xs, w)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = stack.numel() * stack.element_size() / best / 1e9
+    return out
+
+
 def step_flops(base, tok) -> dict:
     """The arithmetic of one smollm2 step: forward + backward (3x a forward) over prompt + completion of every
     sequence, the LM head at the completion positions only (TRL's fused head), plus sampling's forward of
@@ -176,8 +209,11 @@ def step_flops(base, tok) -> dict:
                if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
     loss = 3 * 2 * (body * batch * (p_len + new) + head * batch * new)
     sampling = 2 * (body + head) * (batch * new + batch // g * p_len)
+    # each decode step (every new token but the last, which is never fed back) reads every weight matrix once
+    decode_bytes = 4 * (body + head) * (new - 1)
     return {"prompt_tokens": p_len, "completion_tokens": new, "sequences": batch, "gflop_loss": loss / 1e9,
-            "gflop_sampling": sampling / 1e9, "gflop_step": (loss + sampling) / 1e9}
+            "gflop_sampling": sampling / 1e9, "gflop_step": (loss + sampling) / 1e9,
+            "decode_gb_fp32": decode_bytes / 1e9}
 
 
 def sampler_weights(base, tok, repeats: int) -> dict:
@@ -360,10 +396,14 @@ def main() -> None:
     for threads in sorted({SETTINGS[n][1] for n in settings}):
         rates = matmul_rates(threads)
         floor = flops["gflop_step"] / rates["bf16"]
+        memory = memory_rates(threads, flops["sequences"])
         report["floor"][str(threads)] = {"matmul_gflops": rates, "floor_seconds_bf16": floor,
-                                         "floor_seconds_fp32": flops["gflop_step"] / rates["fp32"]}
+                                         "floor_seconds_fp32": flops["gflop_step"] / rates["fp32"],
+                                         "memory_gbps": memory}
         print(f"floor at {threads} thread(s): {flops['gflop_step']:.0f} GFLOP per step / {rates['bf16']:.0f} GFLOP/s "
-              f"bf16 ({rates['fp32']:.0f} fp32) = {floor:.2f} s")
+              f"bf16 ({rates['fp32']:.0f} fp32) = {floor:.2f} s; memory read {memory['read']:.1f} GB/s, decode "
+              f"matmuls at {flops['sequences']} rows read their weights at {memory['fp32_matmul']:.1f} GB/s fp32, "
+              f"{memory['bf16_matmul']:.1f} bf16", flush=True)
     report["agreement"] = ag = agreement(base, tok)
     print(_agreement_line(ag), flush=True)
     report["sampler_weights"] = sw = sampler_weights(base, tok, 1 if args.quick else 3)

@@ -170,7 +170,7 @@ def smollm2_fast_path_block() -> str:
                   f"{f['completion_tokens']} completion tokens: {f['gflop_loss']:.0f} for the loss forward and "
                   f"backward, {f['gflop_sampling']:.0f} for sampling) at the SmolLM2-shaped matmul rate measured "
                   f"here: {floors}. The fast path is at best {best:.1f}× its floor.", "",
-              _design_bound(d), "",
+              _design_bound(d) + _sampling_memory(d), "",
               f"Evaluation, 1 thread: greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
               f"{gi['kv']:.1f} items/s ({g['ratio_generate_to_kv']:.2f}×, "
               + ("identical answers" if g["identical_completions"] else "**answers differ**")
@@ -224,6 +224,22 @@ def _design_bound(d: dict) -> str:
             "rollouts), so a step is at least the fast arm's measured generation + optimizer + the loss forward and "
             f"backward ({f['gflop_loss']:.0f} GFLOP) at the measured bf16 matmul rate, with every other cost "
             "removed: " + "; ".join(parts) + ".")
+
+
+def _sampling_memory(d: dict) -> str:
+    """What bounds fp32 sampling on the measured CPU: the weights it reads per rollout against the machine's
+    read rate and against the rate the decode step's matmuls read them at the rollout's few rows (empty for a
+    report written before the benchmark measured memory)."""
+    f = d["step_flops"]
+    rates = {t: v["memory_gbps"] for t, v in d["floor"].items() if "memory_gbps" in v}
+    if not rates or "decode_gb_fp32" not in f:
+        return ""
+    parts = "; ".join(f"{t} thread(s): read {m['read']:.1f} GB/s → {f['decode_gb_fp32'] / m['read']:.2f} s, while "
+                      f"the matmuls read their weights at {m['fp32_matmul']:.1f} GB/s in fp32 "
+                      f"({m['bf16_matmul']:.1f} in bf16)" for t, m in rates.items())
+    return (f" Sampling's own floor is memory: the decode steps of one rollout read {f['decode_gb_fp32']:.2f} GB of "
+            f"fp32 weights, and at {f['sequences']} rows a decode matmul reads its weights slower than the "
+            f"machine can: {parts}.")
 
 
 def smollm2_fast_curves_block() -> str:
