@@ -331,6 +331,54 @@ def agreement(base, tok) -> dict:
             "tolerances": AGREEMENT, "within_tolerance": bool(within)}
 
 
+def greedy_floor(base, tok, items, generate_seconds: float) -> dict:
+    """The least arithmetic any exact greedy evaluation of ``items`` does (the prompts' common prefix once,
+    each prompt's remaining tokens once, each fed-back answer token once; the LM head at each prompt's last
+    position and at each fed-back token), at the fp32 matmul rate measured here at 1 thread: the fp32 floor of
+    greedy evaluation, and the largest ratio over ``generate`` an fp32 evaluation can have on this machine."""
+    from rlvr_lowrank import sampling
+    from rlvr_lowrank.sampling import kv_sampler
+    from rlvr_lowrank.world import evaluate
+
+    ids = tok([evaluate.prompt_text(tok, it) for it in items])["input_ids"]
+    done = sampling.sample(base, ids, evaluate._max_new_tokens(items), [tok.eos_token_id], tok.pad_token_id)
+    answers = done.lengths.tolist()
+    c = kv_sampler._common_prefix([list(p) for p in ids])
+    head = base.lm_head.weight.numel()
+    body = sum(p.numel() for n, p in base.named_parameters()
+               if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
+    tokens = c + sum(len(p) - c for p in ids) + sum(n - 1 for n in answers)
+    gflop = 2 * (body * tokens + head * sum(answers)) / 1e9
+    rate = matmul_rates(1)["fp32"]
+    return {"items": len(items), "body_tokens": tokens, "answer_tokens": sum(answers), "gflop_min": gflop,
+            "matmul_gflops_fp32": rate, "floor_seconds_fp32": gflop / rate,
+            "max_ratio_generate_to_fp32": generate_seconds / (gflop / rate)}
+
+
+def evaluation(base, tok, quick: bool) -> dict:
+    """Greedy answers and answer log-likelihoods, items per second before and after (bench_sampler's
+    measurements), and greedy evaluation's fp32 floor (greedy_floor), at 1 thread."""
+    from rlvr_lowrank.world import chat_tasks, tasks
+
+    torch.set_num_threads(1)
+    n_items, reps = (10, 1) if quick else (60, 2)
+    g = bench_greedy(base, tok, "smollm2", n_items, reps)
+    items = tasks.spread_subset(chat_tasks.arithmetic_items("test"), g["items"])  # bench_greedy's items
+    g["floor"] = greedy_floor(base, tok, items, g["median_seconds"]["generate"])
+    return {"greedy": g, "scoring": bench_scoring(base, tok, "smollm2", n_items, reps), "threads": 1}
+
+
+def _evaluation_line(ev: dict) -> str:
+    g, sc = ev["greedy"], ev["scoring"]
+    gi = g["items_per_second"]
+    return (f"evaluation, 1 thread: greedy {gi['generate']:.1f} -> {gi['kv']:.1f} items/s "
+            f"({g['ratio_generate_to_kv']:.2f}x, identical answers: {g['identical_completions']}; its fp32 "
+            f"floor {g['floor']['floor_seconds_fp32']:.2f} s for {g['floor']['gflop_min']:.0f} GFLOP, so at most "
+            f"{g['floor']['max_ratio_generate_to_fp32']:.2f}x in fp32 here); log-likelihoods "
+            f"{sc['items_per_second']['plain']:.1f} -> {sc['items_per_second']['kv']:.1f} items/s "
+            f"({sc['ratio_plain_to_kv']:.2f}x, largest difference {sc['max_abs_difference_nats']:.1e} nats)")
+
+
 def _agreement_line(ag: dict) -> str:
     return (f"same batch, fp32 vs fast: loss {ag['loss_fp32']:.6f} / {ag['loss_fast']:.6f}; gradient norm "
             f"{ag['grad_norm_fp32']:.4g} / {ag['grad_norm_fast']:.4g}; cosine {ag['grad_cosine']:.5f} (attention "
@@ -349,6 +397,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the measurements and ratios to this JSON file")
     ap.add_argument("--agreement-only", action="store_true",
                     help="only the same-batch agreement, added to the existing --out file")
+    ap.add_argument("--evaluation-only", action="store_true",
+                    help="only the evaluation measurements and their floor, added to the existing --out file")
     args = ap.parse_args()
     steps = args.steps or (2 if args.quick else 3)
     repeats = args.repeats or (1 if args.quick else 2)
@@ -364,12 +414,18 @@ def main() -> None:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; native bf16: {feature or 'none (the fast path runs in fp32)'}; "
           f"load average {load:.2f}", flush=True)
     base, tok = models.load_smollm2()
-    if args.agreement_only:
+    if args.agreement_only or args.evaluation_only:
+        flag = "--agreement-only" if args.agreement_only else "--evaluation-only"
         if not (args.out and Path(args.out).is_file()):
-            sys.exit("--agreement-only adds to an existing report: give it as --out")
+            sys.exit(f"{flag} adds to an existing report: give it as --out")
         report = json.loads(Path(args.out).read_text())
-        report["agreement"] = ag = agreement(base, tok)
-        print(_agreement_line(ag))
+        if args.agreement_only:
+            report["agreement"] = ag = agreement(base, tok)
+            print(_agreement_line(ag))
+        else:
+            report["evaluation"] = evaluation(base, tok, args.quick)
+            report["evaluation"]["load_average_before"] = load
+            print(_evaluation_line(report["evaluation"]))
         fileio.write_json(args.out, report)
         return print(f"written: {args.out}")
     report = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "bf16_feature": feature, "load_average_before": load,
@@ -409,15 +465,8 @@ def main() -> None:
     report["sampler_weights"] = sw = sampler_weights(base, tok, 1 if args.quick else 3)
     print(f"rollout sampling, {sw['sequences']} x {sw['max_new_tokens']} tokens, 1 thread: " + ", ".join(
         f"{a} {m:.2f} s" for a, m in sw["median_seconds"].items()), flush=True)
-    torch.set_num_threads(1)
-    n_items, reps = (10, 1) if args.quick else (60, 2)
-    report["evaluation"] = {"greedy": bench_greedy(base, tok, "smollm2", n_items, reps),
-                            "scoring": bench_scoring(base, tok, "smollm2", n_items, reps), "threads": 1}
-    g, sc = report["evaluation"]["greedy"], report["evaluation"]["scoring"]
-    print(f"evaluation, 1 thread: greedy {g['items_per_second']['generate']:.1f} -> {g['items_per_second']['kv']:.1f} "
-          f"items/s ({g['ratio_generate_to_kv']:.2f}x, identical answers: {g['identical_completions']}); "
-          f"log-likelihoods {sc['items_per_second']['plain']:.1f} -> {sc['items_per_second']['kv']:.1f} items/s "
-          f"({sc['ratio_plain_to_kv']:.2f}x, largest difference {sc['max_abs_difference_nats']:.1e} nats)")
+    report["evaluation"] = evaluation(base, tok, args.quick)
+    print(_evaluation_line(report["evaluation"]))
     if args.out:
         fileio.write_json(args.out, report)
         print(f"written: {args.out}")

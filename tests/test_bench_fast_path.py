@@ -44,3 +44,21 @@ def test_the_equivalence_rule_of_the_learning_curves():
     assert far["verdict"] == "not equivalent" and far["interval"][0] > margin
     wide = bench_fast_curves.judge([0.5, 0.6, 0.7], [0.5, 0.6 + 3 * margin, 0.7 - 2 * margin])
     assert wide["verdict"] == "inconclusive" and wide["interval"][0] < -margin < margin < wide["interval"][1]
+
+
+def test_the_greedy_floor_counts_a_shared_prompt_once_and_every_answer_token():
+    """greedy_floor's least work: a second copy of the same item adds only its last prompt token (the rest is
+    the shared prefix) and its own fed-back answer tokens to the decoder's work, and its whole answer to the
+    LM head's; the floor is that work at the measured fp32 rate."""
+    from rlvr_lowrank.world import tasks
+
+    torch.set_num_threads(1)
+    base, tok = models.load_model(paths.TINY_BASE)
+    item = tasks.load_items("math", "test")[0]
+    one = bench_fast_path.greedy_floor(base, tok, [item], 1.0)
+    two = bench_fast_path.greedy_floor(base, tok, [item, item], 1.0)
+    n = one["answer_tokens"]
+    assert n >= 1 and two["answer_tokens"] == 2 * n
+    assert two["body_tokens"] - one["body_tokens"] == 1 + (n - 1)
+    assert one["floor_seconds_fp32"] == pytest.approx(one["gflop_min"] / one["matmul_gflops_fp32"])
+    assert one["max_ratio_generate_to_fp32"] == pytest.approx(1.0 / one["floor_seconds_fp32"])

@@ -174,6 +174,7 @@ def smollm2_fast_path_block() -> str:
               f"Evaluation, 1 thread: greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
               f"{gi['kv']:.1f} items/s ({g['ratio_generate_to_kv']:.2f}×, "
               + ("identical answers" if g["identical_completions"] else "**answers differ**")
+              + _greedy_floor(g)
               + f"); answer log-likelihoods of {sc['items']} probe items {si['plain']:.1f} → {si['kv']:.1f} "
               f"items/s ({sc['ratio_plain_to_kv']:.2f}×, largest difference {sc['max_abs_difference_nats']:.1e} "
               "nats). Both in fp32: model variants are never evaluated in bf16."]
@@ -224,6 +225,16 @@ def _design_bound(d: dict) -> str:
             "rollouts), so a step is at least the fast arm's measured generation + optimizer + the loss forward and "
             f"backward ({f['gflop_loss']:.0f} GFLOP) at the measured bf16 matmul rate, with every other cost "
             "removed: " + "; ".join(parts) + ".")
+
+
+def _greedy_floor(g: dict) -> str:
+    """The fp32 floor of greedy evaluation and the largest ratio it allows (empty for an older report)."""
+    f = g.get("floor")
+    if not f:
+        return ""
+    return (f"; the least arithmetic any exact greedy evaluation of these items does is {f['gflop_min']:.0f} GFLOP, "
+            f"{f['floor_seconds_fp32']:.2f} s at the fp32 matmul rate measured here, so an fp32 evaluation can be "
+            f"at most {f['max_ratio_generate_to_fp32']:.2f}× faster than `generate` on this machine")
 
 
 def _sampling_memory(d: dict) -> str:
