@@ -171,7 +171,10 @@ def smollm2_fast_path_block() -> str:
                   f"backward, {f['gflop_sampling']:.0f} for sampling) at the SmolLM2-shaped matmul rate measured "
                   f"here: {floors}. The fast path is at best {best:.1f}× its floor.", "",
               _design_bound(d) + _sampling_memory(d), "",
-              f"Evaluation, 1 thread: greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
+              "Evaluation, 1 thread" + (f" (measured in a later run of the benchmark's evaluation alone, load "
+                                        f"average {d['evaluation']['load_average_before']:.2f} before it)"
+                                        if "load_average_before" in d["evaluation"] else "")
+              + f": greedy answers of {g['items']} chat items {gi['generate']:.1f} → "
               f"{gi['kv']:.1f} items/s ({g['ratio_generate_to_kv']:.2f}×, "
               + ("identical answers" if g["identical_completions"] else "**answers differ**")
               + _greedy_floor(g)
