@@ -191,6 +191,14 @@ def memory_rates(threads: int, rows: int) -> dict:
     return out
 
 
+def matmul_params(base) -> tuple[int, int]:
+    """(weights of the decoder's matmuls, weights of the LM head): each token through the model costs about
+    2 x the first in FLOPs, and each position the head scores 2 x the second."""
+    body = sum(p.numel() for n, p in base.named_parameters()
+               if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
+    return body, base.lm_head.weight.numel()
+
+
 def step_flops(base, tok) -> dict:
     """The arithmetic of one smollm2 step: forward + backward (3x a forward) over prompt + completion of every
     sequence, the LM head at the completion positions only (TRL's fused head), plus sampling's forward of
@@ -204,9 +212,7 @@ def step_flops(base, tok) -> dict:
     batch = t["per_device_train_batch_size"]
     prompts = train.train_dataset(cfg)["prompt"][:batch // g]
     p_len = max(map(len, rollout.prompt_token_ids(prompts, tok)))
-    head = base.lm_head.weight.numel()
-    body = sum(p.numel() for n, p in base.named_parameters()
-               if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
+    body, head = matmul_params(base)
     loss = 3 * 2 * (body * batch * (p_len + new) + head * batch * new)
     sampling = 2 * (body + head) * (batch * new + batch // g * p_len)
     # each decode step (every new token but the last, which is never fed back) reads every weight matrix once
@@ -344,9 +350,7 @@ def greedy_floor(base, tok, items, generate_seconds: float) -> dict:
     done = sampling.sample(base, ids, evaluate._max_new_tokens(items), [tok.eos_token_id], tok.pad_token_id)
     answers = done.lengths.tolist()
     c = kv_sampler._common_prefix([list(p) for p in ids])
-    head = base.lm_head.weight.numel()
-    body = sum(p.numel() for n, p in base.named_parameters()
-               if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
+    body, head = matmul_params(base)
     tokens = c + sum(len(p) - c for p in ids) + sum(n - 1 for n in answers)
     gflop = 2 * (body * tokens + head * sum(answers)) / 1e9
     rate = matmul_rates(1)["fp32"]

@@ -96,8 +96,8 @@ def hardware_block(profiles: tuple[str, ...] = TRACKED_PROFILES) -> str:
     present = [p for p in profiles if (paths.CONFIGS / f"{p}.yaml").exists()]
     cores = sorted({r["cpu_count"] for p in present for r in timing(p).values() if isinstance(r, dict)
                     and "cpu_count" in r})
-    machine = (real_model._smollm2_report("bench_training.json") or {}).get("machine")
-    fast = real_model._smollm2_report("bench_fast_path.json") or {}
+    machine = (real_model.smollm2_report("bench_training.json") or {}).get("machine")
+    fast = real_model.smollm2_report("bench_fast_path.json") or {}
     precision = {p: _precision(p) for p in present}
     fp32 = all(v == "fp32" for v in precision.values())
     lines = [("* **Processor:** a CPU; no GPU is used. "

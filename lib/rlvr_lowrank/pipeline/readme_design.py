@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..claims import stats
 from .readme_real_model import SMOLLM2_NOTE
-from .readme_real_model import _smollm2_report as _report
+from .readme_real_model import smollm2_report as _report
 
 
 def _task_line(task: dict) -> str:

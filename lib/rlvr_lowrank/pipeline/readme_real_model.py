@@ -117,7 +117,7 @@ def _against_budget(seconds: float, kind: str) -> str:
     return out
 
 
-def _smollm2_report(name: str) -> dict | None:
+def smollm2_report(name: str) -> dict | None:
     """reports/smollm2/<name>, or None before the command that writes it has run."""
     path = paths.REPORTS / "smollm2" / name
     return fileio.read_json(path) if path.exists() else None
@@ -142,7 +142,7 @@ def _acceptance(a: dict, t: dict) -> str:
 
 def smollm2_base_block() -> str:
     """The real model before RL (reports/smollm2/base_metrics.json, ``python -m rlvr_lowrank smollm2-base``)."""
-    m = _smollm2_report("base_metrics.json")
+    m = smollm2_report("base_metrics.json")
     if m is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-base` writes reports/smollm2/base_metrics.json._"
     a, t, k, sk = m["arithmetic"], m["thresholds"], m["knowledge"], m["skill"]
@@ -175,7 +175,7 @@ def smollm2_base_block() -> str:
 
 def smollm2_lr_block() -> str:
     """The learning-rate window of GRPO on SmolLM2 (reports/smollm2/lr_window.json)."""
-    w = _smollm2_report("lr_window.json")
+    w = smollm2_report("lr_window.json")
     if w is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-lr` writes reports/smollm2/lr_window.json._"
     n_test, n_facts = (w["rows"][0]["n_test"], w["rows"][0]["n_facts"]) if w["rows"] else (0, 0)

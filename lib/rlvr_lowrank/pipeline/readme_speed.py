@@ -6,13 +6,13 @@ pipeline.readme registers them.
 """
 from __future__ import annotations
 
-from .readme_real_model import SMOLLM2_NOTE, _smollm2_report
+from .readme_real_model import SMOLLM2_NOTE, smollm2_report
 
 
 def smollm2_bench_block() -> str:
     """fp32 vs bf16 GRPO steps on SmolLM2 (reports/smollm2/bench_training.json,
     benchmarks/bench_training.py --smollm2)."""
-    b = _smollm2_report("bench_training.json")
+    b = smollm2_report("bench_training.json")
     if b is None:
         return ("_Not measured yet: `python benchmarks/bench_training.py --smollm2 --out "
                 "reports/smollm2/bench_training.json`._")
@@ -37,7 +37,7 @@ def smollm2_bench_block() -> str:
 
 def smollm2_bf16_block() -> str:
     """The learning curve of the bf16 path beside fp32, one seed (reports/smollm2/bf16_curve.json)."""
-    r = _smollm2_report("bf16_curve.json")
+    r = smollm2_report("bf16_curve.json")
     if r is None:
         return "_Not measured yet: `python -m rlvr_lowrank smollm2-bf16` writes reports/smollm2/bf16_curve.json._"
     a, b = r["fp32"], r["bf16"]
@@ -68,7 +68,7 @@ def smollm2_profile_block() -> str:
     """Where a smollm2 GRPO step's time goes (benchmarks/profile_step.py -> reports/smollm2/profile_step.json):
     per thread setting, each phase's wall time per step, split into operator self time by kind and the time
     outside any operator unless the benchmark withheld that split (``kind_split_withheld``, said below it)."""
-    d = _smollm2_report("profile_step.json")
+    d = smollm2_report("profile_step.json")
     if d is None:
         return ("_Not measured yet: `python benchmarks/profile_step.py --out reports/smollm2/profile_step.json` "
                 "writes it._")
@@ -98,7 +98,7 @@ def smollm2_sampler_block() -> str:
     """The kv sampler and kv scorer against transformers' paths on SmolLM2, side by side in one process
     (benchmarks/bench_sampler.py -> reports/smollm2/bench_sampler.json): per thread setting, each measurement's
     medians, ratio and agreement."""
-    d = _smollm2_report("bench_sampler.json")
+    d = smollm2_report("bench_sampler.json")
     if d is None:
         return ("_Not measured yet: `python benchmarks/bench_sampler.py --out reports/smollm2/bench_sampler.json` "
                 "writes it._")
@@ -137,7 +137,7 @@ def smollm2_fast_path_block() -> str:
     """Today's fp32 TRL step vs the fast path (bf16 copies with fp32 masters, the kv sampler) on the smollm2
     profile, per setting, with the floor and evaluation's items per second
     (benchmarks/bench_fast_path.py -> reports/smollm2/bench_fast_path.json)."""
-    d = _smollm2_report("bench_fast_path.json")
+    d = smollm2_report("bench_fast_path.json")
     if d is None:
         return ("_Not measured yet: `python benchmarks/bench_fast_path.py --out "
                 "reports/smollm2/bench_fast_path.json` writes it._")
@@ -187,14 +187,11 @@ def smollm2_fast_path_block() -> str:
         lines += ["", "Same batch (the first batch of an fp32 run with a non-zero advantage: identical completions "
                       "and advantages), fp32 vs fast from the base weights: loss "
                       f"{ag['loss_fp32']:.5f} vs {ag['loss_fast']:.5f}, gradient norm {ag['grad_norm_fp32']:.4g} vs "
-                      f"{ag['grad_norm_fast']:.4g}, gradient cosine {ag['grad_cosine']:.5f} ("
-                      + (f"the same path with attention in bf16: {ag['grad_cosine_bf16_attention']:.5f}; "
-                         if "grad_cosine_bf16_attention" in ag else "")
-                      + "the earlier bf16 design, "
-                      f"autocast over TRL's loss, on the same batch: {ag['grad_cosine_earlier_autocast']:.5f}"
-                      + (f"; fp32 arithmetic at the bf16-rounded weights, i.e. the weights' rounding alone: "
-                         f"{ag['grad_cosine_rounded_weights_fp32']:.5f}"
-                         if "grad_cosine_rounded_weights_fp32" in ag else "") + "): "
+                      f"{ag['grad_norm_fast']:.4g}, gradient cosine {ag['grad_cosine']:.5f} (the same path with "
+                      f"attention in bf16: {ag['grad_cosine_bf16_attention']:.5f}; the earlier bf16 design, "
+                      f"autocast over TRL's loss, on the same batch: {ag['grad_cosine_earlier_autocast']:.5f}; "
+                      "fp32 arithmetic at the bf16-rounded weights, i.e. the weights' rounding alone: "
+                      f"{ag['grad_cosine_rounded_weights_fp32']:.5f}): "
                       + ("within" if ag["within_tolerance"] else "**outside**") + " the tolerances fixed before "
                       f"measuring (loss ±({t['loss_atol']:g} + {t['loss_rtol']:g}·|loss|), gradient norm "
                       f"±{t['grad_norm_rtol']:.0%}, cosine ≥ {t['grad_cosine_min']:g})."]
@@ -231,10 +228,8 @@ def _design_bound(d: dict) -> str:
 
 
 def _greedy_floor(g: dict) -> str:
-    """The fp32 floor of greedy evaluation and the largest ratio it allows (empty for an older report)."""
-    f = g.get("floor")
-    if not f:
-        return ""
+    """The fp32 floor of greedy evaluation and the largest ratio it allows."""
+    f = g["floor"]
     return (f"; the least arithmetic any exact greedy evaluation of these items does is {f['gflop_min']:.0f} GFLOP, "
             f"{f['floor_seconds_fp32']:.2f} s at the fp32 matmul rate measured here, so an fp32 evaluation can be "
             f"at most {f['max_ratio_generate_to_fp32']:.2f}× faster than `generate` on this machine")
@@ -242,12 +237,9 @@ def _greedy_floor(g: dict) -> str:
 
 def _sampling_memory(d: dict) -> str:
     """What bounds fp32 sampling on the measured CPU: the weights it reads per rollout against the machine's
-    read rate and against the rate the decode step's matmuls read them at the rollout's few rows (empty for a
-    report written before the benchmark measured memory)."""
+    read rate and against the rate the decode step's matmuls read them at the rollout's few rows."""
     f = d["step_flops"]
-    rates = {t: v["memory_gbps"] for t, v in d["floor"].items() if "memory_gbps" in v}
-    if not rates or "decode_gb_fp32" not in f:
-        return ""
+    rates = {t: v["memory_gbps"] for t, v in d["floor"].items()}
     parts = "; ".join(f"{t} thread(s): read {m['read']:.1f} GB/s → {f['decode_gb_fp32'] / m['read']:.2f} s, while "
                       f"the matmuls read their weights at {m['fp32_matmul']:.1f} GB/s in fp32 "
                       f"({m['bf16_matmul']:.1f} in bf16)" for t, m in rates.items())
@@ -259,7 +251,7 @@ def _sampling_memory(d: dict) -> str:
 def smollm2_fast_curves_block() -> str:
     """fp32 vs the fast path's final greedy test accuracy on smollm2, judged by the margin fixed in the benchmark
     (benchmarks/bench_fast_curves.py -> reports/smollm2/bench_fast_curves.json)."""
-    d = _smollm2_report("bench_fast_curves.json")
+    d = smollm2_report("bench_fast_curves.json")
     if d is None:
         return ("_Not measured yet: `python benchmarks/bench_fast_curves.py --out "
                 "reports/smollm2/bench_fast_curves.json` writes it._")
